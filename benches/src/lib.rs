@@ -1,0 +1,1 @@
+//! Benchmarks for kms-plugin (see benches/).

@@ -1,0 +1,1 @@
+//! kms-plugin runtime (blocking).
