@@ -29,13 +29,17 @@ pub mod event;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
+pub mod kek;
 pub mod keyring;
 pub mod keystore;
 pub mod kms;
+pub mod metrics;
 pub mod plugin;
 pub mod rng;
 pub mod rpc;
 pub mod secret;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 
 pub use config::Config;

@@ -1,0 +1,1 @@
+//! Pure parts of the remote KEK providers (request builders, response parsers, key ids).

@@ -1,0 +1,1 @@
+//! Test support: an in-memory HTTP/2 + gRPC client and helpers for deterministic simulations.
