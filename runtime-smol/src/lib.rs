@@ -1,1 +1,4 @@
-//! kms-plugin runtime (smol).
+//! kms-plugin runtime (smol / async-io).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod provider;

@@ -1,0 +1,1 @@
+//! Deterministic simulation harness: a Plugin, a virtual clock and a fake remote KEK.

@@ -1,0 +1,51 @@
+//! Remote KEK providers as the blocking runtime executes them.
+//!
+//! The core asks for remote work through `Effect::Remote`; the runtime runs the matching
+//! provider call on a worker thread and feeds the answer back with `Plugin::handle_remote`.
+
+use std::time::Instant;
+
+use kms_plugin_core::secret::Secret32;
+use kms_plugin_core::{RemoteError, RemoteOp, RemoteReply};
+
+/// A remote KEK (key file, Vault/OpenBao Transit, PKCS#11 HSM) behind blocking calls.
+///
+/// Implementations must be safe to call from several threads at once, must give up by
+/// `deadline` (returning [`kms_plugin_core::RemoteErrorKind::Timeout`]), and must never put
+/// secrets into the errors they return.
+pub trait KekProvider: Send + Sync + 'static {
+    /// Short provider name for logs and metrics: `local`, `vault`, `pkcs11`.
+    fn name(&self) -> &'static str;
+    /// The current remote key id (non-secret, 1..=1024 bytes, never reused) if the remote
+    /// KEK is usable.
+    fn status(&self, deadline: Instant) -> Result<String, RemoteError>;
+    /// Wraps `kek` under exactly the remote key `key_id`.
+    fn wrap(&self, key_id: &str, kek: &Secret32, deadline: Instant)
+    -> Result<Vec<u8>, RemoteError>;
+    /// Unwraps a blob produced by [`KekProvider::wrap`] under `key_id`.
+    fn unwrap(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+        deadline: Instant,
+    ) -> Result<Secret32, RemoteError>;
+}
+
+/// Runs one core [`RemoteOp`] against `provider`.
+pub fn execute(
+    provider: &dyn KekProvider,
+    op: &RemoteOp,
+    deadline: Instant,
+) -> Result<RemoteReply, RemoteError> {
+    match op {
+        RemoteOp::Status => provider
+            .status(deadline)
+            .map(|key_id| RemoteReply::Status { key_id }),
+        RemoteOp::Wrap { key_id, kek } => provider
+            .wrap(key_id, kek, deadline)
+            .map(|wrapped| RemoteReply::Wrapped { wrapped }),
+        RemoteOp::Unwrap { key_id, wrapped } => provider
+            .unwrap(key_id, wrapped, deadline)
+            .map(|kek| RemoteReply::Unwrapped { kek }),
+    }
+}
