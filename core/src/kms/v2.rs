@@ -1,0 +1,110 @@
+//! KMS v2 handlers: Status (from cached state, never a remote call), Encrypt, Decrypt.
+
+use alloc::string::String;
+
+use bytes::Bytes;
+use kms_plugin_proto::v2::{
+    DecryptRequest, EncryptRequest, EncryptResponse, StatusRequest, StatusResponse,
+};
+use prost::Message;
+
+use super::parked::Work;
+use super::{DECRYPTION_FAILED, apiserver_rules, encode_plaintext_field, malformed, wipe};
+use crate::config::KmsConfig;
+use crate::envelope;
+use crate::keystore::{Keystore, LocalKek, MAX_KEY_ID_LEN};
+use crate::rng::Rng;
+use crate::rpc::{Code, Response};
+use crate::secret::{Secret32, SecretBytes};
+use crate::time::Timestamp;
+
+/// `Status`: version (constant), healthz and the advertised key id, all from local state.
+pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp) -> Response {
+    if StatusRequest::decode(msg).is_err() {
+        return malformed();
+    }
+    let health = ks.health_at(now);
+    let resp = StatusResponse {
+        version: String::from(cfg.status_version.as_str()),
+        healthz: String::from(health.cause),
+        key_id: String::from(ks.advertised_key_id()),
+    };
+    debug_assert!(
+        apiserver_rules::check_status_response(&resp.version, &resp.healthz, &resp.key_id).is_ok()
+    );
+    Response::ok(SecretBytes::new(resp.encode_to_vec()))
+}
+
+/// Decodes an `EncryptRequest`; the plaintext moves into a zeroizing buffer at once.
+///
+/// An empty `uid` is accepted: real apiservers always send a UUID (spec §2.2), only the
+/// apiserver's own test mock rejects it (spec §6.3), and the reference plugin ignores it
+/// (spec §7).
+pub(super) fn decode_encrypt(msg: &[u8]) -> Result<(Work, String), Response> {
+    let EncryptRequest { plaintext, uid } = EncryptRequest::decode(msg).map_err(|_| malformed())?;
+    let secret = SecretBytes::copy_from(&plaintext);
+    wipe(plaintext);
+    if secret.is_empty() {
+        return Err(Response::error(Code::InvalidArgument, "plaintext is empty"));
+    }
+    Ok((Work::V2Encrypt { plaintext: secret }, uid))
+}
+
+/// Seals `plaintext` under the current local KEK.
+pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) -> Response {
+    let Ok(ciphertext) = envelope::seal_v2(
+        cur.kek(),
+        cur.key_id(),
+        cur.wrapped(),
+        plaintext.expose(),
+        rng,
+    ) else {
+        return Response::error(Code::InvalidArgument, "plaintext too large");
+    };
+    let resp = EncryptResponse {
+        ciphertext: Bytes::from(ciphertext),
+        key_id: String::from(cur.key_id()),
+        annotations: envelope::v2_annotations(cur.wrapped()),
+    };
+    // The apiserver discards answers that break these rules (spec §3.3 step 2).
+    debug_assert!(
+        apiserver_rules::check_encrypt_response(&resp.ciphertext, &resp.key_id, &resp.annotations)
+            .is_ok()
+    );
+    Response::ok(SecretBytes::new(resp.encode_to_vec()))
+}
+
+/// Decodes a `DecryptRequest` and finds the wrapped local KEK in its annotations.
+pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
+    let req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
+    // key_id: the apiserver's own rule (spec §3.2) also bounds what we accept back.
+    if req.key_id.is_empty() || req.key_id.len() > MAX_KEY_ID_LEN {
+        return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
+    }
+    if req.ciphertext.is_empty() {
+        return Err(Response::error(
+            Code::InvalidArgument,
+            "ciphertext is empty",
+        ));
+    }
+    let Some(wrapped) = envelope::wrapped_kek_from_annotations(&req.annotations) else {
+        return Err(Response::error(Code::InvalidArgument, DECRYPTION_FAILED));
+    };
+    let wrapped = wrapped.to_vec();
+    let digest = envelope::wrapped_kek_digest(&wrapped);
+    let work = Work::V2Decrypt {
+        ciphertext: req.ciphertext.to_vec(),
+        key_id: req.key_id,
+        wrapped,
+        digest,
+    };
+    Ok((work, req.uid))
+}
+
+/// Opens a v2 ciphertext; every failure is the same opaque answer.
+pub(super) fn decrypt(kek: &Secret32, ciphertext: &[u8], key_id: &str, wrapped: &[u8]) -> Response {
+    match envelope::open_v2(kek, key_id, wrapped, ciphertext) {
+        Ok(plain) => Response::ok(encode_plaintext_field(plain.expose())),
+        Err(_) => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
+    }
+}
