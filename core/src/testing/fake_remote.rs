@@ -5,7 +5,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::effect::{RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
+use crate::effect::{RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, RemoteReply};
 use crate::keyring::Keyring;
 use crate::rng::Rng;
 
@@ -31,6 +31,8 @@ pub struct FakeRemote {
     fail_next: VecDeque<RemoteErrorKind>,
     /// While `Some`, every operation fails with this kind.
     down: Option<RemoteErrorKind>,
+    /// While `Some((op, err))`, every operation of kind `op` fails with `err`.
+    failing: Option<(RemoteOpKind, RemoteErrorKind)>,
     /// While true, operations are swallowed without any reply.
     pub never_reply: bool,
     /// Calls received so far.
@@ -56,6 +58,7 @@ impl FakeRemote {
             latency: Duration::from_millis(20),
             fail_next: VecDeque::new(),
             down: None,
+            failing: None,
             never_reply: false,
             calls: RemoteCalls::default(),
         }
@@ -93,6 +96,11 @@ impl FakeRemote {
         self.down = None;
     }
 
+    /// Every operation of kind `op` fails with `err` (or, with `None`, stops failing).
+    pub fn set_failing(&mut self, op: RemoteOpKind, err: Option<RemoteErrorKind>) {
+        self.failing = err.map(|e| (op, e));
+    }
+
     /// Performs `op`; `None` means the remote never answers.
     pub fn answer(&mut self, op: &RemoteOp) -> Option<Result<RemoteReply, RemoteError>> {
         match op {
@@ -103,7 +111,14 @@ impl FakeRemote {
         if self.never_reply {
             return None;
         }
-        if let Some(kind) = self.down.or_else(|| self.fail_next.pop_front()) {
+        let targeted = self
+            .failing
+            .and_then(|(kind, err)| (kind == op.kind()).then_some(err));
+        if let Some(kind) = self
+            .down
+            .or(targeted)
+            .or_else(|| self.fail_next.pop_front())
+        {
             return Some(Err(RemoteError::new(kind, "injected failure")));
         }
         Some(match op {
