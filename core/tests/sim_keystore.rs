@@ -420,8 +420,7 @@ fn late_and_duplicate_remote_replies() {
     );
     assert!(
         sim.events
-            .iter()
-            .any(|e| *e == Event::LateRemoteReplyDropped { id: late_id })
+            .contains(&Event::LateRemoteReplyDropped { id: late_id })
     );
     // Health survived: statuses are fine.
     assert_eq!(status(&mut sim).healthz, "ok");
