@@ -214,3 +214,49 @@ impl fmt::Display for ConfigError {
 }
 
 impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_reference_limits() {
+        let c = KmsConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.suggested_uses, 1 << 21);
+        assert_eq!(c.max_uses, (1 << 22) - 1);
+        assert_eq!(c.max_age, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.unwrap_cache_capacity, 1000);
+        assert_eq!(c.status_version.as_str(), "v2");
+        assert_eq!(StatusVersion::V2Beta1.as_str(), "v2beta1");
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected() {
+        let bad: [fn(&mut KmsConfig); 6] = [
+            |c| c.remote_timeout = Duration::ZERO,
+            |c| c.suggested_uses = c.max_uses + 1,
+            |c| c.suggested_age = c.max_age + Duration::from_secs(1),
+            |c| c.unwrap_cache_capacity = 0,
+            |c| c.status_staleness = c.status_refresh_interval / 2,
+            |c| c.max_in_flight_remote = 2,
+        ];
+        for f in bad {
+            let mut c = KmsConfig::default();
+            f(&mut c);
+            assert!(c.validate().is_err());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        };
+        assert_eq!(b.delay(1), Duration::from_millis(500));
+        assert_eq!(b.delay(2), Duration::from_secs(1));
+        assert_eq!(b.delay(8), Duration::from_secs(30));
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(30));
+    }
+}

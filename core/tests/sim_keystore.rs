@@ -571,3 +571,26 @@ fn too_many_remote_ops_in_flight_is_unavailable() {
     );
     assert_eq!(codes.iter().filter(|c| **c == Code::Unavailable).count(), 3);
 }
+
+#[test]
+fn idle_timers_poll_status_on_schedule_and_never_spin() {
+    let cfg = config();
+    let mut sim = started(&cfg);
+    let before = sim.driver.remote.calls.status;
+    sim.advance(Duration::from_secs(3600));
+    let polls = sim.driver.remote.calls.status - before;
+    assert!((359..=361).contains(&polls), "{polls}");
+    assert_eq!(sim.driver.remote.calls.wrap, 1);
+    // Spurious timeouts change nothing.
+    let events = sim.events.len();
+    for _ in 0..100 {
+        sim.service.handle_timeout(sim.now);
+    }
+    sim.step();
+    assert_eq!(sim.events.len(), events);
+    let next = sim
+        .service
+        .poll_timeout()
+        .expect("the status timer is armed");
+    assert!(next > sim.now);
+}

@@ -107,7 +107,7 @@ impl ServiceSim {
 
     /// Drains effects, events and answers at the current time.
     pub fn step(&mut self) {
-        loop {
+        for _ in 0..10_000_000 {
             let mut progressed = false;
             while let Some(a) = self.service.poll_answer() {
                 self.answers
@@ -136,9 +136,13 @@ impl ServiceSim {
                 progressed = true;
             }
             if !progressed {
-                break;
+                return;
             }
         }
+        panic!(
+            "the service keeps asking for work at {:?} (timer spin?)",
+            self.now
+        );
     }
 
     /// Runs until no reply is owed, no request is parked and no remote op is in flight,
