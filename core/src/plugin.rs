@@ -211,19 +211,17 @@ impl Plugin {
     /// `Effect::Close`.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<ConnId> {
-        let start = self.transmit_cursor;
-        let order: Vec<ConnId> = self
-            .conns
-            .range(ConnId(start)..)
-            .chain(self.conns.range(..ConnId(start)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in order {
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
-            };
+        // Round-robin from the cursor, visiting each connection at most once, no allocation.
+        for _ in 0..self.conns.len() {
+            let id = self
+                .conns
+                .range(ConnId(self.transmit_cursor)..)
+                .next()
+                .or_else(|| self.conns.iter().next())
+                .map(|(id, _)| *id)?;
+            self.transmit_cursor = id.0 + 1;
+            let c = self.conns.get_mut(&id)?;
             if c.poll_transmit(buf) {
-                self.transmit_cursor = id.0 + 1;
                 return Some(id);
             }
             if c.is_closed() {
