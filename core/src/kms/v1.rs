@@ -101,7 +101,7 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<Work, Response> {
 
 /// Opens a v1 ciphertext; every failure is the same opaque answer.
 pub(super) fn decrypt(kek: &Secret32, cipher: &[u8]) -> Response {
-    match envelope::open_v1(kek, cipher) {
+    match envelope::parse_v1(cipher).and_then(|parts| envelope::open_v1(kek, &parts)) {
         Ok(plain) => Response::ok(encode_plaintext_field(plain.expose())),
         Err(_) => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
     }

@@ -64,7 +64,10 @@ pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) ->
     let resp = EncryptResponse {
         ciphertext: Bytes::from(ciphertext),
         key_id: String::from(cur.key_id()),
-        annotations: envelope::v2_annotations(cur.wrapped()),
+        annotations: envelope::v2_annotations(cur.wrapped())
+            .into_iter()
+            .map(|(k, v)| (String::from(k), Bytes::from(v)))
+            .collect(),
     };
     // The apiserver discards answers that break these rules (spec §3.3 step 2).
     debug_assert!(
@@ -87,7 +90,8 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
             "ciphertext is empty",
         ));
     }
-    let Some(wrapped) = envelope::wrapped_kek_from_annotations(&req.annotations) else {
+    let annotations = req.annotations.iter().map(|(k, v)| (k.as_str(), &v[..]));
+    let Ok(wrapped) = envelope::wrapped_kek_from_annotations(annotations) else {
         return Err(Response::error(Code::InvalidArgument, DECRYPTION_FAILED));
     };
     let wrapped = wrapped.to_vec();
