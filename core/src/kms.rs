@@ -6,6 +6,15 @@
 //! [`Answer`]s, at once or after a remote operation (a *parked* request). Every parked request
 //! has a deadline (the earlier of its `grpc-timeout` minus headroom and the remote timeout) by
 //! which it is answered: never a hang.
+//!
+//! # Secrets
+//!
+//! Request plaintext (v2 Encrypt seeds, v1 DEKs) is copied out of the decoded prost message
+//! into a [`SecretBytes`](crate::secret::SecretBytes) at once and the decoded `Bytes` is
+//! wiped in place ([`wipe`]); Decrypt answers are encoded straight into a zeroizing buffer
+//! ([`encode_plaintext_field`]). Residual risk: prost's own temporaries and any `Bytes` that
+//! cannot be reclaimed uniquely are freed without zeroization; the request buffer itself is a
+//! `SecretBytes` owned by the transport.
 
 pub mod apiserver_rules;
 mod dispatch;

@@ -250,3 +250,31 @@ fn v1_tampering_fails_opaquely() {
         );
     }
 }
+
+#[test]
+fn v2_encrypt_refuses_empty_and_oversized_plaintext() {
+    let mut sim = started(&config());
+    for plain in [vec![], vec![0u8; 2000]] {
+        let r = sim.call(
+            msg::V2_ENCRYPT,
+            msg::v2_encrypt(&plain, "u"),
+            Some(APISERVER_TIMEOUT),
+        );
+        assert_eq!(r.code, Code::InvalidArgument, "{} bytes", plain.len());
+    }
+    // The largest plaintext that fits still gives a ciphertext the apiserver accepts.
+    let mut n = 32;
+    loop {
+        let r = sim.call(
+            msg::V2_ENCRYPT,
+            msg::v2_encrypt(&vec![1u8; n + 1], "u"),
+            Some(APISERVER_TIMEOUT),
+        );
+        if r.code != Code::Ok {
+            break;
+        }
+        msg::decode_v2_encrypt(&r);
+        n += 1;
+    }
+    assert!(n > 32);
+}
