@@ -14,7 +14,7 @@ pub type FieldSink<'a> = dyn FnMut(&[u8], &[u8], bool) + 'a;
 /// Decodes the header blocks of one HPACK context (one connection, peer to us).
 ///
 /// Memory is bounded: the dynamic table holds at most the advertised table size (its byte
-/// buffer at most about twice that), and the scratch buffer for one field holds at most 8/5
+/// buffer less than twice that in use, see [`DynamicTable`]), and the scratch buffer for one field holds at most 8/5
 /// of the block's length (a raw string is no longer than the block, a Huffman one at most
 /// 8/5 of its encoding). Buffers are reused, so steady-state decoding allocates nothing.
 /// Time is linear in the block's length (plus the callback's work).
@@ -73,11 +73,7 @@ impl Decoder {
     /// later call returns the same error. The caller enforces its header list size limit in
     /// `emit` (a one-octet indexed field can repeat a table entry of up to the table size),
     /// but must still pass every block here so the dynamic table stays in sync.
-    pub fn decode(
-        &mut self,
-        block: &[u8],
-        emit: &mut FieldSink<'_>,
-    ) -> Result<(), HpackError> {
+    pub fn decode(&mut self, block: &[u8], emit: &mut FieldSink<'_>) -> Result<(), HpackError> {
         if let Some(err) = self.failed {
             return Err(err);
         }
@@ -108,11 +104,7 @@ impl Decoder {
         self.table.get(dynamic_index_from_0)
     }
 
-    fn decode_block(
-        &mut self,
-        block: &[u8],
-        emit: &mut FieldSink<'_>,
-    ) -> Result<(), HpackError> {
+    fn decode_block(&mut self, block: &[u8], emit: &mut FieldSink<'_>) -> Result<(), HpackError> {
         let mut rest = block;
         // §4.2: size updates may only precede the first field representation of a block.
         let mut at_start = true;

@@ -94,9 +94,10 @@ impl Entry {
 ///
 /// Entries live back to back in one byte buffer (name then value), oldest first, and are
 /// described by a queue of offsets, so inserting and evicting allocate nothing once the
-/// buffers have grown to their working size. The buffer holds at most about twice the
-/// table's capacity: dead bytes at its front are compacted away (an amortised O(1) copy per
-/// inserted byte) once they outnumber the live ones.
+/// buffers have grown to their working size. Evicted bytes at the buffer's front are
+/// compacted away (an amortised O(1) copy per inserted byte) once they outnumber the live
+/// ones, so the buffer's length stays below twice the capacity (its allocation below four
+/// times, with `Vec`'s doubling), and the offset queue below `capacity / 32` entries.
 pub struct DynamicTable {
     /// `bytes[head..]` are the live entries' bytes, oldest first.
     bytes: Vec<u8>,
