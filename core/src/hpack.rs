@@ -7,6 +7,26 @@
 //! - [`Encoder`] writes our response headers and trailers using only the static table (so the
 //!   peer's dynamic table stays empty and its SETTINGS_HEADER_TABLE_SIZE never constrains us).
 //! - [`encode_integer`] / [`decode_integer`] are the prefix-integer primitives (§5.1).
+//!
+//! ```
+//! use kms_plugin_core::hpack::{Decoder, Encoder};
+//!
+//! // Our response headers: `:status: 200` is static index 8, so it encodes as 0x88.
+//! let mut block = Vec::new();
+//! let mut encoder = Encoder::new();
+//! encoder.encode_field(b":status", b"200", false, &mut block);
+//! encoder.encode_field(b"content-type", b"application/grpc", false, &mut block);
+//! assert_eq!(block[0], 0x88);
+//!
+//! // One decoder per connection; each complete header block is decoded in one call.
+//! let mut decoder = Decoder::new(4096);
+//! let mut fields = Vec::new();
+//! decoder.decode(&block, &mut |name, value, _never_indexed| {
+//!     fields.push((name.to_vec(), value.to_vec()));
+//! })?;
+//! assert_eq!(fields[1], (b"content-type".to_vec(), b"application/grpc".to_vec()));
+//! # Ok::<(), kms_plugin_core::hpack::HpackError>(())
+//! ```
 
 pub mod decoder;
 pub mod encoder;
