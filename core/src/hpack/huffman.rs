@@ -536,6 +536,26 @@ mod tests {
     }
 
     #[test]
+    fn every_symbol_with_its_padding_and_with_too_much() {
+        for b in 0..=255u8 {
+            let mut enc = Vec::new();
+            encode(&[b], &mut enc);
+            let padding = enc.len() * 8 - usize::from(CODES[usize::from(b)].1);
+            assert!(padding < 8);
+            let mut dec = Vec::new();
+            assert_eq!(decode(&enc, &mut dec), Ok(()), "{b}");
+            assert_eq!(dec, [b]);
+            // Eight more one-bits make the padding at least 8 bits long (§5.2).
+            enc.push(0xff);
+            assert_eq!(
+                decode(&enc, &mut dec),
+                Err(HpackError::InvalidHuffman),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
     fn padding_and_eos_are_rejected() {
         let mut out = Vec::new();
         assert_eq!(decode(&[], &mut out), Ok(()));
