@@ -274,7 +274,8 @@ fn v2_annotations_round_trip_and_are_valid() {
 #[test]
 fn v2_foreign_or_edited_annotations_are_rejected() {
     let w: &[u8] = VAULT_WRAPPED;
-    let cases: Vec<(&str, Vec<(&str, &[u8])>)> = vec![
+    type Annotations<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Annotations)> = vec![
         ("empty", vec![]),
         ("missing format", vec![(WRAPPED_KEK_KEY, w)]),
         ("missing wrapped", vec![(FORMAT_KEY, b"1")]),
