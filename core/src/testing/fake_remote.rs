@@ -9,6 +9,9 @@ use crate::effect::{RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, Remote
 use crate::keyring::Keyring;
 use crate::rng::Rng;
 
+/// The keyring key name the fake remote uses.
+pub const KEY_NAME: &str = Keyring::DEFAULT_KEY_NAME;
+
 /// How many operations of each kind the fake remote received.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RemoteCalls {
@@ -44,7 +47,9 @@ impl FakeRemote {
     pub fn new(seed: [u8; 32]) -> Self {
         let mut rng = Rng::from_seed(seed);
         let mut keyring = Keyring::new();
-        keyring.add_key(rng.secret32());
+        keyring
+            .add_key(KEY_NAME, rng.secret32())
+            .expect("a fresh keyring takes a key");
         Self::with_keyring(keyring, seed)
     }
 
@@ -71,13 +76,15 @@ impl FakeRemote {
 
     /// The key id Status reports now.
     pub fn current_key_id(&self) -> String {
-        String::from(self.keyring.current_key_id().unwrap_or(""))
+        self.keyring.current_key_id(KEY_NAME).unwrap_or_default()
     }
 
     /// Adds a key version; Status reports it from now on.
     pub fn rotate(&mut self) -> String {
         let key = self.rng.secret32();
-        self.keyring.add_key(key);
+        self.keyring
+            .add_key(KEY_NAME, key)
+            .expect("the keyring takes another version");
         self.current_key_id()
     }
 
@@ -122,10 +129,8 @@ impl FakeRemote {
             return Some(Err(RemoteError::new(kind, "injected failure")));
         }
         Some(match op {
-            RemoteOp::Status => match self.keyring.current_key_id() {
-                Some(k) => Ok(RemoteReply::Status {
-                    key_id: String::from(k),
-                }),
+            RemoteOp::Status => match self.keyring.current_key_id(KEY_NAME) {
+                Some(key_id) => Ok(RemoteReply::Status { key_id }),
                 None => Err(RemoteError::new(RemoteErrorKind::NotFound, "no key")),
             },
             RemoteOp::Wrap { key_id, kek } => {
@@ -137,13 +142,11 @@ impl FakeRemote {
                 self.keyring
                     .wrap(key_id, kek, nonce)
                     .map(|wrapped| RemoteReply::Wrapped { wrapped })
-                    .map_err(|_| RemoteError::new(RemoteErrorKind::NotFound, "wrap failed"))
             }
             RemoteOp::Unwrap { key_id, wrapped } => self
                 .keyring
                 .unwrap(key_id, wrapped)
-                .map(|kek| RemoteReply::Unwrapped { kek })
-                .map_err(|_| RemoteError::new(RemoteErrorKind::Corrupt, "unwrap failed")),
+                .map(|kek| RemoteReply::Unwrapped { kek }),
         })
     }
 }
