@@ -112,7 +112,7 @@ fn run(world_seed: u8) -> (usize, usize) {
     // A tiny cache: old local KEKs fall out and must be unwrapped again.
     cfg.unwrap_cache_capacity = 2;
     let mut sim = started(&cfg);
-    let mut w = World::default();
+    let mut world = World::default();
     let kinds = [
         RemoteErrorKind::Unavailable,
         RemoteErrorKind::Timeout,
@@ -121,12 +121,12 @@ fn run(world_seed: u8) -> (usize, usize) {
     ];
     for step in 0..600u32 {
         let timeout = APISERVER_TIMEOUT + Duration::from_millis(rng.next_u64() % 3000);
-        let s = seed(u32::from(world_seed) * 100_000 + step);
+        let plain = seed(u32::from(world_seed) * 100_000 + step);
         let roll = rng.next_u64() % 20;
         let sent = sim.now;
         let mut send = |sim: &mut ServiceSim, path: &str, m: Vec<u8>, what: Pending| {
             let stream = sim.send(path, m, Some(timeout));
-            w.outstanding.push(Outstanding {
+            world.outstanding.push(Outstanding {
                 stream,
                 sent,
                 timeout,
@@ -137,44 +137,54 @@ fn run(world_seed: u8) -> (usize, usize) {
             0..=3 => send(
                 &mut sim,
                 msg::V2_ENCRYPT,
-                msg::v2_encrypt(&s, "u"),
-                Pending::V2Encrypt(s),
+                msg::v2_encrypt(&plain, "u"),
+                Pending::V2Encrypt(plain),
             ),
             4..=7 => {
-                if let Some(i) = pick(&mut rng, &w.v2) {
-                    let (p, e) = &w.v2[i];
-                    let m = msg::v2_decrypt(e, "u");
-                    let p = *p;
-                    send(&mut sim, msg::V2_DECRYPT, m, Pending::V2Decrypt(p));
+                if let Some(i) = pick(&mut rng, &world.v2) {
+                    let (expected, enc) = &world.v2[i];
+                    let request = msg::v2_decrypt(enc, "u");
+                    let expected = *expected;
+                    send(
+                        &mut sim,
+                        msg::V2_DECRYPT,
+                        request,
+                        Pending::V2Decrypt(expected),
+                    );
                 }
             }
             8 => send(
                 &mut sim,
                 msg::V1_ENCRYPT,
-                msg::v1_encrypt(&s),
-                Pending::V1Encrypt(s),
+                msg::v1_encrypt(&plain),
+                Pending::V1Encrypt(plain),
             ),
             9 => {
-                if let Some(i) = pick(&mut rng, &w.v1) {
-                    let (p, c) = &w.v1[i];
-                    let m = msg::v1_decrypt(c);
-                    let p = *p;
-                    send(&mut sim, msg::V1_DECRYPT, m, Pending::V1Decrypt(p));
+                if let Some(i) = pick(&mut rng, &world.v1) {
+                    let (expected, cipher) = &world.v1[i];
+                    let request = msg::v1_decrypt(cipher);
+                    let expected = *expected;
+                    send(
+                        &mut sim,
+                        msg::V1_DECRYPT,
+                        request,
+                        Pending::V1Decrypt(expected),
+                    );
                 }
             }
             10..=12 => {
                 // Status and Encrypt at the same instant.
                 let st = sim.send(msg::V2_STATUS, msg::v2_status(), Some(timeout));
-                let en = sim.send(msg::V2_ENCRYPT, msg::v2_encrypt(&s, "u"), Some(timeout));
+                let en = sim.send(msg::V2_ENCRYPT, msg::v2_encrypt(&plain, "u"), Some(timeout));
                 let status = msg::decode_status(&sim.take(st).expect("status is immediate").0);
                 if !status.key_id.is_empty() {
-                    w.note_key_id(&status.key_id);
+                    world.note_key_id(&status.key_id);
                 }
                 match sim.take(en) {
                     Some((r, _)) if r.code == Code::Ok => {
                         let e = msg::decode_v2_encrypt(&r);
                         assert_eq!(e.key_id, status.key_id, "step {step}");
-                        w.v2.push((s, e));
+                        world.v2.push((plain, e));
                     }
                     other => {
                         assert_ne!(
@@ -182,11 +192,11 @@ fn run(world_seed: u8) -> (usize, usize) {
                             "healthy but Encrypt did not succeed at once"
                         );
                         if other.is_none() {
-                            w.outstanding.push(Outstanding {
+                            world.outstanding.push(Outstanding {
                                 stream: en,
                                 sent,
                                 timeout,
-                                what: Pending::V2Encrypt(s),
+                                what: Pending::V2Encrypt(plain),
                             });
                         }
                     }
@@ -210,7 +220,7 @@ fn run(world_seed: u8) -> (usize, usize) {
             _ => sim.advance(Duration::from_millis(rng.next_u64() % 20_000)),
         }
         sim.advance(Duration::from_millis(rng.next_u64() % 400));
-        w.collect(&mut sim);
+        world.collect(&mut sim);
     }
     // Heal the remote; everything outstanding gets answered and everything ever returned
     // decrypts.
@@ -219,14 +229,14 @@ fn run(world_seed: u8) -> (usize, usize) {
     sim.driver.remote.latency = Duration::from_millis(20);
     sim.advance(Duration::from_secs(60));
     sim.drive();
-    w.collect(&mut sim);
+    world.collect(&mut sim);
     assert!(
-        w.outstanding.is_empty(),
+        world.outstanding.is_empty(),
         "{} requests never answered",
-        w.outstanding.len()
+        world.outstanding.len()
     );
     assert_eq!(sim.service.parked_requests(), 0);
-    for (p, e) in &w.v2 {
+    for (p, e) in &world.v2 {
         let r = sim.call(
             msg::V2_DECRYPT,
             msg::v2_decrypt(e, "u"),
@@ -234,7 +244,7 @@ fn run(world_seed: u8) -> (usize, usize) {
         );
         assert_eq!(msg::decode_v2_plaintext(&r), p);
     }
-    for (p, c) in &w.v1 {
+    for (p, c) in &world.v1 {
         let r = sim.call(msg::V1_DECRYPT, msg::v1_decrypt(c), Some(APISERVER_TIMEOUT));
         assert_eq!(msg::decode_v1_plain(&r), p);
     }
@@ -244,14 +254,14 @@ fn run(world_seed: u8) -> (usize, usize) {
     assert_eq!(s.key_id, sim.driver.remote.current_key_id());
     eprintln!(
         "world {world_seed}: ok {} err {} key ids {} v2 {} v1 {} unwraps {}",
-        w.answered_ok,
-        w.answered_err,
-        w.key_ids.len(),
-        w.v2.len(),
-        w.v1.len(),
+        world.answered_ok,
+        world.answered_err,
+        world.key_ids.len(),
+        world.v2.len(),
+        world.v1.len(),
         sim.driver.remote.calls.unwrap
     );
-    (w.answered_ok, w.answered_err)
+    (world.answered_ok, world.answered_err)
 }
 
 #[test]
