@@ -278,3 +278,19 @@ fn v2_encrypt_refuses_empty_and_oversized_plaintext() {
     }
     assert!(n > 32);
 }
+
+#[test]
+fn events_never_carry_plaintext() {
+    let mut sim = started(&config());
+    let secret = *b"TOP-SECRET-SEED-0123456789abcdef";
+    let enc = encrypt(&mut sim, &secret);
+    assert_eq!(msg::decode_v2_plaintext(&decrypt(&mut sim, &enc)), secret);
+    let r = sim.call(msg::V1_ENCRYPT, msg::v1_encrypt(&secret), None);
+    let c = msg::decode_v1_cipher(&r);
+    let r = sim.call(msg::V1_DECRYPT, msg::v1_decrypt(&c), None);
+    assert_eq!(msg::decode_v1_plain(&r), secret);
+    let all = format!("{:?}", sim.events);
+    assert!(!all.contains("TOP-SECRET"), "{all}");
+    assert!(!all.contains(&format!("{:?}", &secret[..8])));
+    assert!(sim.events.len() > 8);
+}
