@@ -649,6 +649,21 @@ fn golden_bytes() {
     );
 }
 
+#[test]
+fn documentation_shows_the_golden_bytes() {
+    let doc = include_str!("../../docs/ciphertext-format.md");
+    assert!(doc.contains(GOLDEN_DIGEST));
+    // The documented v2 example, split into header, info, nonce, ciphertext and tag.
+    let (header, rest) = GOLDEN_V2.split_at(4);
+    let (info, rest) = rest.split_at(64);
+    let (nonce, rest) = rest.split_at(24);
+    let (body, tag) = rest.split_at(8);
+    assert_eq!(header, "c721");
+    for part in [info, nonce, body, tag] {
+        assert!(doc.contains(part), "{part}");
+    }
+}
+
 const GOLDEN_V2: &str = "c721d27f726c6ef791779daad69bcb84964d4d5ed512ad8f4857f0ee25a7bf5cd302af275cf01825f3ce8d1c906f6710472b3f9a40ebc73b63b8860a4d9b59760cbb";
 const GOLDEN_V1: &str = "c71100036b69640007777261707065641edbc53f7f9e2d49fc5df922aebbfd2d52c99ef6dd2f19a19a3715dc585e78919d214ad2078a05b843438d0adba72c60cb737062af34aa85ff085054d1ec016d";
 const GOLDEN_DIGEST: &str = "0808331e476a11dac7f01b405ed9b338c5155c261be7043246fa86a1d7b2c056";

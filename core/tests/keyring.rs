@@ -230,6 +230,18 @@ fn key_id_is_stable_public_and_well_formed() {
     assert!(k.key_id(&long, 1).unwrap().len() <= 1024);
 }
 
+#[test]
+fn documented_example_parses() {
+    // The example in docs/keyring-format.md is a valid keyring with the documented key_id.
+    let doc = include_str!("../../docs/keyring-format.md");
+    let start = doc.find("```\nkms-plugin-keyring v1").unwrap() + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    let k = Keyring::parse(doc[start..end].as_bytes()).unwrap();
+    assert_eq!(k.names().collect::<Vec<_>>(), ["backup", "default"]);
+    assert_eq!(k.current_key_id("default").as_deref(), Some(GOLDEN_KEY_ID));
+    assert!(doc.contains(GOLDEN_KEY_ID));
+}
+
 const GOLDEN_KEY_ID: &str = "local:default:v2:a435fe2b7dfc4a7e";
 
 #[test]
