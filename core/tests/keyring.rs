@@ -236,7 +236,7 @@ fn documented_example_parses() {
     let doc = include_str!("../../docs/keyring-format.md");
     let start = doc.find("```\nkms-plugin-keyring v1").unwrap() + 4;
     let end = start + doc[start..].find("```").unwrap();
-    let k = Keyring::parse(doc[start..end].as_bytes()).unwrap();
+    let k = Keyring::parse(&doc.as_bytes()[start..end]).unwrap();
     assert_eq!(k.names().collect::<Vec<_>>(), ["backup", "default"]);
     assert_eq!(k.current_key_id("default").as_deref(), Some(GOLDEN_KEY_ID));
     assert!(doc.contains(GOLDEN_KEY_ID));
