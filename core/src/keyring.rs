@@ -260,7 +260,8 @@ impl Keyring {
     ) -> Result<Vec<u8>, RemoteError> {
         let key = self.key_for_id(key_id).ok_or_else(not_found)?;
         let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| corrupt())?;
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
+        // Zeroizing while it holds the plaintext KEK; on success the ciphertext is moved out.
+        let mut out = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         out.push(WRAP_FORMAT);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(kek.expose());
@@ -269,7 +270,7 @@ impl Keyring {
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), &wrap_aad(key_id), body)
             .map_err(|_| corrupt())?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(core::mem::take(&mut *out))
     }
 
     /// Unwraps a blob [`Keyring::wrap`] produced under `key_id`.

@@ -11,7 +11,7 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use alloc::vec::Vec;
 use hkdf::Hkdf;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{OpenError, SealError};
 use crate::rng::Rng;
@@ -54,10 +54,17 @@ pub(crate) fn seal_into(
     out.extend_from_slice(&nonce);
     let start = out.len();
     out.extend_from_slice(plaintext);
-    let body = out.get_mut(start..).ok_or(SealError::Crypto)?;
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, body)
-        .map_err(|_| SealError::Crypto)?;
+    let tag = match out.get_mut(start..) {
+        Some(body) => cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, body)
+            .ok(),
+        None => None,
+    };
+    let Some(tag) = tag else {
+        // Not reachable with the sizes callers allow; never leave plaintext behind anyway.
+        out.zeroize();
+        return Err(SealError::Crypto);
+    };
     out.extend_from_slice(&tag);
     Ok(())
 }
