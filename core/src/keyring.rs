@@ -259,16 +259,16 @@ impl Keyring {
         nonce: [u8; 12],
     ) -> Result<Vec<u8>, RemoteError> {
         let key = self.key_for_id(key_id).ok_or_else(not_found)?;
-        let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| corrupt())?;
+        let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| wrap_failed())?;
         // Zeroizing while it holds the plaintext KEK; on success the ciphertext is moved out.
         let mut out = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         out.push(WRAP_FORMAT);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(kek.expose());
-        let body = out.get_mut(13..).ok_or_else(corrupt)?;
+        let body = out.get_mut(13..).ok_or_else(wrap_failed)?;
         let tag = cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), &wrap_aad(key_id), body)
-            .map_err(|_| corrupt())?;
+            .map_err(|_| wrap_failed())?;
         out.extend_from_slice(&tag);
         Ok(core::mem::take(&mut *out))
     }
@@ -308,6 +308,14 @@ fn corrupt() -> RemoteError {
     RemoteError::new(
         RemoteErrorKind::Corrupt,
         "wrapped KEK does not open under the keyring key",
+    )
+}
+
+/// Not reachable (AES-256-GCM takes any 32-byte key and a 32-byte message).
+fn wrap_failed() -> RemoteError {
+    RemoteError::new(
+        RemoteErrorKind::Other,
+        "wrapping under the keyring key failed",
     )
 }
 
