@@ -120,7 +120,7 @@ mod tests {
             let expected = ALPHABET.iter().position(|c| *c == byte);
             let got = decode_symbol(byte);
             match expected {
-                Some(value) => assert_eq!(got, value as i16, "{byte:#x}"),
+                Some(value) => assert_eq!(Ok(got), i16::try_from(value), "{byte:#x}"),
                 None => assert!(got < 0, "{byte:#x} -> {got}"),
             }
         }
