@@ -80,6 +80,8 @@ impl fmt::Display for SealError {
     }
 }
 
+impl core::error::Error for SealError {}
+
 /// A ciphertext could not be decrypted. Deliberately opaque: a malformed header, a wrong
 /// key_id, a wrong wrapped KEK, a wrong local KEK and a flipped bit all look the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +92,8 @@ impl fmt::Display for OpenError {
         f.write_str("ciphertext could not be decrypted")
     }
 }
+
+impl core::error::Error for OpenError {}
 
 /// Whether `key_id` has a length kube-apiserver accepts (1..=1024 bytes, spec §3.2).
 fn key_id_len_ok(key_id: &str) -> bool {
