@@ -92,7 +92,7 @@ fn header_only_and_lenient_whitespace() {
     // Comments and blank lines before the header; CRLF; tabs and repeated spaces; indented
     // comment; no final newline.
     let text = format!(
-        "# my keyring\r\n\r\nkms-plugin-keyring v1\r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
+        "# my keyring\r\n\r\n  kms-plugin-keyring\tv1 \r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
         b64(&key_bytes(1)),
         b64(&key_bytes(2))
     );

@@ -21,6 +21,8 @@ use crate::secret::Secret32;
 pub(super) const HEADER: &str = "kms-plugin-keyring v1";
 /// The header's first word, to tell "another version" from "no header".
 const HEADER_WORD: &str = "kms-plugin-keyring";
+/// The header's second word: the format version this build reads.
+const HEADER_VERSION: &str = "v1";
 /// The largest keyring file accepted (far above `MAX_KEYS` lines).
 pub const MAX_FILE_LEN: usize = 1 << 20;
 /// The longest line accepted.
@@ -78,7 +80,11 @@ pub(super) fn parse(text: &[u8]) -> Result<Keyring, KeyringError> {
             continue; // comment
         }
         if !header_seen {
-            if line == HEADER.as_bytes() {
+            let mut header_words = fields(line);
+            let is_header = header_words.next() == Some(HEADER_WORD.as_bytes())
+                && header_words.next() == Some(HEADER_VERSION.as_bytes())
+                && header_words.next().is_none();
+            if is_header {
                 header_seen = true;
                 continue;
             }
