@@ -2,7 +2,7 @@
 //!
 //! Key hierarchy (architecture §4): the remote KEK wraps a *local KEK*; each message is sealed
 //! under `HKDF-SHA256-Expand(local KEK, info = 32 random bytes)` with AES-256-GCM and a random
-//! nonce ([`kdf`]). Two formats share that schedule:
+//! nonce (`envelope/kdf.rs`). Two formats share that schedule:
 //!
 //! - **v2** ([`seal_v2`] / [`open_v2`]): `header | info | nonce | AES-GCM(plaintext) | tag`,
 //!   at most 1024 bytes (spec §3.3). The wrapped local KEK travels in the annotations

@@ -1,7 +1,7 @@
 //! The local key-file provider's pure part: a keyring of named, versioned 32-byte keys.
 //!
 //! The `local` remote-KEK provider (architecture §6) keeps its keys in a small text file (format
-//! in `docs/keyring-format.md`, codec in [`text`]). The runtime reads and writes the file; this
+//! in `docs/keyring-format.md`, codec in `keyring/text.rs`). The runtime reads and writes the file; this
 //! module parses and serializes it, names each key version with a stable public `key_id`, and
 //! wraps / unwraps local KEKs under a named version with AES-256-GCM.
 //!
