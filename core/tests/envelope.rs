@@ -516,6 +516,31 @@ fn v1_is_bound_to_key_id_and_wrapped_kek() {
 }
 
 #[test]
+fn non_ascii_key_ids_round_trip() {
+    // key_id is any UTF-8 (proto3 `string`); lengths are in bytes.
+    let kek = kek(0x42);
+    let mut r = rng(19);
+    let id = "ключ/🔑:v1";
+    let v1 = seal_v1(&kek, id, VAULT_WRAPPED, b"ping", &mut r).unwrap();
+    let parts = parse_v1(&v1).unwrap();
+    assert_eq!(parts.key_id, id);
+    assert_eq!(open_v1(&kek, &parts).unwrap().expose(), b"ping");
+    let v2 = seal_v2(&kek, id, VAULT_WRAPPED, b"seed", &mut r).unwrap();
+    assert_eq!(
+        open_v2(&kek, id, VAULT_WRAPPED, &v2).unwrap().expose(),
+        b"seed"
+    );
+    // 1024 bytes made of 2-byte characters is the limit; one more byte is refused.
+    let id = "ж".repeat(512);
+    assert!(seal_v1(&kek, &id, VAULT_WRAPPED, b"x", &mut r).is_ok());
+    let id = format!("{id}x");
+    assert_eq!(
+        seal_v2(&kek, &id, VAULT_WRAPPED, b"x", &mut r),
+        Err(SealError::InvalidKeyId)
+    );
+}
+
+#[test]
 fn formats_do_not_cross() {
     let kek = kek(0x41);
     let mut r = rng(14);
@@ -647,6 +672,21 @@ fn golden_bytes() {
         open_v1(&kek, &parse_v1(&v1).unwrap()).unwrap().expose(),
         b"ping"
     );
+}
+
+#[test]
+fn documentation_shows_the_golden_bytes() {
+    let doc = include_str!("../../docs/ciphertext-format.md");
+    assert!(doc.contains(GOLDEN_DIGEST));
+    // The documented v2 example, split into header, info, nonce, ciphertext and tag.
+    let (header, rest) = GOLDEN_V2.split_at(4);
+    let (info, rest) = rest.split_at(64);
+    let (nonce, rest) = rest.split_at(24);
+    let (body, tag) = rest.split_at(8);
+    assert_eq!(header, "c721");
+    for part in [info, nonce, body, tag] {
+        assert!(doc.contains(part), "{part}");
+    }
 }
 
 const GOLDEN_V2: &str = "c721d27f726c6ef791779daad69bcb84964d4d5ed512ad8f4857f0ee25a7bf5cd302af275cf01825f3ce8d1c906f6710472b3f9a40ebc73b63b8860a4d9b59760cbb";

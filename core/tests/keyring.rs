@@ -92,7 +92,7 @@ fn header_only_and_lenient_whitespace() {
     // Comments and blank lines before the header; CRLF; tabs and repeated spaces; indented
     // comment; no final newline.
     let text = format!(
-        "# my keyring\r\n\r\nkms-plugin-keyring v1\r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
+        "# my keyring\r\n\r\n  kms-plugin-keyring\tv1 \r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
         b64(&key_bytes(1)),
         b64(&key_bytes(2))
     );
@@ -228,6 +228,18 @@ fn key_id_is_stable_public_and_well_formed() {
     let long = "n".repeat(64);
     k.add_key(&long, Secret32::from_bytes([1; 32])).unwrap();
     assert!(k.key_id(&long, 1).unwrap().len() <= 1024);
+}
+
+#[test]
+fn documented_example_parses() {
+    // The example in docs/keyring-format.md is a valid keyring with the documented key_id.
+    let doc = include_str!("../../docs/keyring-format.md");
+    let start = doc.find("```\nkms-plugin-keyring v1").unwrap() + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    let k = Keyring::parse(&doc.as_bytes()[start..end]).unwrap();
+    assert_eq!(k.names().collect::<Vec<_>>(), ["backup", "default"]);
+    assert_eq!(k.current_key_id("default").as_deref(), Some(GOLDEN_KEY_ID));
+    assert!(doc.contains(GOLDEN_KEY_ID));
 }
 
 const GOLDEN_KEY_ID: &str = "local:default:v2:a435fe2b7dfc4a7e";
@@ -530,6 +542,20 @@ fn limits_on_keys_and_versions() {
     .unwrap();
     let err = max.add_key("default", rng.secret32()).unwrap_err();
     assert!(err.reason.contains("no version number left"), "{err}");
+    // Serializing long names and the largest versions stays within the buffer's first
+    // allocation (a debug assertion in `serialize` checks it; tests run with debug assertions).
+    let mut wide = Keyring::new();
+    for i in 0..50u8 {
+        let name = format!("{}{i:02}", "n".repeat(62));
+        let text = format!("kms-plugin-keyring v1\n{}", line(&name, u32::MAX, &[i; 32]));
+        let one = Keyring::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            *one.serialize(),
+            *Keyring::parse(&one.serialize()).unwrap().serialize()
+        );
+        wide.add_key(&name, Secret32::from_bytes([i; 32])).unwrap();
+    }
+    assert_eq!(Keyring::parse(&wide.serialize()).unwrap().len(), 50);
     // At most MAX_KEYS versions.
     let mut full = Keyring::new();
     for _ in 0..kms_plugin_core::keyring::MAX_KEYS {
