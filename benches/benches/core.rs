@@ -30,7 +30,9 @@ const ACK: u8 = 0x1;
 
 /// RFC 9113 §4.1 frame header + payload.
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).expect("small frame").to_be_bytes();
+    let len = u32::try_from(payload.len())
+        .expect("small frame")
+        .to_be_bytes();
     out.extend_from_slice(&len[1..]);
     out.push(kind);
     out.push(flags);
