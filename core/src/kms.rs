@@ -427,20 +427,27 @@ pub(crate) fn wipe(b: bytes::Bytes) {
     }
 }
 
+/// Appends protobuf field `field` (wire type 2, length-delimited) holding `value`; proto3
+/// omits empty fields.
+pub(crate) fn put_bytes_field(out: &mut alloc::vec::Vec<u8>, field: u8, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    out.push((field << 3) | 2);
+    let mut len = value.len() as u64;
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(value);
+}
+
 /// Encodes a response message whose only field is `bytes plaintext = 1` (v2 `DecryptResponse`
 /// and v1 `DecryptResponse.plain` share this shape) straight into a zeroizing buffer, so the
-/// plaintext never sits in a non-zeroizing `Bytes`. proto3 omits an empty field.
+/// plaintext never sits in a non-zeroizing `Bytes`.
 pub(crate) fn encode_plaintext_field(plain: &[u8]) -> crate::secret::SecretBytes {
     let mut out = alloc::vec::Vec::with_capacity(plain.len() + 11);
-    if !plain.is_empty() {
-        out.push(0x0a); // field 1, wire type 2 (length-delimited)
-        let mut len = plain.len() as u64;
-        while len >= 0x80 {
-            out.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
-        out.extend_from_slice(plain);
-    }
+    put_bytes_field(&mut out, 1, plain);
     crate::secret::SecretBytes::new(out)
 }

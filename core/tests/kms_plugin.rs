@@ -55,23 +55,42 @@ fn v2_and_v1_round_trips_over_http2_with_every_authority_form() {
     let mut sim = started(Config::default());
     let c = sim.connect();
     for (i, authority) in AUTHORITIES.iter().enumerate() {
-        let o = opts(authority);
-        let st = msg::decode_status(&ok(&sim.call(c, msg::V2_STATUS, &msg::v2_status(), &o)));
+        let call_opts = opts(authority);
+        let st = msg::decode_status(&ok(&sim.call(
+            c,
+            msg::V2_STATUS,
+            &msg::v2_status(),
+            &call_opts,
+        )));
         assert_eq!(st.healthz, "ok");
         assert_eq!(st.version, "v2");
-        let s = seed(i as u32);
-        let r = sim.call(c, msg::V2_ENCRYPT, &msg::v2_encrypt(&s, "uid-1"), &o);
+        let plain = seed(i as u32);
+        let r = sim.call(
+            c,
+            msg::V2_ENCRYPT,
+            &msg::v2_encrypt(&plain, "uid-1"),
+            &call_opts,
+        );
         let enc = msg::decode_v2_encrypt(&ok(&r));
         assert_eq!(enc.key_id, st.key_id);
-        let r = sim.call(c, msg::V2_DECRYPT, &msg::v2_decrypt(&enc, "uid-2"), &o);
-        assert_eq!(msg::decode_v2_plaintext(&ok(&r)), s);
+        let r = sim.call(
+            c,
+            msg::V2_DECRYPT,
+            &msg::v2_decrypt(&enc, "uid-2"),
+            &call_opts,
+        );
+        assert_eq!(msg::decode_v2_plaintext(&ok(&r)), plain);
 
-        let v: v1beta1::VersionResponse =
-            msg::decode_ok(&ok(&sim.call(c, msg::V1_VERSION, &msg::v1_version(), &o)));
+        let v: v1beta1::VersionResponse = msg::decode_ok(&ok(&sim.call(
+            c,
+            msg::V1_VERSION,
+            &msg::v1_version(),
+            &call_opts,
+        )));
         assert_eq!(v.version, "v1beta1");
-        let r = sim.call(c, msg::V1_ENCRYPT, &msg::v1_encrypt(b"ping"), &o);
+        let r = sim.call(c, msg::V1_ENCRYPT, &msg::v1_encrypt(b"ping"), &call_opts);
         let cipher = msg::decode_v1_cipher(&ok(&r));
-        let r = sim.call(c, msg::V1_DECRYPT, &msg::v1_decrypt(&cipher), &o);
+        let r = sim.call(c, msg::V1_DECRYPT, &msg::v1_decrypt(&cipher), &call_opts);
         assert_eq!(msg::decode_v1_plain(&ok(&r)), b"ping");
     }
     assert!(sim.usage_errors.is_empty());
@@ -229,9 +248,10 @@ fn disconnect_closes_the_connection_and_drops_its_parked_calls() {
 
 #[test]
 fn connections_beyond_the_cap_are_refused() {
-    let mut config = Config::default();
-    config.max_connections = 2;
-    let mut sim = started(config);
+    let mut sim = started(Config {
+        max_connections: 2,
+        ..Config::default()
+    });
     let a = sim.connect();
     let b = sim.connect();
     let c = sim.connect();

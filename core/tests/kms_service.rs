@@ -294,3 +294,12 @@ fn events_never_carry_plaintext() {
     assert!(!all.contains(&format!("{:?}", &secret[..8])));
     assert!(sim.events.len() > 8);
 }
+
+#[test]
+fn hand_encoded_status_is_byte_identical_to_prost() {
+    let mut sim = started(&config());
+    let r = sim.call(msg::V2_STATUS, msg::v2_status(), None);
+    let raw = r.body.as_ref().expect("body").expose().to_vec();
+    let decoded = msg::decode_status(&r);
+    assert_eq!(prost::Message::encode_to_vec(&decoded), raw);
+}

@@ -1,15 +1,16 @@
 //! KMS v2 handlers: Status (from cached state, never a remote call), Encrypt, Decrypt.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use bytes::Bytes;
-use kms_plugin_proto::v2::{
-    DecryptRequest, EncryptRequest, EncryptResponse, StatusRequest, StatusResponse,
-};
+use kms_plugin_proto::v2::{DecryptRequest, EncryptRequest, EncryptResponse, StatusRequest};
 use prost::Message;
 
 use super::parked::Work;
-use super::{DECRYPTION_FAILED, apiserver_rules, encode_plaintext_field, malformed, wipe};
+use super::{
+    DECRYPTION_FAILED, apiserver_rules, encode_plaintext_field, malformed, put_bytes_field, wipe,
+};
 use crate::config::KmsConfig;
 use crate::envelope;
 use crate::keystore::{Keystore, LocalKek, MAX_KEY_ID_LEN};
@@ -24,15 +25,16 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
         return malformed();
     }
     let health = ks.health_at(now);
-    let resp = StatusResponse {
-        version: String::from(cfg.status_version.as_str()),
-        healthz: String::from(health.cause),
-        key_id: String::from(ks.advertised_key_id()),
-    };
-    debug_assert!(
-        apiserver_rules::check_status_response(&resp.version, &resp.healthz, &resp.key_id).is_ok()
-    );
-    Response::ok(SecretBytes::new(resp.encode_to_vec()))
+    let (version, key_id) = (cfg.status_version.as_str(), ks.advertised_key_id());
+    debug_assert!(apiserver_rules::check_status_response(version, health.cause, key_id).is_ok());
+    // `StatusResponse { version = 1, healthz = 2, key_id = 3 }` (all strings), encoded by hand
+    // into one exactly sized buffer: Status is polled constantly (spec §3.2), so it allocates
+    // nothing but its answer. Tests decode it with the prost type.
+    let mut out = Vec::with_capacity(3 * 3 + version.len() + health.cause.len() + key_id.len());
+    put_bytes_field(&mut out, 1, version.as_bytes());
+    put_bytes_field(&mut out, 2, health.cause.as_bytes());
+    put_bytes_field(&mut out, 3, key_id.as_bytes());
+    Response::ok(SecretBytes::new(out))
 }
 
 /// Decodes an `EncryptRequest`; the plaintext moves into a zeroizing buffer at once.
