@@ -3,6 +3,8 @@
 //! The core asks for remote work through `Effect::Remote`; the runtime runs the matching
 //! provider call on a worker thread and feeds the answer back with `Plugin::handle_remote`.
 
+pub mod local;
+
 use std::time::Instant;
 
 use kms_plugin_core::secret::Secret32;
