@@ -9,7 +9,9 @@
 //! and a [`ConnEvent`].
 
 mod config;
+mod control;
 mod head;
+mod output;
 mod stream;
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -22,7 +24,7 @@ pub use config::TransportConfig;
 use head::{HeadCollector, HeadError};
 use stream::{Stream, StreamInput, StreamState};
 
-use crate::grpc::{self, PREFIX_LEN};
+use crate::grpc::PREFIX_LEN;
 use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags};
 use crate::h2::reason::Reason;
 use crate::h2::settings::{self, PeerSettings};
@@ -133,9 +135,18 @@ impl Connection {
     pub fn new(config: &TransportConfig, now: Timestamp) -> Self {
         let mut out = Vec::with_capacity(256);
         let mut entries = alloc::vec![
-            (settings::id::MAX_CONCURRENT_STREAMS, config.max_concurrent_streams),
-            (settings::id::INITIAL_WINDOW_SIZE, config.initial_window_size),
-            (settings::id::MAX_HEADER_LIST_SIZE, config.max_header_list_size),
+            (
+                settings::id::MAX_CONCURRENT_STREAMS,
+                config.max_concurrent_streams
+            ),
+            (
+                settings::id::INITIAL_WINDOW_SIZE,
+                config.initial_window_size
+            ),
+            (
+                settings::id::MAX_HEADER_LIST_SIZE,
+                config.max_header_list_size
+            ),
         ];
         if config.max_frame_size != frame::MIN_MAX_FRAME_SIZE {
             entries.push((settings::id::MAX_FRAME_SIZE, config.max_frame_size));
@@ -144,7 +155,9 @@ impl Connection {
             entries.push((settings::id::HEADER_TABLE_SIZE, config.header_table_size));
         }
         settings::write_settings(&mut out, &entries);
-        let extra = config.connection_window_size.saturating_sub(frame::DEFAULT_WINDOW);
+        let extra = config
+            .connection_window_size
+            .saturating_sub(frame::DEFAULT_WINDOW);
         if extra > 0 {
             frame::write_window_update(&mut out, 0, extra);
         }
@@ -183,7 +196,8 @@ impl Connection {
             // Fast path: parse straight from the caller's buffer, keep only a partial frame.
             let used = self.process(input, now);
             if self.phase != Phase::Closed {
-                self.inbuf.extend_from_slice(input.get(used..).unwrap_or_default());
+                self.inbuf
+                    .extend_from_slice(input.get(used..).unwrap_or_default());
             }
         } else {
             self.inbuf.extend_from_slice(input);
@@ -211,15 +225,24 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         if self.handshake_deadline.is_some_and(|t| t <= now) {
             self.handshake_deadline = None;
-            if matches!(self.phase, Phase::ExpectPreface { .. } | Phase::ExpectSettings) {
-                self.connection_error(Reason::SETTINGS_TIMEOUT, "no client preface/SETTINGS in time");
+            if matches!(
+                self.phase,
+                Phase::ExpectPreface { .. } | Phase::ExpectSettings
+            ) {
+                self.connection_error(
+                    Reason::SETTINGS_TIMEOUT,
+                    "no client preface/SETTINGS in time",
+                );
                 return;
             }
         }
         if self.settings_ack_deadline.is_some_and(|t| t <= now) {
             self.settings_ack_deadline = None;
             // §6.5.3: no ACK in time -> connection error SETTINGS_TIMEOUT.
-            self.connection_error(Reason::SETTINGS_TIMEOUT, "our SETTINGS were not acknowledged");
+            self.connection_error(
+                Reason::SETTINGS_TIMEOUT,
+                "our SETTINGS were not acknowledged",
+            );
             return;
         }
         if let Phase::Draining { force_at } = self.phase {
@@ -245,8 +268,12 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        let Some(s) = self.streams.get_mut(&stream) else { return };
-        let Some(next) = s.state.next(StreamInput::Respond) else { return };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let Some(next) = s.state.next(StreamInput::Respond) else {
+            return;
+        };
         s.state = next;
         self.in_flight -= 1;
         self.queue_response(stream, 200, response);
@@ -280,7 +307,10 @@ impl Connection {
             Phase::Closed => return None,
             _ => None,
         };
-        earliest(earliest(self.handshake_deadline, self.settings_ack_deadline), draining)
+        earliest(
+            earliest(self.handshake_deadline, self.settings_ack_deadline),
+            draining,
+        )
     }
 
     /// Graceful shutdown: GOAWAY(NO_ERROR) with the last stream id we saw (§6.8); later
@@ -336,21 +366,30 @@ impl Connection {
                     if n == want.len() {
                         self.phase = Phase::ExpectSettings;
                     } else {
-                        self.phase = Phase::ExpectPreface { matched: matched + n };
+                        self.phase = Phase::ExpectPreface {
+                            matched: matched + n,
+                        };
                         return pos;
                     }
                 }
                 _ => {
-                    let Some(head_bytes) = rest.first_chunk::<HEAD_LEN>() else { return pos };
+                    let Some(head_bytes) = rest.first_chunk::<HEAD_LEN>() else {
+                        return pos;
+                    };
                     let head = FrameHead::parse(head_bytes);
                     // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a
                     // FRAME_SIZE_ERROR, detected before buffering its payload.
                     if head.len > self.config.max_frame_size {
-                        self.connection_error(Reason::FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
+                        self.connection_error(
+                            Reason::FRAME_SIZE_ERROR,
+                            "frame larger than SETTINGS_MAX_FRAME_SIZE",
+                        );
                         return data.len();
                     }
                     let end = HEAD_LEN + head.len as usize;
-                    let Some(payload) = rest.get(HEAD_LEN..end) else { return pos };
+                    let Some(payload) = rest.get(HEAD_LEN..end) else {
+                        return pos;
+                    };
                     pos += end;
                     self.on_frame(head, payload, now);
                 }
@@ -361,12 +400,16 @@ impl Connection {
     fn on_frame(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
         // §6.10: while a header block is open, only its CONTINUATION frames may arrive.
         if self.pending_block.is_some() && head.kind != FrameKind::Continuation {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "frame interleaved in a header block");
+            return self.connection_error(
+                Reason::PROTOCOL_ERROR,
+                "frame interleaved in a header block",
+            );
         }
         // §3.4: the client preface ends with a SETTINGS frame.
         if self.phase == Phase::ExpectSettings {
             if head.kind != FrameKind::Settings || head.has(flags::ACK) {
-                return self.connection_error(Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS");
+                return self
+                    .connection_error(Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS");
             }
             self.phase = Phase::Open;
             self.handshake_deadline = None;
@@ -398,11 +441,15 @@ impl Connection {
         let len = i64::from(head.len);
         self.conn_recv_window -= len;
         if self.conn_recv_window < 0 {
-            return self.connection_error(Reason::FLOW_CONTROL_ERROR, "DATA beyond the connection window");
+            return self.connection_error(
+                Reason::FLOW_CONTROL_ERROR,
+                "DATA beyond the connection window",
+            );
         }
         self.replenish_connection_window();
         let Some(content) = frame::strip_padding(payload, head.flags) else {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
         };
         let id = head.stream;
         let Some(s) = self.streams.get_mut(&id) else {
@@ -420,7 +467,11 @@ impl Connection {
         }
         s.recv_window -= len;
         if s.recv_window < 0 {
-            return self.stream_error(id, Reason::FLOW_CONTROL_ERROR, "DATA beyond the stream window");
+            return self.stream_error(
+                id,
+                Reason::FLOW_CONTROL_ERROR,
+                "DATA beyond the stream window",
+            );
         }
         s.body.extend_from_slice(content);
         self.buffered += content.len();
@@ -430,13 +481,34 @@ impl Connection {
             .first_chunk::<PREFIX_LEN>()
             .map(|p| u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize);
         if declared.is_some_and(|d| d > self.config.max_message_size as usize) {
-            return self.reject(id, 200, Response::error(Code::ResourceExhausted, "request message larger than the maximum"));
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::ResourceExhausted,
+                    "request message larger than the maximum",
+                ),
+            );
         }
         if declared.is_some_and(|d| body_len > PREFIX_LEN + d) {
-            return self.reject(id, 200, Response::error(Code::Unimplemented, "more than one request message on a unary method"));
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::Unimplemented,
+                    "more than one request message on a unary method",
+                ),
+            );
         }
         if self.buffered > self.config.max_buffered_bytes {
-            return self.reject(id, 200, Response::error(Code::ResourceExhausted, "too many request bytes buffered on this connection"));
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::ResourceExhausted,
+                    "too many request bytes buffered on this connection",
+                ),
+            );
         }
         if head.has(flags::END_STREAM) {
             return self.finish_request(id, now);
@@ -444,7 +516,7 @@ impl Connection {
         // Keep the stream window open while the request keeps coming (§6.9).
         let initial = i64::from(self.config.initial_window_size);
         if s.recv_window <= initial / 2 {
-            let increment = (initial - s.recv_window) as u32;
+            let increment = u32::try_from(initial - s.recv_window).unwrap_or(MAX_WINDOW);
             s.recv_window = initial;
             frame::write_window_update(&mut self.out, id, increment);
         }
@@ -453,7 +525,7 @@ impl Connection {
     fn replenish_connection_window(&mut self) {
         let target = i64::from(self.config.connection_window_size);
         if self.conn_recv_window <= target / 2 {
-            let increment = (target - self.conn_recv_window) as u32;
+            let increment = u32::try_from(target - self.conn_recv_window).unwrap_or(MAX_WINDOW);
             self.conn_recv_window = target;
             frame::write_window_update(&mut self.out, 0, increment);
         }
@@ -464,12 +536,14 @@ impl Connection {
             return self.connection_error(Reason::PROTOCOL_ERROR, "HEADERS on stream 0"); // §6.2
         }
         let Some(mut fragment) = frame::strip_padding(payload, head.flags) else {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
         };
         if head.has(flags::PRIORITY) {
             // §6.2: 4-octet dependency + 1-octet weight; ignored (RFC 9113 deprecates them).
             let Some(rest) = fragment.get(5..) else {
-                return self.connection_error(Reason::FRAME_SIZE_ERROR, "HEADERS too short for PRIORITY");
+                return self
+                    .connection_error(Reason::FRAME_SIZE_ERROR, "HEADERS too short for PRIORITY");
             };
             fragment = rest;
         }
@@ -506,7 +580,10 @@ impl Connection {
         if block.continuations > self.config.max_continuation_frames
             || block.fragment.len() + payload.len() > self.max_block_len()
         {
-            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "header block too large or too fragmented");
+            return self.connection_error(
+                Reason::ENHANCE_YOUR_CALM,
+                "header block too large or too fragmented",
+            );
         }
         block.fragment.extend_from_slice(payload);
         if head.has(flags::END_HEADERS) {
@@ -518,9 +595,15 @@ impl Connection {
 
     fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: &[u8], now: Timestamp) {
         let existing = self.streams.get(&id).map(|s| s.state);
-        let mut fields = HeadCollector::new(self.config.max_header_list_size as usize, existing.is_some());
+        let mut fields = HeadCollector::new(
+            self.config.max_header_list_size as usize,
+            existing.is_some(),
+        );
         // Every block is decoded, even for refused streams, to keep HPACK in sync (§4.3).
-        if let Err(e) = self.decoder.decode(block, &mut |n, v, _| fields.field(n, v)) {
+        if let Err(e) = self
+            .decoder
+            .decode(block, &mut |n, v, _| fields.field(n, v))
+        {
             let _ = e;
             return self.connection_error(Reason::COMPRESSION_ERROR, "HPACK decoding failed");
         }
@@ -529,7 +612,11 @@ impl Connection {
                 // §8.1: trailers end the request; a second HEADERS without END_STREAM is
                 // malformed.
                 if !end_stream {
-                    return self.stream_error(id, Reason::PROTOCOL_ERROR, "HEADERS in the middle of a request");
+                    return self.stream_error(
+                        id,
+                        Reason::PROTOCOL_ERROR,
+                        "HEADERS in the middle of a request",
+                    );
                 }
                 if let Err(HeadError::Malformed(why)) = fields.finish_trailers() {
                     return self.stream_error(id, Reason::PROTOCOL_ERROR, why);
@@ -541,10 +628,17 @@ impl Connection {
         }
     }
 
-    fn open_stream(&mut self, id: StreamId, end_stream: bool, fields: HeadCollector, now: Timestamp) {
+    fn open_stream(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: HeadCollector,
+        now: Timestamp,
+    ) {
         // §5.1.1: client streams are odd and increasing.
         if id % 2 == 0 || id <= self.last_stream {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
         }
         self.last_stream = id;
         // §6.8: after our GOAWAY no new streams are processed.
@@ -575,7 +669,10 @@ impl Connection {
                 return;
             }
             Err(HeadError::Reject(status, response)) => {
-                self.streams.insert(id, Stream::new(0, self.peer.initial_window_size, head_path(), None));
+                self.streams.insert(
+                    id,
+                    Stream::new(0, self.peer.initial_window_size, head_path(), None),
+                );
                 self.mark_received(id);
                 return self.reject_with_state(id, status, response, end_stream);
             }
@@ -602,8 +699,12 @@ impl Connection {
 
     /// The request on `id` is complete: validate the gRPC framing and hand it out.
     fn finish_request(&mut self, id: StreamId, now: Timestamp) {
-        let Some(s) = self.streams.get_mut(&id) else { return };
-        let Some(next) = s.state.next(StreamInput::RequestComplete) else { return };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Some(next) = s.state.next(StreamInput::RequestComplete) else {
+            return;
+        };
         let body_len = s.body.len();
         self.buffered -= body_len;
         // gRPC PROTOCOL-HTTP2 "Length-Prefixed-Message": exactly one message for unary.
@@ -616,11 +717,20 @@ impl Connection {
         let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
         let flag = prefix[0];
         let error = if flag == 1 {
-            Some(Response::error(Code::Unimplemented, "compressed messages are not supported (no grpc-encoding negotiated)"))
+            Some(Response::error(
+                Code::Unimplemented,
+                "compressed messages are not supported (no grpc-encoding negotiated)",
+            ))
         } else if flag != 0 {
-            Some(Response::error(Code::Internal, "invalid compressed-flag octet"))
+            Some(Response::error(
+                Code::Internal,
+                "invalid compressed-flag octet",
+            ))
         } else if declared != body_len - PREFIX_LEN {
-            Some(Response::error(Code::Internal, "request message length does not match the data received"))
+            Some(Response::error(
+                Code::Internal,
+                "request message length does not match the data received",
+            ))
         } else {
             None
         };
@@ -642,247 +752,9 @@ impl Connection {
 
     fn respond_now(&mut self, id: StreamId, response: Response) {
         let code = response.code;
-        self.events.push_back(ConnEvent::RequestRejected { stream: id, code });
+        self.events
+            .push_back(ConnEvent::RequestRejected { stream: id, code });
         self.respond(id, response, Timestamp::ZERO);
-    }
-
-    fn on_priority(&mut self, head: FrameHead, payload: &[u8]) {
-        if head.stream == 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
-        }
-        if payload.len() != 5 {
-            // §6.3: stream error FRAME_SIZE_ERROR.
-            self.stream_error(head.stream, Reason::FRAME_SIZE_ERROR, "PRIORITY length is not 5");
-        }
-    }
-
-    fn on_rst_stream(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
-        // §6.4: length 4, never on stream 0 or an idle stream.
-        let Some(code) = payload.first_chunk::<4>().filter(|_| payload.len() == 4) else {
-            return self.connection_error(Reason::FRAME_SIZE_ERROR, "RST_STREAM length is not 4");
-        };
-        if head.stream == 0 || head.stream > self.last_stream {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "RST_STREAM on stream 0 or an idle stream");
-        }
-        // Rapid-reset protection (CVE-2023-44487).
-        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
-            self.resets_window_start = now;
-            self.resets_in_window = 0;
-        }
-        self.resets_in_window += 1;
-        if self.resets_in_window > self.config.max_resets_per_window {
-            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
-        }
-        let reason = Reason(u32::from_be_bytes(*code));
-        if self.remove_stream(head.stream) {
-            self.events.push_back(ConnEvent::StreamReset { stream: head.stream, reason });
-        }
-        self.check_drained();
-    }
-
-    fn on_settings(&mut self, head: FrameHead, payload: &[u8]) {
-        if head.stream != 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "SETTINGS on a stream"); // §6.5
-        }
-        if head.has(flags::ACK) {
-            if !payload.is_empty() {
-                return self.connection_error(Reason::FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
-            }
-            self.settings_ack_deadline = None;
-            return;
-        }
-        let old_window = self.peer.initial_window_size;
-        if let Err(reason) = self.peer.apply(payload) {
-            return self.connection_error(reason, "invalid SETTINGS");
-        }
-        // §6.9.2: a new initial window adjusts every open stream's send window.
-        let delta = i64::from(self.peer.initial_window_size) - i64::from(old_window);
-        if delta != 0 {
-            for s in self.streams.values_mut() {
-                s.send_window += delta;
-                if s.send_window > i64::from(MAX_WINDOW) {
-                    return self.connection_error(Reason::FLOW_CONTROL_ERROR, "SETTINGS overflowed a stream window");
-                }
-            }
-        }
-        self.encoder.set_peer_max_table_size(self.peer.header_table_size as usize);
-        frame::write_settings_ack(&mut self.out);
-        self.flush_streams();
-    }
-
-    fn on_ping(&mut self, head: FrameHead, payload: &[u8]) {
-        // §6.7: 8 octets on stream 0; answer unless it is an ACK.
-        let Some(opaque) = payload.first_chunk::<8>().filter(|_| payload.len() == 8) else {
-            return self.connection_error(Reason::FRAME_SIZE_ERROR, "PING length is not 8");
-        };
-        if head.stream != 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "PING on a stream");
-        }
-        if !head.has(flags::ACK) {
-            frame::write_ping_ack(&mut self.out, opaque);
-        }
-    }
-
-    fn on_goaway(&mut self, head: FrameHead, payload: &[u8]) {
-        // §6.8: stream 0, at least 8 octets.
-        if head.stream != 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "GOAWAY on a stream");
-        }
-        let Some(fixed) = payload.first_chunk::<8>() else {
-            return self.connection_error(Reason::FRAME_SIZE_ERROR, "GOAWAY shorter than 8 octets");
-        };
-        let last_stream = u32::from_be_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]) & MAX_WINDOW;
-        let reason = Reason(u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]));
-        self.peer_goaway = true;
-        self.events.push_back(ConnEvent::PeerGoAway { reason, last_stream });
-        self.check_drained();
-    }
-
-    fn on_window_update(&mut self, head: FrameHead, payload: &[u8]) {
-        // §6.9: 4 octets; an increment of 0 is PROTOCOL_ERROR; overflow FLOW_CONTROL_ERROR.
-        let Some(bytes) = payload.first_chunk::<4>().filter(|_| payload.len() == 4) else {
-            return self.connection_error(Reason::FRAME_SIZE_ERROR, "WINDOW_UPDATE length is not 4");
-        };
-        let increment = i64::from(u32::from_be_bytes(*bytes) & MAX_WINDOW);
-        if head.stream == 0 {
-            if increment == 0 {
-                return self.connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
-            }
-            self.conn_send_window += increment;
-            if self.conn_send_window > i64::from(MAX_WINDOW) {
-                return self.connection_error(Reason::FLOW_CONTROL_ERROR, "connection window overflow");
-            }
-        } else if let Some(s) = self.streams.get_mut(&head.stream) {
-            if increment == 0 {
-                return self.stream_error(head.stream, Reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
-            }
-            s.send_window += increment;
-            if s.send_window > i64::from(MAX_WINDOW) {
-                return self.stream_error(head.stream, Reason::FLOW_CONTROL_ERROR, "stream window overflow");
-            }
-        } else if head.stream > self.last_stream {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
-        }
-        self.flush_streams();
-    }
-
-    // --- output -------------------------------------------------------------------------
-
-    /// Encodes `response` for `id` into the stream's pending output. OK responses are HEADERS
-    /// + DATA + trailers; errors are trailers-only (gRPC PROTOCOL-HTTP2 "Responses").
-    fn queue_response(&mut self, id: StreamId, http_status: u16, response: Response) {
-        let Some(s) = self.streams.get_mut(&id) else { return };
-        let mut block = Vec::with_capacity(64);
-        let status = match http_status {
-            200 => &b"200"[..],
-            405 => b"405",
-            415 => b"415",
-            _ => b"500",
-        };
-        self.encoder.encode_field(b":status", status, false, &mut block);
-        self.encoder.encode_field(b"content-type", b"application/grpc", false, &mut block);
-        let mut trailers = Vec::with_capacity(32);
-        let mut code_buf = [0u8; 3];
-        let code = format_code(response.code.as_u8(), &mut code_buf);
-        match response.body {
-            Some(body) if response.code == Code::Ok => {
-                frame::write_frame(&mut self.out, FrameKind::Headers, flags::END_HEADERS, id, &block);
-                s.out.clear();
-                s.out.reserve(PREFIX_LEN + body.len());
-                s.out.push(0);
-                s.out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-                s.out.extend_from_slice(body.expose());
-                s.out_pos = 0;
-                self.encoder.encode_field(b"grpc-status", code, false, &mut trailers);
-                s.trailers = trailers;
-            }
-            _ => {
-                self.encoder.encode_field(b"grpc-status", code, false, &mut block);
-                if !response.message.is_empty() {
-                    let mut msg = alloc::string::String::new();
-                    let text: &str = &response.message;
-                    grpc::percent_encode(text.get(..512).unwrap_or(text), &mut msg);
-                    self.encoder.encode_field(b"grpc-message", msg.as_bytes(), false, &mut block);
-                }
-                // Trailers-only: one HEADERS frame ending the stream.
-                frame::write_frame(&mut self.out, FrameKind::Headers, flags::END_HEADERS | flags::END_STREAM, id, &block);
-                s.out.clear();
-                s.out_pos = 0;
-                s.trailers.clear();
-                s.state = StreamState::SendingResponse;
-                self.finish_sent(id);
-                return;
-            }
-        }
-    }
-
-    /// Sends as much pending response DATA as the windows allow, then trailers (§6.9).
-    fn flush_streams(&mut self) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        let max_frame = self.peer.max_frame_size as usize;
-        let mut done: Vec<StreamId> = Vec::new();
-        for (&id, s) in &mut self.streams {
-            if s.state != StreamState::SendingResponse {
-                continue;
-            }
-            while s.out_pos < s.out.len() {
-                let window = self.conn_send_window.min(s.send_window);
-                if window <= 0 {
-                    break;
-                }
-                let n = (s.out.len() - s.out_pos).min(window as usize).min(max_frame);
-                frame::write_frame(&mut self.out, FrameKind::Data, 0, id, &s.out[s.out_pos..s.out_pos + n]);
-                s.out_pos += n;
-                self.conn_send_window -= n as i64;
-                s.send_window -= n as i64;
-            }
-            if s.out_pos >= s.out.len() {
-                frame::write_frame(&mut self.out, FrameKind::Headers, flags::END_HEADERS | flags::END_STREAM, id, &s.trailers);
-                done.push(id);
-            }
-        }
-        for id in done {
-            self.finish_sent(id);
-        }
-    }
-
-    /// The response on `id` is fully queued: the stream is closed and forgotten.
-    fn finish_sent(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.remove(&id) {
-            if s.state == StreamState::ReceivingRequest {
-                self.buffered -= s.body.len();
-            }
-        }
-        self.check_drained();
-    }
-
-    /// Answers a request from the transport itself (e.g. too large); if the client is still
-    /// sending, the stream is then reset with NO_ERROR (§8.1: a complete response before the
-    /// request ends).
-    fn reject(&mut self, id: StreamId, http_status: u16, response: Response) {
-        let still_sending = self.streams.get(&id).is_some_and(|s| s.state == StreamState::ReceivingRequest);
-        if let Some(s) = self.streams.get_mut(&id) {
-            self.buffered -= s.body.len();
-            s.body.zeroize();
-            s.body.clear();
-            s.state = StreamState::AwaitingResponse;
-        }
-        self.reject_with_state(id, http_status, response, !still_sending);
-    }
-
-    fn reject_with_state(&mut self, id: StreamId, http_status: u16, response: Response, request_complete: bool) {
-        self.events.push_back(ConnEvent::RequestRejected { stream: id, code: response.code });
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.state = StreamState::SendingResponse;
-        }
-        self.queue_response(id, http_status, response);
-        if !request_complete {
-            frame::write_rst_stream(&mut self.out, id, Reason::NO_ERROR);
-        }
-        self.streams.remove(&id);
-        self.check_drained();
     }
 
     // --- errors and closing ---------------------------------------------------------------
@@ -890,7 +762,9 @@ impl Connection {
     /// Removes a stream; if its request was handed out and unanswered, it is cancelled.
     /// Returns whether the stream existed.
     fn remove_stream(&mut self, id: StreamId) -> bool {
-        let Some(s) = self.streams.remove(&id) else { return false };
+        let Some(s) = self.streams.remove(&id) else {
+            return false;
+        };
         match s.state {
             StreamState::ReceivingRequest => self.buffered -= s.body.len(),
             StreamState::AwaitingResponse => {
@@ -906,7 +780,11 @@ impl Connection {
     fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
         frame::write_rst_stream(&mut self.out, id, reason);
         self.remove_stream(id);
-        self.events.push_back(ConnEvent::ProtocolError { stream: Some(id), reason, detail });
+        self.events.push_back(ConnEvent::ProtocolError {
+            stream: Some(id),
+            reason,
+            detail,
+        });
         self.check_drained();
     }
 
@@ -916,7 +794,11 @@ impl Connection {
             return;
         }
         frame::write_goaway(&mut self.out, self.last_stream, reason);
-        self.events.push_back(ConnEvent::ProtocolError { stream: None, reason, detail });
+        self.events.push_back(ConnEvent::ProtocolError {
+            stream: None,
+            reason,
+            detail,
+        });
         self.close(detail);
     }
 
@@ -936,7 +818,11 @@ impl Connection {
     /// In shutdown (ours or the peer's), closes once no stream remains.
     fn check_drained(&mut self) {
         let draining = matches!(self.phase, Phase::Draining { .. }) || self.peer_goaway;
-        if draining && self.streams.is_empty() && self.requests.is_empty() && self.phase != Phase::Closed {
+        if draining
+            && self.streams.is_empty()
+            && self.requests.is_empty()
+            && self.phase != Phase::Closed
+        {
             self.close("graceful shutdown complete");
         }
     }
@@ -945,16 +831,4 @@ impl Connection {
 /// The path used for streams rejected before their `:path` mattered.
 fn head_path() -> alloc::borrow::Cow<'static, str> {
     alloc::borrow::Cow::Borrowed("")
-}
-
-/// Formats a gRPC status code (0..=16) as ASCII digits.
-fn format_code(code: u8, buf: &mut [u8; 3]) -> &[u8] {
-    if code < 10 {
-        buf[0] = b'0' + code;
-        &buf[..1]
-    } else {
-        buf[0] = b'0' + code / 10;
-        buf[1] = b'0' + code % 10;
-        &buf[..2]
-    }
 }

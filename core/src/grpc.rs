@@ -64,19 +64,40 @@ mod tests {
         assert_eq!(parse_timeout(b"2H"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_timeout(b"1M"), Some(Duration::from_secs(60)));
         assert_eq!(parse_timeout(b"2999m"), Some(Duration::from_millis(2999)));
-        assert_eq!(parse_timeout(b"99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(
+            parse_timeout(b"99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
         assert_eq!(parse_timeout(b"5n"), Some(Duration::from_nanos(5)));
-        for bad in [&b""[..], b"S", b"123456789S", b"1s", b"-1S", b"1.5S", b" 1S"] {
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"1s",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
             assert_eq!(parse_timeout(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn content_types() {
-        for ok in [&b"application/grpc"[..], b"application/grpc+proto", b"application/grpc;charset=utf-8", b"Application/GRPC"] {
+        for ok in [
+            &b"application/grpc"[..],
+            b"application/grpc+proto",
+            b"application/grpc;charset=utf-8",
+            b"Application/GRPC",
+        ] {
             assert!(is_grpc_content_type(ok));
         }
-        for bad in [&b"application/json"[..], b"application/grpcx", b"", b"application/grp"] {
+        for bad in [
+            &b"application/json"[..],
+            b"application/grpcx",
+            b"",
+            b"application/grp",
+        ] {
             assert!(!is_grpc_content_type(bad));
         }
     }

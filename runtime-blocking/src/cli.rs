@@ -92,6 +92,12 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "error, warn, info (default) or debug",
     },
     FlagSpec {
+        name: "status-refresh",
+        value: "SECONDS",
+        commands: SERVE,
+        help: "how often the remote KEK status (and the key file) is re-checked (default 10)",
+    },
+    FlagSpec {
         name: "shutdown-grace",
         value: "SECONDS",
         commands: SERVE,
@@ -311,6 +317,10 @@ fn serve(args: &Args) -> Result<(), String> {
         }
     };
     config.kms.runtime_version = env!("CARGO_PKG_VERSION").to_string();
+    config.kms.status_refresh_interval = seconds(args, "status-refresh", 10)?;
+    if config.kms.status_staleness < config.kms.status_refresh_interval * 3 {
+        config.kms.status_staleness = config.kms.status_refresh_interval * 3;
+    }
     let provider = build_provider(args, &logger)?;
     let server = Server::start(ServeOptions {
         endpoint,

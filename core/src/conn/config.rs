@@ -81,15 +81,30 @@ impl TransportConfig {
                 (65_535..=MAX_WINDOW).contains(&self.connection_window_size),
                 "transport.connection_window_size must be 65535..=2^31-1",
             ),
-            (self.max_concurrent_streams > 0, "transport.max_concurrent_streams must be > 0"),
-            (self.max_header_list_size >= 1024, "transport.max_header_list_size must be >= 1024"),
-            (self.max_message_size > 0, "transport.max_message_size must be > 0"),
+            (
+                self.max_concurrent_streams > 0,
+                "transport.max_concurrent_streams must be > 0",
+            ),
+            (
+                self.max_header_list_size >= 1024,
+                "transport.max_header_list_size must be >= 1024",
+            ),
+            (
+                self.max_message_size > 0,
+                "transport.max_message_size must be > 0",
+            ),
             (
                 self.max_buffered_bytes >= self.max_message_size as usize,
                 "transport.max_buffered_bytes must be >= max_message_size",
             ),
-            (self.max_pending_output >= 16 << 10, "transport.max_pending_output must be >= 16 KiB"),
+            (
+                self.max_pending_output >= 16 << 10,
+                "transport.max_pending_output must be >= 16 KiB",
+            ),
         ];
-        checks.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, msg)| Err(msg))
+        checks
+            .iter()
+            .find(|(ok, _)| !ok)
+            .map_or(Ok(()), |(_, msg)| Err(msg))
     }
 }

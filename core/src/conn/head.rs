@@ -103,7 +103,9 @@ impl HeadCollector {
                 return self.malformed("pseudo-header after regular fields or in trailers");
             }
             match pseudo {
-                b"method" if self.method_post.is_none() => self.method_post = Some(value == b"POST"),
+                b"method" if self.method_post.is_none() => {
+                    self.method_post = Some(value == b"POST");
+                }
                 b"scheme" if !self.scheme => self.scheme = true,
                 b"authority" if !self.authority => self.authority = true, // never validated
                 b"path" if self.path.is_none() => match core::str::from_utf8(value) {
@@ -143,7 +145,8 @@ impl HeadCollector {
 
     /// The verdict on a request's trailers (§8.1): only malformation matters.
     pub(crate) fn finish_trailers(&self) -> Result<(), HeadError> {
-        self.malformed.map_or(Ok(()), |m| Err(HeadError::Malformed(m)))
+        self.malformed
+            .map_or(Ok(()), |m| Err(HeadError::Malformed(m)))
     }
 
     /// The verdict on a request head.
@@ -180,7 +183,10 @@ impl HeadCollector {
         if !self.encoding_ok {
             return Err(HeadError::Reject(
                 200,
-                Response::error(Code::Unimplemented, "grpc-encoding not supported; send identity"),
+                Response::error(
+                    Code::Unimplemented,
+                    "grpc-encoding not supported; send identity",
+                ),
             ));
         }
         let timeout = match self.timeout {

@@ -89,7 +89,10 @@ mod tests {
     fn transitions() {
         use StreamInput::*;
         use StreamState::*;
-        assert_eq!(ReceivingRequest.next(RequestComplete), Some(AwaitingResponse));
+        assert_eq!(
+            ReceivingRequest.next(RequestComplete),
+            Some(AwaitingResponse)
+        );
         assert_eq!(AwaitingResponse.next(Respond), Some(SendingResponse));
         assert_eq!(ReceivingRequest.next(Respond), None);
         assert_eq!(AwaitingResponse.next(RequestComplete), None);

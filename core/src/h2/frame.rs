@@ -141,7 +141,13 @@ pub fn write_frame(out: &mut Vec<u8>, kind: FrameKind, flags: u8, stream: u32, p
 
 /// Appends RST_STREAM (§6.4).
 pub fn write_rst_stream(out: &mut Vec<u8>, stream: u32, reason: Reason) {
-    write_frame(out, FrameKind::RstStream, 0, stream, &reason.0.to_be_bytes());
+    write_frame(
+        out,
+        FrameKind::RstStream,
+        0,
+        stream,
+        &reason.0.to_be_bytes(),
+    );
 }
 
 /// Appends GOAWAY (§6.8) with no debug data.

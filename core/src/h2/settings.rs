@@ -64,7 +64,9 @@ impl PeerSettings {
                     return Err(Reason::FLOW_CONTROL_ERROR);
                 }
                 id::INITIAL_WINDOW_SIZE => self.initial_window_size = value,
-                id::MAX_FRAME_SIZE if !(MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&value) => {
+                id::MAX_FRAME_SIZE
+                    if !(MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&value) =>
+                {
                     return Err(Reason::PROTOCOL_ERROR);
                 }
                 id::MAX_FRAME_SIZE => self.max_frame_size = value,
