@@ -1,4 +1,5 @@
 //! Socket lifecycle, signals, probe and CLI errors of the `kms-plugin` binary, end to end.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
 

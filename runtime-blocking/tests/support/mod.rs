@@ -1,7 +1,13 @@
 //! Shared helpers for the runtime's end-to-end tests: temp dirs, a plugin process whose
 //! readiness is read from its own "listening" log line, and the Python grpcio client.
-#![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -95,8 +101,8 @@ impl Plugin {
             match self.log.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(line) => seen.push(line),
-                Err(_) => panic!(
-                    "no log line with {needle:?} within {timeout:?}; saw:\n{}",
+                Err(e) => panic!(
+                    "no log line with {needle:?} within {timeout:?} ({e:?}); saw:\n{}",
                     seen.join("\n")
                 ),
             }
@@ -157,6 +163,7 @@ pub fn python() -> PathBuf {
     if !ready() {
         std::fs::create_dir_all(root.join("target")).unwrap();
         let lock = std::fs::File::create(root.join("target/.test-venv.lock")).unwrap();
+        #[allow(clippy::incompatible_msrv)] // the pinned toolchain (1.95) has File::lock
         lock.lock().unwrap();
         if !ready() {
             let status = Command::new("bash")
@@ -200,7 +207,7 @@ pub fn grpc_go_authority(path: &Path) -> String {
         if b.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]@".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
