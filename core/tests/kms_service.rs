@@ -303,3 +303,47 @@ fn hand_encoded_status_is_byte_identical_to_prost() {
     let decoded = msg::decode_status(&r);
     assert_eq!(prost::Message::encode_to_vec(&decoded), raw);
 }
+
+#[test]
+fn random_and_mutated_messages_never_panic_and_always_get_an_answer() {
+    use kms_plugin_core::rng::Rng;
+    let mut sim = started(&config());
+    let mut rng = Rng::from_seed([3; 32]);
+    let enc = encrypt(&mut sim, &seed(1));
+    let v1 = msg::decode_v1_cipher(&sim.call(msg::V1_ENCRYPT, msg::v1_encrypt(&seed(2)), None));
+    let valid = [
+        (msg::V2_STATUS, msg::v2_status()),
+        (msg::V2_ENCRYPT, msg::v2_encrypt(&seed(3), "u")),
+        (msg::V2_DECRYPT, msg::v2_decrypt(&enc, "u")),
+        (msg::V1_VERSION, msg::v1_version()),
+        (msg::V1_ENCRYPT, msg::v1_encrypt(&seed(4))),
+        (msg::V1_DECRYPT, msg::v1_decrypt(&v1)),
+    ];
+    for round in 0..3000u32 {
+        let (path, base) = &valid[(rng.next_u64() % valid.len() as u64) as usize];
+        let mut m = base.clone();
+        match rng.next_u64() % 4 {
+            0 => {
+                // Random bytes.
+                let n = (rng.next_u64() % 64) as usize;
+                m = (0..n).map(|_| rng.next_u64() as u8).collect();
+            }
+            1 if !m.is_empty() => {
+                let i = (rng.next_u64() % m.len() as u64) as usize;
+                m[i] ^= 1 << (rng.next_u64() % 8);
+            }
+            2 if !m.is_empty() => m.truncate((rng.next_u64() % m.len() as u64) as usize),
+            _ => m.extend((0..(rng.next_u64() % 8)).map(|_| rng.next_u64() as u8)),
+        }
+        let r = sim.call(path, m, Some(APISERVER_TIMEOUT));
+        if r.code == Code::Ok {
+            assert!(r.body.is_some(), "round {round}");
+        } else {
+            assert!(r.body.is_none());
+            assert!(!r.message.is_empty());
+        }
+    }
+    // Still healthy and consistent.
+    assert_eq!(status(&mut sim).healthz, "ok");
+    assert_eq!(msg::decode_v2_plaintext(&decrypt(&mut sim, &enc)), seed(1));
+}
