@@ -297,10 +297,17 @@ fn corrupt(op: TransitOp, why: &str) -> RemoteError {
 }
 
 fn op_name(op: TransitOp) -> &'static str {
-    match op {
-        TransitOp::ReadKey => "read key",
-        TransitOp::Encrypt => "encrypt",
-        TransitOp::Decrypt => "decrypt",
+    op.name()
+}
+
+impl TransitOp {
+    /// Human-readable name for error details: `read key`, `encrypt`, `decrypt`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ReadKey => "read key",
+            Self::Encrypt => "encrypt",
+            Self::Decrypt => "decrypt",
+        }
     }
 }
 
