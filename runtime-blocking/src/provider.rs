@@ -6,6 +6,7 @@
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod resilient;
+pub mod secret_file;
 pub mod vault;
 
 use std::time::Instant;

@@ -9,9 +9,8 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kms_plugin_core::kek::vault::{self, MAX_RESPONSE_BYTES, TransitOp, TransitTarget};
@@ -22,9 +21,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
 use super::KekProvider;
-
-/// Longest accepted token (Vault service tokens are about 100 bytes).
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+use super::secret_file::{SecretFile, check_secret};
 
 /// Where the Vault token comes from.
 pub enum TokenSource {
@@ -52,76 +49,26 @@ pub struct VaultConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    mtime_nanos: i128,
-    inode: u64,
-}
-
-/// Reads the token, caching a token file's content until the file changes.
-struct TokenReader {
-    source: TokenSource,
-    cached: Mutex<Option<(FileStamp, Arc<Zeroizing<String>>)>>,
-}
-
-fn auth(detail: String) -> RemoteError {
-    RemoteError::new(RemoteErrorKind::Auth, detail)
-}
-
-fn check_token(token: &str, origin: &str) -> Result<(), RemoteError> {
-    if token.is_empty() {
-        return Err(auth(format!("vault token from {origin} is empty")));
-    }
-    if token.len() > MAX_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(auth(format!(
-            "vault token from {origin} is not a printable ASCII word of at most {MAX_TOKEN_LEN} bytes"
-        )));
-    }
-    Ok(())
+/// Reads the token from its source.
+enum TokenReader {
+    Value(Zeroizing<String>),
+    File(SecretFile),
 }
 
 impl TokenReader {
     fn token(&self) -> Result<Arc<Zeroizing<String>>, RemoteError> {
-        match &self.source {
-            TokenSource::Value(v) => {
-                check_token(v, "KMS_USER_ID")?;
+        match self {
+            Self::Value(v) => {
+                check_secret(v, "vault token", "KMS_USER_ID")?;
                 Ok(Arc::new(v.clone()))
             }
-            TokenSource::File(path) => self.read_file(path),
+            Self::File(f) => f.read().map(|(_, token)| token),
         }
     }
+}
 
-    fn read_file(&self, path: &Path) -> Result<Arc<Zeroizing<String>>, RemoteError> {
-        let shown = path.display();
-        let meta =
-            fs::metadata(path).map_err(|e| auth(format!("vault token file {shown}: {e}")))?;
-        let stamp = FileStamp {
-            len: meta.len(),
-            mtime_nanos: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
-        };
-        let mut cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, token)) = cached.as_ref().filter(|(s, _)| *s == stamp) {
-            return Ok(Arc::clone(token));
-        }
-        if meta.len() > MAX_TOKEN_LEN as u64 + 64 {
-            return Err(auth(format!("vault token file {shown} is too large")));
-        }
-        let raw = Zeroizing::new(
-            fs::read(path).map_err(|e| auth(format!("vault token file {shown}: {e}")))?,
-        );
-        let text = std::str::from_utf8(&raw)
-            .map_err(|_| auth(format!("vault token file {shown} is not UTF-8")))?;
-        let token = Zeroizing::new(text.trim().to_owned());
-        check_token(&token, &format!("file {shown}"))?;
-        let token = Arc::new(token);
-        *cached = Some((stamp, Arc::clone(&token)));
-        Ok(token)
-    }
+fn auth(detail: String) -> RemoteError {
+    RemoteError::new(RemoteErrorKind::Auth, detail)
 }
 
 /// Vault / OpenBao Transit as a [`KekProvider`] (blocking, thread-safe).
@@ -168,9 +115,9 @@ impl VaultProvider {
         Ok(Self {
             target,
             agent,
-            token: TokenReader {
-                source: config.token,
-                cached: Mutex::new(None),
+            token: match config.token {
+                TokenSource::Value(v) => TokenReader::Value(v),
+                TokenSource::File(path) => TokenReader::File(SecretFile::new(path, "vault token")),
             },
         })
     }
