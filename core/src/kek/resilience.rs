@@ -83,6 +83,25 @@ pub struct Call {
     attempts: u32,
 }
 
+/// A started attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The attempt must be abandoned (as `Timeout`) at this time.
+    pub deadline: Timestamp,
+    /// This attempt is the breaker's half-open probe: if it is cancelled before it reports,
+    /// call [`CircuitBreaker::abandon_probe`].
+    pub probe: bool,
+}
+
+/// How [`CircuitBreaker::admit`] let a call through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The breaker is closed.
+    Normal,
+    /// The breaker was open and its cool-down is over: this call is the one probe.
+    Probe,
+}
+
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterFailure {
@@ -106,25 +125,29 @@ impl Call {
         self.attempts
     }
 
-    /// Asks `breaker` for permission and starts an attempt: returns the attempt's deadline,
-    /// or the error to report (circuit open, or no time left: `Timeout`).
+    /// Asks `breaker` for permission and starts an attempt: returns the attempt's deadline
+    /// and whether it is the breaker's half-open probe, or the error to report (circuit
+    /// open, or no time left: `Timeout`).
     pub fn begin_attempt(
         &mut self,
         policy: &RetryPolicy,
         breaker: &mut CircuitBreaker,
         now: Timestamp,
-    ) -> Result<Timestamp, RemoteError> {
+    ) -> Result<Attempt, RemoteError> {
         if self.deadline.saturating_duration_since(now) < policy.min_attempt_time {
             return Err(RemoteError::new(
                 RemoteErrorKind::Timeout,
                 "deadline reached before the remote call could start",
             ));
         }
-        breaker.admit(now)?;
+        let admission = breaker.admit(now)?;
         self.attempts = self.attempts.saturating_add(1);
-        Ok(now
-            .saturating_add(policy.attempt_timeout)
-            .min(self.deadline))
+        Ok(Attempt {
+            deadline: now
+                .saturating_add(policy.attempt_timeout)
+                .min(self.deadline),
+            probe: admission == Admission::Probe,
+        })
     }
 
     /// Records a failed attempt in `breaker` and decides whether to retry. `jitter` is a
@@ -221,12 +244,12 @@ impl CircuitBreaker {
     /// open ...")`. The first call after the cool-down becomes the probe
     /// ([`BreakerState::AwaitProbe`]); it must be followed by `record_success`,
     /// `record_failure` or [`CircuitBreaker::abandon_probe`].
-    pub fn admit(&mut self, now: Timestamp) -> Result<(), RemoteError> {
+    pub fn admit(&mut self, now: Timestamp) -> Result<Admission, RemoteError> {
         match self.state {
-            BreakerState::Closed { .. } => Ok(()),
+            BreakerState::Closed { .. } => Ok(Admission::Normal),
             BreakerState::Open { until } if now >= until => {
                 self.state = BreakerState::AwaitProbe;
-                Ok(())
+                Ok(Admission::Probe)
             }
             BreakerState::Open { until } => Err(self.open_error(Some(until), now)),
             BreakerState::AwaitProbe => Err(self.open_error(None, now)),
@@ -341,8 +364,9 @@ mod tests {
         let mut call = Call::new(ms(10_000));
         let mut now = ms(0);
         for attempt in 1..=3u32 {
-            let attempt_deadline = call.begin_attempt(&p, &mut b, now).unwrap();
-            assert_eq!(attempt_deadline, now.saturating_add(p.attempt_timeout));
+            let started = call.begin_attempt(&p, &mut b, now).unwrap();
+            assert_eq!(started.deadline, now.saturating_add(p.attempt_timeout));
+            assert!(!started.probe);
             assert_eq!(call.attempts(), attempt);
             match call.after_failure(&p, &mut b, err(RemoteErrorKind::Unavailable), now, 0) {
                 AfterFailure::RetryAt(at) => {
@@ -388,7 +412,7 @@ mod tests {
         let p = RetryPolicy::default();
         let mut b = breaker(10);
         let mut call = Call::new(ms(1_000));
-        let d = call.begin_attempt(&p, &mut b, ms(0)).unwrap();
+        let d = call.begin_attempt(&p, &mut b, ms(0)).unwrap().deadline;
         assert_eq!(
             d,
             ms(1_000),
@@ -417,7 +441,7 @@ mod tests {
         assert!(e.detail.starts_with("circuit open"), "{}", e.detail);
         assert!(e.detail.contains("unavailable: test"), "{}", e.detail);
         // Cool-down over: exactly one probe goes through.
-        b.admit(ms(5_002)).unwrap();
+        assert_eq!(b.admit(ms(5_002)).unwrap(), Admission::Probe);
         assert_eq!(b.state(), BreakerState::AwaitProbe);
         assert!(b.admit(ms(5_003)).is_err());
         // Failed probe re-opens for a full cool-down.
@@ -432,7 +456,7 @@ mod tests {
                 consecutive_failures: 0
             }
         );
-        b.admit(ms(10_012)).unwrap();
+        assert_eq!(b.admit(ms(10_012)).unwrap(), Admission::Normal);
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub enum TransitOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitTarget {
     addr: String,
+    /// Host part of `addr` (IPv6 literals keep their brackets).
+    host: String,
+    /// Port of `addr` (default 443 for https, 80 for http).
+    port: u16,
     namespace: Option<String>,
     mount: String,
     key: String,
@@ -103,6 +107,12 @@ impl TransitTarget {
                 "vault address {addr:?} must be scheme://host[:port] with no path or user info"
             )));
         }
+        let (host, port) =
+            split_authority(rest, addr.starts_with("https://")).ok_or_else(|| {
+                TargetError(format!(
+                    "vault address {addr:?} has an invalid host or port"
+                ))
+            })?;
         let mount = mount.trim_matches('/');
         if !valid_path(mount) {
             return Err(TargetError(format!(
@@ -125,6 +135,8 @@ impl TransitTarget {
         }
         Ok(Self {
             addr: String::from(addr),
+            host,
+            port,
             namespace,
             mount: String::from(mount),
             key: String::from(key),
@@ -134,6 +146,16 @@ impl TransitTarget {
     /// The server address without a trailing `/` (`https://vault.example:8200`).
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The host to connect to (and, for TLS, the server name; IPv6 in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Whether the address uses TLS.
@@ -215,6 +237,35 @@ impl TransitTarget {
         }
         parse_version(version.strip_prefix('v').ok_or_else(not_found)?).ok_or_else(not_found)
     }
+}
+
+/// Splits `host[:port]` / `[v6]:port`; `None` if the port is not a number 1..=65535.
+fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
+    let default = if https { 443 } else { 80 };
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let host = authority.get(..=end)?;
+        match authority.get(end + 1..)? {
+            "" => (host, None),
+            rest => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return None;
+    }
+    let port = match port {
+        None => default,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u16>().ok().filter(|p| *p != 0)?
+        }
+        Some(_) => return None,
+    };
+    Some((String::from(host), port))
 }
 
 fn parse_version(digits: &str) -> Option<u32> {

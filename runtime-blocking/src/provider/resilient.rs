@@ -84,6 +84,7 @@ impl<P: KekProvider> ResilientProvider<P> {
             let attempt_deadline = {
                 let now = self.stamp(Instant::now());
                 call.begin_attempt(&self.policy, &mut self.lock(), now)?
+                    .deadline
             };
             let result = attempt(self.instant(attempt_deadline));
             let now = self.stamp(Instant::now());

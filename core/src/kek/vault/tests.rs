@@ -11,6 +11,13 @@ fn target_validates_and_normalises_its_parts() {
     let t = target();
     assert_eq!(t.addr(), "https://vault.example:8200");
     assert!(t.is_https());
+    assert_eq!((t.host(), t.port()), ("vault.example", 8200));
+    let plain = TransitTarget::new("http://h", None, "transit", "k").unwrap();
+    assert_eq!((plain.host(), plain.port()), ("h", 80));
+    let tls = TransitTarget::new("https://h", None, "transit", "k").unwrap();
+    assert_eq!(tls.port(), 443);
+    let v6 = TransitTarget::new("https://[::1]:8200", None, "transit", "k").unwrap();
+    assert_eq!((v6.host(), v6.port()), ("[::1]", 8200));
     assert_eq!(t.path(TransitOp::ReadKey), "/v1/transit/keys/kms-key");
     assert_eq!(t.path(TransitOp::Encrypt), "/v1/transit/encrypt/kms-key");
     assert_eq!(
@@ -34,6 +41,13 @@ fn target_validates_and_normalises_its_parts() {
         ("https://h", "transit", "a/b"),
         ("https://h", "transit", ".."),
         ("https://h", "transit", "k?x"),
+        ("https://h:0", "transit", "k"),
+        ("https://h:65536", "transit", "k"),
+        ("https://h:", "transit", "k"),
+        ("https://h:8x", "transit", "k"),
+        ("https://[::1", "transit", "k"),
+        ("https://[::1]x", "transit", "k"),
+        ("https://:80", "transit", "k"),
     ] {
         assert!(
             TransitTarget::new(addr, None, mount, key).is_err(),
