@@ -5,6 +5,7 @@
 
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+pub mod remote;
 pub mod resilient;
 pub mod secret_file;
 pub mod vault;

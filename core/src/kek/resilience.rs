@@ -42,13 +42,14 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, 100 ms .. 2 s backoff, 5 s per attempt, 20 ms minimum attempt.
+    /// 3 attempts, 100 ms .. 2 s backoff, 1 s per attempt, 20 ms minimum attempt: with the
+    /// core's default 2 s remote timeout, a hung first attempt still leaves room for a retry.
     fn default() -> Self {
         Self {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
-            attempt_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(1),
             min_attempt_time: Duration::from_millis(20),
         }
     }
