@@ -337,3 +337,37 @@ fn https_with_test_ca() {
     cfg.ca_file = Some(ca);
     assert!(VaultProvider::new(cfg).is_err());
 }
+
+#[test]
+fn oversized_response_is_refused_as_corrupt() {
+    let server = server_with_key();
+    let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
+    server.set_padding(100 * 1024);
+    let e = p.status(soon()).unwrap_err();
+    assert_eq!(e.kind, RemoteErrorKind::Corrupt, "{}", e.detail);
+    server.set_padding(1024);
+    assert!(p.status(soon()).is_ok(), "small extra fields are ignored");
+}
+
+#[test]
+fn concurrent_calls_from_many_threads() {
+    let server = server_with_key();
+    let p = std::sync::Arc::new(VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap());
+    let key_id = p.status(soon()).unwrap();
+    let threads: Vec<_> = (0..8u8)
+        .map(|i| {
+            let p = std::sync::Arc::clone(&p);
+            let key_id = key_id.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    let blob = p.wrap(&key_id, &kek(i), soon()).unwrap();
+                    assert_eq!(p.unwrap(&key_id, &blob, soon()).unwrap().expose(), &[i; 32]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(server.count("/encrypt/"), 40);
+}

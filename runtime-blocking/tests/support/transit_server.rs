@@ -44,6 +44,8 @@ struct State {
     tokens: HashMap<String, bool>,
     fail_next: VecDeque<u16>,
     delay: Duration,
+    /// Bytes of filler added to every JSON answer (an oversized response).
+    pad: usize,
     /// (method, path, namespace header) of every request, in arrival order.
     log: Vec<(String, String, Option<String>)>,
 }
@@ -243,6 +245,11 @@ impl TransitServer {
         self.with(|s| s.delay = delay);
     }
 
+    /// Every JSON answer carries `bytes` of filler from now on.
+    pub fn set_padding(&self, bytes: usize) {
+        self.with(|s| s.pad = bytes);
+    }
+
     /// Requests received whose path contains `fragment`.
     pub fn count(&self, fragment: &str) -> usize {
         self.with(|s| {
@@ -342,14 +349,14 @@ fn serve(shared: &Shared, mut stream: impl Read + Write) {
     let Some(req) = read_request(&mut stream) else {
         return;
     };
-    let (delay, injected) = {
+    let (delay, injected, pad) = {
         let mut s = shared.state.lock().unwrap();
         s.log.push((
             req.method.clone(),
             req.path.clone(),
             req.headers.get("x-vault-namespace").cloned(),
         ));
-        (s.delay, s.fail_next.pop_front())
+        (s.delay, s.fail_next.pop_front(), s.pad)
     };
     if !delay.is_zero() {
         std::thread::sleep(delay);
@@ -358,6 +365,12 @@ fn serve(shared: &Shared, mut stream: impl Read + Write) {
         Some(status) => (status, json!({"errors": [format!("injected {status}")]})),
         None => handle(shared, &req),
     };
+    let mut body = body;
+    if pad > 0 {
+        if let Some(map) = body.as_object_mut() {
+            map.insert("pad".into(), Value::String("x".repeat(pad)));
+        }
+    }
     let body = body.to_string();
     let reason = match status {
         200 => "OK",

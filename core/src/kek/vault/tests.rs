@@ -349,3 +349,51 @@ fn error_text_is_bounded_and_printable() {
     assert_eq!(error_text(br#"{"errors":["a\nb","c"]}"#), "a b; c");
     assert_eq!(error_text(b"garbage"), "(no errors in body)");
 }
+
+/// Deterministic xorshift for the robustness loop (no RNG dependency in core tests).
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn parsers_never_panic_on_arbitrary_or_mutated_input() {
+    let t = target();
+    let seeds: [&[u8]; 5] = [
+        br#"{"data":{"latest_version":3,"min_decryption_version":2,"type":"aes256-gcm96"}}"#,
+        br#"{"data":{"ciphertext":"vault:v2:QUJD","key_version":2}}"#,
+        br#"{"data":{"plaintext":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk="}}"#,
+        br#"{"errors":["permission denied","invalid token"]}"#,
+        b"vault:v12:AAAA",
+    ];
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..20_000u32 {
+        let seed = seeds[round as usize % seeds.len()];
+        let mut input = seed.to_vec();
+        for _ in 0..=(next(&mut rng) % 4) {
+            let r = next(&mut rng);
+            let pos = (r >> 8) as usize % (input.len() + 1);
+            match r % 3 {
+                0 if pos < input.len() => input[pos] = (r >> 40) as u8,
+                1 => input.insert(pos, (r >> 40) as u8),
+                _ if pos < input.len() => {
+                    input.remove(pos);
+                }
+                _ => {}
+            }
+        }
+        let status = [200u16, 400, 403, 404, 429, 503][(next(&mut rng) % 6) as usize];
+        let _ = parse_key_info(status, &input);
+        let _ = parse_encrypt(status, &input, 2);
+        let _ = parse_decrypt(status, &input);
+        let _ = error_text(&input);
+        let _ = ciphertext_version(&input);
+        let _ = decrypt_body(&t, &t.key_id(12), &input);
+        if let Ok(s) = core::str::from_utf8(&input) {
+            let _ = t.version_of(s);
+            let _ = TransitTarget::new(s, Some(s), s, s);
+        }
+    }
+}
