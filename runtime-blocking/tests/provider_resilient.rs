@@ -128,7 +128,7 @@ fn hung_server_returns_timeout_by_the_call_deadline() {
     let e = p.status(start + Duration::from_millis(700)).unwrap_err();
     let took = start.elapsed();
     assert_eq!(e.kind, RemoteErrorKind::Timeout, "{}", e.detail);
-    assert!(took < Duration::from_secs(1), "overran: {took:?}");
+    assert!(took < Duration::from_millis(1_200), "overran: {took:?}");
     // Several 250 ms attempts fit before the 700 ms deadline.
     assert!(
         s.count("/keys/kms") >= 2,
@@ -158,7 +158,7 @@ fn dead_server_opens_the_breaker_which_recovers_by_probing() {
     let before = s.count("");
     let start = Instant::now();
     let e = p.status(soon()).unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(100));
+    assert!(start.elapsed() < Duration::from_millis(300));
     assert_eq!(e.kind, RemoteErrorKind::Unavailable);
     assert!(e.detail.starts_with("circuit open"), "{}", e.detail);
     assert!(

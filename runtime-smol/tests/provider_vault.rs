@@ -215,7 +215,7 @@ fn resilient_retries_5xx_and_times_out_within_budget() {
         let e = p.status().await.unwrap_err();
         assert_eq!(e.kind, RemoteErrorKind::Timeout, "{}", e.detail);
         assert!(
-            start.elapsed() < Duration::from_millis(1_200),
+            start.elapsed() < Duration::from_millis(1_400),
             "{:?}",
             start.elapsed()
         );
