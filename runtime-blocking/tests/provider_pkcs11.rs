@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
-use cryptoki::session::UserType;
+use cryptoki::session::{SessionState, UserType};
 use cryptoki::types::AuthPin;
 use kms_plugin_blocking::provider::KekProvider;
 use kms_plugin_blocking::provider::pkcs11::{
@@ -81,7 +81,7 @@ fn softhsm_suite() {
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "SoftHSM tests failed");
-    assert!(stdout.contains("5 passed"), "all SoftHSM tests ran");
+    assert!(stdout.contains("6 passed"), "all SoftHSM tests ran");
 }
 
 fn provider(token: &str, pin: PinSource) -> Pkcs11Provider {
@@ -281,4 +281,35 @@ fn in_softhsm_wrong_pin_is_auth_and_never_retried_until_the_pin_changes() {
     std::fs::rename(&tmp, &pin_file).unwrap();
     let key_id = p.status(soon()).unwrap();
     assert!(key_id.starts_with("pkcs11:kms-key:"));
+}
+
+#[test]
+#[ignore = "run by softhsm_suite with SOFTHSM2_CONF set"]
+fn in_softhsm_lost_login_is_restored_transparently() {
+    let p = provider(TOKEN, pin(PIN));
+    let key_id = p.status(soon()).unwrap();
+    assert_eq!(p.idle_sessions(), 1);
+    // Another user of the module logs out: login state is per application, so the pooled
+    // session silently loses access to the (private) key.
+    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    session.logout().unwrap();
+    assert_eq!(
+        session.get_session_info().unwrap().session_state(),
+        SessionState::RoPublic,
+        "logout is application-wide"
+    );
+    // The next call notices and logs in again instead of reporting the key missing.
+    assert_eq!(p.status(soon()).unwrap(), key_id);
+    let blob = p
+        .wrap(&key_id, &Secret32::from_bytes([6; 32]), soon())
+        .unwrap();
+    assert_eq!(p.unwrap(&key_id, &blob, soon()).unwrap().expose(), &[6; 32]);
 }

@@ -26,7 +26,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use kms_plugin_core::secret::Secret32;
@@ -92,11 +92,10 @@ impl PinReader {
     }
 }
 
-/// The token as last seen: slot, login state, key handles by key id.
+/// The token as last seen: slot (with serial), refused PIN, idle sessions.
 #[derive(Default)]
 struct TokenState {
     slot: Option<(Slot, String)>,
-    logged_in: bool,
     /// A login refused for this PIN version, with its error (see module docs).
     pin_refused: Option<(PinVersion, RemoteError)>,
     idle: Vec<Session>,
@@ -191,7 +190,6 @@ impl Lease<'_> {
         if session_lost(e) {
             self.session = None;
             let mut state = self.provider.lock();
-            state.logged_in = false;
             state.idle.clear();
             state.slot = None;
         }
@@ -283,7 +281,10 @@ impl Pkcs11Provider {
         ))
     }
 
-    /// A logged-in session from the pool, or a new one.
+    /// A logged-in session from the pool, or a new one. The login state is checked on every
+    /// lease (it is per application and token, and is lost when the token is re-inserted or
+    /// another user of the module logs out) and restored with the current PIN. The state lock
+    /// is held throughout, so concurrent callers never make two login attempts with a bad PIN.
     fn lease(&self, deadline: Instant) -> Result<Lease<'_>, RemoteError> {
         check_deadline(deadline, "open session")?;
         let (version, pin) = self.pin.read()?;
@@ -297,30 +298,38 @@ impl Pkcs11Provider {
             }
             state.pin_refused = None;
         }
-        if let Some(session) = state.idle.pop() {
-            return Ok(Lease {
-                provider: self,
-                session: Some(session),
-            });
-        }
-        let slot = if let Some((slot, _)) = &state.slot {
-            *slot
+        let session = if let Some(session) = state.idle.pop() {
+            session
         } else {
-            let found = self.find_slot()?;
-            let slot = found.0;
-            state.slot = Some(found);
-            slot
+            let slot = if let Some((slot, _)) = &state.slot {
+                *slot
+            } else {
+                let found = self.find_slot()?;
+                let slot = found.0;
+                state.slot = Some(found);
+                slot
+            };
+            self.ctx
+                .open_ro_session(slot)
+                .map_err(|e| map_error("open session", &e))?
         };
-        let session = self
-            .ctx
-            .open_ro_session(slot)
-            .map_err(|e| map_error("open session", &e))?;
-        if !state.logged_in {
+        let logged_in = match session.get_session_info() {
+            Ok(info) => matches!(
+                info.session_state(),
+                SessionState::RoUser | SessionState::RwUser
+            ),
+            Err(e) => {
+                // The session is gone: forget the pool and the slot, let the caller retry.
+                state.idle.clear();
+                state.slot = None;
+                return Err(map_error("session info", &e));
+            }
+        };
+        if !logged_in {
+            check_deadline(deadline, "login")?;
             let auth_pin = AuthPin::from(pin.as_str().to_owned());
             match session.login(UserType::User, Some(&auth_pin)) {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                    state.logged_in = true;
-                }
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
                 Err(e) => {
                     let mapped = map_error("login", &e);
                     if mapped.kind == RemoteErrorKind::Auth {
