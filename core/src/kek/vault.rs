@@ -12,19 +12,18 @@
 //!
 //! JSON is handled with `serde_json` (no_std + alloc) so both runtimes share one parser; the
 //! one secret field read (`data.plaintext`) is moved out of the parsed tree and wiped after
-//! decoding. Bodies larger than [`MAX_RESPONSE_BYTES`] must be refused by the transport.
+//! decoding. Base64 of key material uses the keyring's constant-time codec. Bodies larger than [`MAX_RESPONSE_BYTES`] must be refused by the transport.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::effect::{RemoteError, RemoteErrorKind};
+use crate::keyring::base64;
 use crate::secret::{Secret32, SecretBytes};
 
 /// Largest response body a transport may buffer (Transit answers are < 4 KiB).
@@ -285,13 +284,11 @@ pub fn ciphertext_version(ciphertext: &[u8]) -> Option<u32> {
 
 /// Body of the encrypt request, `{"plaintext":"<b64 kek>","key_version":N}` (secret).
 pub fn encrypt_body(kek: &Secret32, version: u32) -> SecretBytes {
-    let mut b64 = Zeroizing::new([0u8; 44]);
-    let len = B64
-        .encode_slice(kek.expose(), &mut b64[..])
-        .unwrap_or_default();
-    let mut body = Vec::with_capacity(80);
+    // Capacity covers the whole body, so the secret is never left behind by a reallocation;
+    // the encoder is the keyring's constant-time one.
+    let mut body = Vec::with_capacity(96);
     body.extend_from_slice(b"{\"plaintext\":\"");
-    body.extend_from_slice(b64.get(..len).unwrap_or_default());
+    base64::encode_into(kek.expose(), &mut body);
     body.extend_from_slice(b"\",\"key_version\":");
     body.extend_from_slice(format!("{version}}}").as_bytes());
     SecretBytes::new(body)
@@ -451,14 +448,9 @@ pub fn parse_decrypt(status: u16, body: &[u8]) -> Result<Secret32, RemoteError> 
         Some(Value::String(s)) => Zeroizing::new(core::mem::take(s)),
         _ => return Err(corrupt(op, "has no data.plaintext")),
     };
-    let mut raw = Zeroizing::new([0u8; 48]);
-    let decoded = B64.decode_slice(b64.as_bytes(), &mut raw[..]);
-    let out = match decoded {
-        Ok(32) => raw.get(..32).and_then(Secret32::from_slice),
-        _ => None,
-    };
-    raw.zeroize();
-    out.ok_or_else(|| corrupt(op, "plaintext is not a 32-byte key"))
+    base64::decode(b64.as_bytes())
+        .and_then(|raw| Secret32::from_slice(&raw))
+        .ok_or_else(|| corrupt(op, "plaintext is not a 32-byte key"))
 }
 
 fn truncate(s: &str) -> String {
