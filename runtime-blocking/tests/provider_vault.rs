@@ -147,8 +147,13 @@ fn wrong_token_is_auth_and_missing_policy_is_permission() {
         "token must not leak: {}",
         e.detail
     );
+    // A token that may read the key but not use it: Status itself is not ok (the plugin must
+    // never report healthy while it cannot wrap), and so is a wrap.
     let ro = VaultProvider::new(config(&server, "kms", token("hvs.read-only"))).unwrap();
-    let key_id = ro.status(soon()).unwrap();
+    let e = ro.status(soon()).unwrap_err();
+    assert_eq!(e.kind, RemoteErrorKind::Permission, "{}", e.detail);
+    assert!(e.detail.contains("transit/encrypt/kms"), "{}", e.detail);
+    let key_id = ro.target().key_id(1);
     let e = ro.wrap(&key_id, &kek(1), soon()).unwrap_err();
     assert_eq!(e.kind, RemoteErrorKind::Permission, "{}", e.detail);
     let empty = VaultProvider::new(config(&server, "kms", token(""))).unwrap();
@@ -370,4 +375,16 @@ fn concurrent_calls_from_many_threads() {
         t.join().unwrap();
     }
     assert_eq!(server.count("/encrypt/"), 40);
+}
+
+#[test]
+fn capabilities_check_is_lenient_when_vault_will_not_say() {
+    // A token created without Vault's default policy cannot call sys/capabilities-self:
+    // Status relies on the key read alone instead of failing a working setup.
+    let server = server_with_key();
+    server.deny_capabilities();
+    let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
+    let key_id = p.status(soon()).unwrap();
+    assert!(key_id.starts_with("vault:kms:v1:"));
+    assert_eq!(server.count("/v1/sys/capabilities-self"), 1);
 }

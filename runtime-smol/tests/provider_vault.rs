@@ -132,7 +132,11 @@ fn tokens_and_policies() {
         let e = wrong.status().await.unwrap_err();
         assert_eq!(e.kind, RemoteErrorKind::Auth, "{}", e.detail);
         assert!(e.detail.contains("HTTP 403"));
-        let key_id = ro.status().await.unwrap();
+        assert_eq!(
+            ro.status().await.unwrap_err().kind,
+            RemoteErrorKind::Permission
+        );
+        let key_id = ro.target().key_id(1);
         assert_eq!(
             ro.wrap(&key_id, &kek(1)).await.unwrap_err().kind,
             RemoteErrorKind::Permission

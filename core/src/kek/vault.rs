@@ -50,6 +50,8 @@ pub enum TransitOp {
     Encrypt,
     /// `POST decrypt/<key>`.
     Decrypt,
+    /// `POST /v1/sys/capabilities-self` (see [`capabilities`]).
+    Capabilities,
 }
 
 /// A validated Transit key location: server address, optional namespace, mount and key name.
@@ -172,14 +174,22 @@ impl TransitTarget {
         &self.key
     }
 
-    /// Request path of `op` (`/v1/<mount>/keys|encrypt|decrypt/<key>`).
+    /// Request path of `op` (`/v1/<mount>/keys|encrypt|decrypt/<key>`,
+    /// `/v1/sys/capabilities-self`).
     pub fn path(&self, op: TransitOp) -> String {
         let verb = match op {
             TransitOp::ReadKey => "keys",
             TransitOp::Encrypt => "encrypt",
             TransitOp::Decrypt => "decrypt",
+            TransitOp::Capabilities => return String::from("/v1/sys/capabilities-self"),
         };
         format!("/v1/{}/{verb}/{}", self.mount, self.key)
+    }
+
+    /// The policy path of `verb` on this key, relative to the namespace
+    /// (`<mount>/<verb>/<key>`).
+    pub fn policy_path(&self, verb: &str) -> String {
+        format!("{}/{verb}/{}", self.mount, self.key)
     }
 
     /// Full URL of `op`.
@@ -355,11 +365,12 @@ impl TransitOp {
             Self::ReadKey => "read key",
             Self::Encrypt => "encrypt",
             Self::Decrypt => "decrypt",
+            Self::Capabilities => "capabilities",
         }
     }
 }
 
-fn parse_ok(op: TransitOp, status: u16, body: &[u8]) -> Result<Value, RemoteError> {
+pub(crate) fn parse_ok(op: TransitOp, status: u16, body: &[u8]) -> Result<Value, RemoteError> {
     if !(200..300).contains(&status) {
         return Err(error_from_response(op, status, body));
     }
@@ -453,7 +464,7 @@ pub fn parse_decrypt(status: u16, body: &[u8]) -> Result<Secret32, RemoteError> 
         .ok_or_else(|| corrupt(op, "plaintext is not a 32-byte key"))
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if out.len() + c.len_utf8() > MAX_ERROR_TEXT {
@@ -523,5 +534,6 @@ pub fn error_from_response(op: TransitOp, status: u16, body: &[u8]) -> RemoteErr
     )
 }
 
+pub mod capabilities;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kms_plugin_core::kek::vault::{self, MAX_RESPONSE_BYTES, TransitOp, TransitTarget};
+use kms_plugin_core::kek::vault::{
+    self, MAX_RESPONSE_BYTES, TransitOp, TransitTarget, capabilities,
+};
 use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::{RemoteError, RemoteErrorKind};
 use ureq::http::HeaderValue;
@@ -222,6 +224,9 @@ impl KekProvider for VaultProvider {
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
         let (status, body) = self.call(TransitOp::ReadKey, None, deadline)?;
         let info = vault::parse_key_info(status, &body)?;
+        let request = capabilities::capabilities_body(&self.target);
+        let (status, body) = self.call(TransitOp::Capabilities, Some(&request), deadline)?;
+        capabilities::check_capabilities(&self.target, status, &body)?;
         Ok(self.target.key_id(info.latest_version))
     }
 

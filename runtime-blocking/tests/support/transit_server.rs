@@ -44,6 +44,8 @@ struct State {
     tokens: HashMap<String, bool>,
     fail_next: VecDeque<u16>,
     delay: Duration,
+    /// `sys/capabilities-self` answers 403 (a token without Vault's default policy).
+    capabilities_denied: bool,
     /// Bytes of filler added to every JSON answer (an oversized response).
     pad: usize,
     /// (method, path, namespace header) of every request, in arrival order.
@@ -245,6 +247,11 @@ impl TransitServer {
         self.with(|s| s.delay = delay);
     }
 
+    /// `sys/capabilities-self` answers 403 from now on (a token without the default policy).
+    pub fn deny_capabilities(&self) {
+        self.with(|s| s.capabilities_denied = true);
+    }
+
     /// Every JSON answer carries `bytes` of filler from now on.
     pub fn set_padding(&self, bytes: usize) {
         self.with(|s| s.pad = bytes);
@@ -393,6 +400,29 @@ fn errors(status: u16, text: &[&str]) -> (u16, Value) {
     (status, json!({ "errors": text }))
 }
 
+/// `sys/capabilities-self`: full tokens may `update` the mount's paths, read-only ones `read`.
+fn capabilities(body: &[u8], may_use: bool, denied: bool) -> (u16, Value) {
+    if denied {
+        return errors(403, &["permission denied"]);
+    }
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut data = serde_json::Map::new();
+    for path in body["paths"].as_array().into_iter().flatten() {
+        let path = path.as_str().unwrap_or_default();
+        let caps = if path.starts_with(&format!("{MOUNT}/")) && may_use {
+            json!(["update"])
+        } else if path.starts_with(&format!("{MOUNT}/")) {
+            json!(["read"])
+        } else {
+            json!(["deny"])
+        };
+        data.insert(path.to_string(), caps);
+    }
+    let mut top = data.clone();
+    top.insert("data".into(), Value::Object(data));
+    (200, Value::Object(top))
+}
+
 fn handle(shared: &Shared, req: &Request) -> (u16, Value) {
     let mut s = shared.state.lock().unwrap();
     let may_use = match req
@@ -403,6 +433,9 @@ fn handle(shared: &Shared, req: &Request) -> (u16, Value) {
         None => return errors(403, &["permission denied", "invalid token"]),
         Some(may_use) => *may_use,
     };
+    if req.path == "/v1/sys/capabilities-self" {
+        return capabilities(&req.body, may_use, s.capabilities_denied);
+    }
     let Some(rest) = req.path.strip_prefix(&format!("/v1/{MOUNT}/")) else {
         return errors(404, &[&format!("no handler for route \"{}\"", req.path)]);
     };

@@ -18,7 +18,9 @@ use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
-use kms_plugin_core::kek::vault::{self, MAX_RESPONSE_BYTES, TransitOp, TransitTarget};
+use kms_plugin_core::kek::vault::{
+    self, MAX_RESPONSE_BYTES, TransitOp, TransitTarget, capabilities,
+};
 use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::{RemoteError, RemoteErrorKind};
 use rustls_pki_types::pem::PemObject;
@@ -270,6 +272,9 @@ impl AsyncKekProvider for VaultProvider {
         Box::pin(async move {
             let (status, body) = self.call(TransitOp::ReadKey, None).await?;
             let info = vault::parse_key_info(status, &body)?;
+            let request = Zeroizing::new(capabilities::capabilities_body(&self.target));
+            let (status, body) = self.call(TransitOp::Capabilities, Some(request)).await?;
+            capabilities::check_capabilities(&self.target, status, &body)?;
             Ok(self.target.key_id(info.latest_version))
         })
     }
