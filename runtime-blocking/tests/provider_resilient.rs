@@ -177,3 +177,29 @@ fn dead_server_opens_the_breaker_which_recovers_by_probing() {
         }
     );
 }
+
+#[test]
+fn remote_down_at_start_then_up_recovers_without_restart() {
+    let mut s = server();
+    s.stop();
+    // The plugin builds its provider while Vault is down: no IO at construction.
+    let p = provider(
+        &s,
+        TOKEN,
+        BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_millis(200),
+        },
+    );
+    let start = Instant::now();
+    let e = p.status(start + Duration::from_secs(2)).unwrap_err();
+    assert_eq!(e.kind, RemoteErrorKind::Unavailable, "{}", e.detail);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "bounded by the deadline"
+    );
+    s.restart();
+    std::thread::sleep(Duration::from_millis(220));
+    let key_id = p.status(soon()).unwrap();
+    assert!(key_id.starts_with("vault:kms:v1:"));
+}
