@@ -516,6 +516,31 @@ fn v1_is_bound_to_key_id_and_wrapped_kek() {
 }
 
 #[test]
+fn non_ascii_key_ids_round_trip() {
+    // key_id is any UTF-8 (proto3 `string`); lengths are in bytes.
+    let kek = kek(0x42);
+    let mut r = rng(19);
+    let id = "ключ/🔑:v1";
+    let v1 = seal_v1(&kek, id, VAULT_WRAPPED, b"ping", &mut r).unwrap();
+    let parts = parse_v1(&v1).unwrap();
+    assert_eq!(parts.key_id, id);
+    assert_eq!(open_v1(&kek, &parts).unwrap().expose(), b"ping");
+    let v2 = seal_v2(&kek, id, VAULT_WRAPPED, b"seed", &mut r).unwrap();
+    assert_eq!(
+        open_v2(&kek, id, VAULT_WRAPPED, &v2).unwrap().expose(),
+        b"seed"
+    );
+    // 1024 bytes made of 2-byte characters is the limit; one more byte is refused.
+    let id = "ж".repeat(512);
+    assert!(seal_v1(&kek, &id, VAULT_WRAPPED, b"x", &mut r).is_ok());
+    let id = format!("{id}x");
+    assert_eq!(
+        seal_v2(&kek, &id, VAULT_WRAPPED, b"x", &mut r),
+        Err(SealError::InvalidKeyId)
+    );
+}
+
+#[test]
 fn formats_do_not_cross() {
     let kek = kek(0x41);
     let mut r = rng(14);

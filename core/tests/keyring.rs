@@ -92,7 +92,7 @@ fn header_only_and_lenient_whitespace() {
     // Comments and blank lines before the header; CRLF; tabs and repeated spaces; indented
     // comment; no final newline.
     let text = format!(
-        "# my keyring\r\n\r\nkms-plugin-keyring v1\r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
+        "# my keyring\r\n\r\n  kms-plugin-keyring\tv1 \r\n  # note\r\nkey\tdefault   1 \t{}\r\nkey default 2 {}",
         b64(&key_bytes(1)),
         b64(&key_bytes(2))
     );
@@ -542,6 +542,20 @@ fn limits_on_keys_and_versions() {
     .unwrap();
     let err = max.add_key("default", rng.secret32()).unwrap_err();
     assert!(err.reason.contains("no version number left"), "{err}");
+    // Serializing long names and the largest versions stays within the buffer's first
+    // allocation (a debug assertion in `serialize` checks it; tests run with debug assertions).
+    let mut wide = Keyring::new();
+    for i in 0..50u8 {
+        let name = format!("{}{i:02}", "n".repeat(62));
+        let text = format!("kms-plugin-keyring v1\n{}", line(&name, u32::MAX, &[i; 32]));
+        let one = Keyring::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            *one.serialize(),
+            *Keyring::parse(&one.serialize()).unwrap().serialize()
+        );
+        wide.add_key(&name, Secret32::from_bytes([i; 32])).unwrap();
+    }
+    assert_eq!(Keyring::parse(&wide.serialize()).unwrap().len(), 50);
     // At most MAX_KEYS versions.
     let mut full = Keyring::new();
     for _ in 0..kms_plugin_core::keyring::MAX_KEYS {
