@@ -74,7 +74,12 @@ fn softhsm_suite() {
     let out = Command::new(std::env::current_exe().unwrap())
         .env("SOFTHSM2_CONF", &conf)
         .env("KMS_TEST_PIN_DIR", &dir)
-        .args(["--ignored", "--test-threads=1", "in_softhsm_"])
+        .args([
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+            "in_softhsm_",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -179,10 +184,17 @@ fn in_softhsm_sessions_are_pooled_and_reused() {
     let p = Arc::new(provider(TOKEN, pin(PIN)));
     let key_id = p.status(soon()).unwrap();
     assert_eq!(p.idle_sessions(), 1);
-    for _ in 0..10 {
-        p.wrap(&key_id, &Secret32::from_bytes([3; 32]), soon())
+    let start = Instant::now();
+    for _ in 0..200 {
+        let blob = p
+            .wrap(&key_id, &Secret32::from_bytes([3; 32]), soon())
             .unwrap();
+        p.unwrap(&key_id, &blob, soon()).unwrap();
     }
+    println!(
+        "softhsm: {:?} per call (200 wrap+unwrap pairs, pooled session)",
+        start.elapsed() / 400
+    );
     assert_eq!(p.idle_sessions(), 1, "sequential calls reuse one session");
     let threads: Vec<_> = (0..4)
         .map(|i| {

@@ -388,3 +388,37 @@ fn capabilities_check_is_lenient_when_vault_will_not_say() {
     assert!(key_id.starts_with("vault:kms:v1:"));
     assert_eq!(server.count("/v1/sys/capabilities-self"), 1);
 }
+
+#[test]
+#[ignore = "measurement: cargo test -p kms-plugin-blocking --test provider_vault -- --ignored --nocapture"]
+fn latency_report() {
+    for tls in [false, true] {
+        let server = if tls {
+            TransitServer::start_tls()
+        } else {
+            TransitServer::start()
+        };
+        server.add_key("kms");
+        server.allow_token(TOKEN);
+        let dir = TempDir::new("bench");
+        let mut cfg = config(&server, "kms", token(TOKEN));
+        if tls {
+            let ca = dir.0.join("ca.pem");
+            std::fs::write(&ca, server.ca_pem()).unwrap();
+            cfg.ca_file = Some(ca);
+        }
+        let p = VaultProvider::new(cfg).unwrap();
+        let key_id = p.status(soon()).unwrap();
+        let rounds = 200u32;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let blob = p.wrap(&key_id, &kek(1), soon()).unwrap();
+            p.unwrap(&key_id, &blob, soon()).unwrap();
+        }
+        let per = start.elapsed() / (rounds * 2);
+        println!(
+            "blocking vault {}: {per:?} per call ({rounds} wrap+unwrap pairs)",
+            if tls { "https" } else { "http" }
+        );
+    }
+}

@@ -268,3 +268,39 @@ fn resilient_breaker_opens_on_dead_server_and_recovers() {
         );
     });
 }
+
+#[test]
+#[ignore = "measurement: cargo test -p kms-plugin-smol --test provider_vault -- --ignored --nocapture"]
+fn latency_report() {
+    for tls in [false, true] {
+        let s = if tls {
+            TransitServer::start_tls()
+        } else {
+            TransitServer::start()
+        };
+        s.add_key("kms");
+        s.allow_token(TOKEN);
+        let dir = TempDir::new("bench");
+        let mut cfg = config(&s, token(TOKEN));
+        if tls {
+            let ca = dir.0.join("ca.pem");
+            std::fs::write(&ca, s.ca_pem()).unwrap();
+            cfg.ca_file = Some(ca);
+        }
+        let p = VaultProvider::new(cfg).unwrap();
+        smol::block_on(async {
+            let key_id = p.status().await.unwrap();
+            let rounds = 200u32;
+            let start = Instant::now();
+            for _ in 0..rounds {
+                let blob = p.wrap(&key_id, &kek(1)).await.unwrap();
+                p.unwrap(&key_id, &blob).await.unwrap();
+            }
+            let per = start.elapsed() / (rounds * 2);
+            println!(
+                "smol vault {}: {per:?} per call ({rounds} wrap+unwrap pairs)",
+                if tls { "https" } else { "http" }
+            );
+        });
+    }
+}
