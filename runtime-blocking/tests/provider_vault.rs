@@ -116,6 +116,31 @@ fn remote_rotation_changes_key_id_and_old_blobs_still_unwrap() {
 }
 
 #[test]
+fn recreated_key_gets_a_new_key_id_and_same_key_id_across_addresses() {
+    let server = server_with_key();
+    let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
+    let v1 = p.status(soon()).unwrap();
+    // Another host reaches the same Vault through another address: same key id.
+    let mut other = config(&server, "kms", token(TOKEN));
+    other.addr = other.addr.replace("127.0.0.1", "localhost");
+    assert_ne!(other.addr, server.url());
+    assert_eq!(
+        VaultProvider::new(other).unwrap().status(soon()).unwrap(),
+        v1
+    );
+    let blob = p.wrap(&v1, &kek(5), soon()).unwrap();
+    // The key is deleted and re-created under the same name: version 1 again, but other
+    // key material, so the key id must differ (never reused for another key).
+    server.delete_key("kms");
+    server.add_key("kms");
+    let recreated = p.status(soon()).unwrap();
+    assert!(recreated.starts_with("vault:kms:v1:"), "{recreated}");
+    assert_ne!(recreated, v1);
+    let e = p.unwrap(&v1, &blob, soon()).err().unwrap();
+    assert_eq!(e.kind, RemoteErrorKind::Corrupt, "{}", e.detail);
+}
+
+#[test]
 fn tampered_blob_is_corrupt_and_trimmed_versions_are_refused() {
     let server = server_with_key();
     let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
@@ -153,7 +178,7 @@ fn wrong_token_is_auth_and_missing_policy_is_permission() {
     let e = ro.status(soon()).unwrap_err();
     assert_eq!(e.kind, RemoteErrorKind::Permission, "{}", e.detail);
     assert!(e.detail.contains("transit/encrypt/kms"), "{}", e.detail);
-    let key_id = ro.target().key_id(1);
+    let key_id = ro.target().key_id(1, 0);
     let e = ro.wrap(&key_id, &kek(1), soon()).unwrap_err();
     assert_eq!(e.kind, RemoteErrorKind::Permission, "{}", e.detail);
     let empty = VaultProvider::new(config(&server, "kms", token(""))).unwrap();

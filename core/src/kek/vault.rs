@@ -197,14 +197,19 @@ impl TransitTarget {
         format!("{}{}", self.addr, self.path(op))
     }
 
-    /// The key id of Transit key version `version`: `vault:<key>:v<version>:<hex16>`, where
-    /// `hex16` is the first 8 bytes of SHA-256 over (address, namespace, mount, key,
-    /// version): readable, non-secret, and different for every server, mount, key and
-    /// version, so a remote rotation is a key id change.
-    pub fn key_id(&self, version: u32) -> String {
+    /// The key id of Transit key version `version`, created at `created` (the unix time
+    /// Transit reports for that version in `data.keys`, 0 if unknown):
+    /// `vault:<key>:v<version>:<hex16>`, where `hex16` is the first 8 bytes of SHA-256 over
+    /// (namespace, mount, key, version, created).
+    ///
+    /// Readable and non-secret; a remote rotation (new version) is a new key id, and so is a
+    /// key deleted and re-created under the same name (its version 1 has another creation
+    /// time), so a key id is never reused for other key material. The server address is
+    /// deliberately left out: every control-plane host reports the same key id even when
+    /// each reaches Vault through its own address (a local agent, a load balancer).
+    pub fn key_id(&self, version: u32, created: u64) -> String {
         let mut h = Sha256::new();
         for part in [
-            self.addr.as_bytes(),
             self.namespace.as_deref().unwrap_or("").as_bytes(),
             self.mount.as_bytes(),
             self.key.as_bytes(),
@@ -213,6 +218,7 @@ impl TransitTarget {
             h.update(part);
         }
         h.update(u64::from(version).to_be_bytes());
+        h.update(created.to_be_bytes());
         let digest = h.finalize();
         format!(
             "vault:{}:v{version}:{}",
@@ -345,6 +351,15 @@ pub struct KeyInfo {
     pub min_decryption_version: u32,
     /// Transit key type (one of [`AEAD_KEY_TYPES`]).
     pub key_type: String,
+    /// Creation time (unix seconds) of `latest_version` from `data.keys`, 0 if absent.
+    pub latest_created: u64,
+}
+
+impl KeyInfo {
+    /// The key id Status reports for this key: its latest version.
+    pub fn key_id(&self, target: &TransitTarget) -> String {
+        target.key_id(self.latest_version, self.latest_created)
+    }
 }
 
 fn corrupt(op: TransitOp, why: &str) -> RemoteError {
@@ -421,10 +436,17 @@ pub fn parse_key_info(status: u16, body: &[u8]) -> Result<KeyInfo, RemoteError> 
     if min_dec > latest {
         return Err(corrupt(op, "has min_decryption_version > latest_version"));
     }
+    // `data.keys` maps each version to its creation time (unix seconds) for symmetric keys.
+    let latest_created = data
+        .get("keys")
+        .and_then(|keys| keys.get(format!("{latest}").as_str()))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     Ok(KeyInfo {
         latest_version: latest,
         min_decryption_version: min_dec,
         key_type: String::from(key_type),
+        latest_created,
     })
 }
 

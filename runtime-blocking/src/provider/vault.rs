@@ -227,7 +227,7 @@ impl KekProvider for VaultProvider {
         let request = capabilities::capabilities_body(&self.target);
         let (status, body) = self.call(TransitOp::Capabilities, Some(&request), deadline)?;
         capabilities::check_capabilities(&self.target, status, &body)?;
-        Ok(self.target.key_id(info.latest_version))
+        Ok(info.key_id(&self.target))
     }
 
     fn wrap(

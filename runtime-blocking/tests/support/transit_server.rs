@@ -33,6 +33,8 @@ pub const MOUNT: &str = "transit";
 struct Key {
     /// Key material per version (index 0 = version 1).
     versions: Vec<[u8; 32]>,
+    /// Creation time (unix seconds) per version, unique across the server's lifetime.
+    created: Vec<u64>,
     min_decryption_version: u32,
     kind: String,
 }
@@ -55,6 +57,22 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     nonce: AtomicU64,
+}
+
+/// A fake "now" in unix seconds, strictly increasing: every created key version gets its own.
+static CLOCK: AtomicU64 = AtomicU64::new(1_700_000_000);
+
+fn creation_time() -> u64 {
+    CLOCK.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Key material derived from name, version and creation time (a re-created key differs).
+fn material_at(name: &str, version: usize, created: u64) -> [u8; 32] {
+    let mut k = material(name, version);
+    for (b, c) in k.iter_mut().zip(created.to_le_bytes().iter().cycle()) {
+        *b ^= *c;
+    }
+    k
 }
 
 /// A running (or stopped) fake Transit server.
@@ -200,10 +218,12 @@ impl TransitServer {
     /// Creates key `name` of Transit type `key_type` at version 1.
     pub fn add_key_of_type(&self, name: &str, key_type: &str) {
         self.with(|s| {
+            let created = creation_time();
             s.keys.insert(
                 name.to_string(),
                 Key {
-                    versions: vec![material(name, 1)],
+                    versions: vec![material_at(name, 1, created)],
+                    created: vec![created],
                     min_decryption_version: 1,
                     kind: key_type.to_string(),
                 },
@@ -215,6 +235,11 @@ impl TransitServer {
     /// returns the new latest version.
     pub fn rotate(&self, name: &str) -> u32 {
         self.with(|s| rotate_key(s, name).unwrap())
+    }
+
+    /// Deletes key `name` (like `vault delete transit/keys/<name>` with deletion allowed).
+    pub fn delete_key(&self, name: &str) {
+        self.with(|s| s.keys.remove(name));
     }
 
     /// Sets the key's `min_decryption_version`.
@@ -282,7 +307,9 @@ impl Drop for TransitServer {
 fn rotate_key(s: &mut State, name: &str) -> Option<u32> {
     let key = s.keys.get_mut(name)?;
     let next = key.versions.len() + 1;
-    key.versions.push(material(name, next));
+    let created = creation_time();
+    key.versions.push(material_at(name, next, created));
+    key.created.push(created);
     Some(next as u32)
 }
 
@@ -445,8 +472,11 @@ fn handle(shared: &Shared, req: &Request) -> (u16, Value) {
         ("GET", ["keys", name]) => match s.keys.get(*name) {
             None => errors(404, &[]),
             Some(k) => {
-                let versions: serde_json::Map<String, Value> = (1..=k.versions.len())
-                    .map(|v| (v.to_string(), json!(1_700_000_000 + v)))
+                let versions: serde_json::Map<String, Value> = k
+                    .created
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ((i + 1).to_string(), json!(c)))
                     .collect();
                 (
                     200,

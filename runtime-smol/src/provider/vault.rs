@@ -275,7 +275,7 @@ impl AsyncKekProvider for VaultProvider {
             let request = Zeroizing::new(capabilities::capabilities_body(&self.target));
             let (status, body) = self.call(TransitOp::Capabilities, Some(request)).await?;
             capabilities::check_capabilities(&self.target, status, &body)?;
-            Ok(self.target.key_id(info.latest_version))
+            Ok(info.key_id(&self.target))
         })
     }
 

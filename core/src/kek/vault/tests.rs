@@ -65,20 +65,26 @@ fn target_validates_and_normalises_its_parts() {
 }
 
 #[test]
-fn key_id_is_readable_stable_and_distinct_per_server_mount_key_and_version() {
+fn key_id_is_readable_stable_and_distinct_per_key_version_and_creation() {
     let t = target();
-    let id = t.key_id(3);
+    let id = t.key_id(3, 1_700_000_000);
     assert!(id.starts_with("vault:kms-key:v3:"), "{id}");
     assert_eq!(id.len(), "vault:kms-key:v3:".len() + 16);
-    assert_eq!(id, target().key_id(3));
+    assert_eq!(id, target().key_id(3, 1_700_000_000));
+    // Golden value (computed independently with Python hashlib): key ids are persisted by the
+    // apiserver, so the derivation must not drift.
+    assert_eq!(id, "vault:kms-key:v3:0442630a9f3724a4");
+    // Same key reached through another address: same key id on every host.
+    let via_agent =
+        TransitTarget::new("http://127.0.0.1:8100", None, "transit", "kms-key").unwrap();
+    assert_eq!(via_agent.key_id(3, 1_700_000_000), id);
     let others = [
-        t.key_id(4),
-        TransitTarget::new("https://other:8200", None, "transit", "kms-key")
-            .unwrap()
-            .key_id(3),
+        t.key_id(4, 1_700_000_000),
+        // The key was deleted and re-created under the same name.
+        t.key_id(3, 1_700_000_001),
         TransitTarget::new("https://vault.example:8200", None, "transit2", "kms-key")
             .unwrap()
-            .key_id(3),
+            .key_id(3, 1_700_000_000),
         TransitTarget::new(
             "https://vault.example:8200",
             Some("ns"),
@@ -86,19 +92,19 @@ fn key_id_is_readable_stable_and_distinct_per_server_mount_key_and_version() {
             "kms-key",
         )
         .unwrap()
-        .key_id(3),
+        .key_id(3, 1_700_000_000),
     ];
     for other in others {
         assert_ne!(id, other);
     }
     assert_eq!(t.version_of(&id).unwrap(), 3);
-    assert_eq!(t.version_of(&t.key_id(u32::MAX)).unwrap(), u32::MAX);
+    assert_eq!(t.version_of(&t.key_id(u32::MAX, 0)).unwrap(), u32::MAX);
 }
 
 #[test]
 fn version_of_rejects_foreign_or_malformed_key_ids() {
     let t = target();
-    let good = t.key_id(2);
+    let good = t.key_id(2, 0);
     for bad in [
         "",
         "vault:",
@@ -150,20 +156,20 @@ fn encrypt_body_is_json_with_base64_plaintext_and_explicit_version() {
 #[test]
 fn decrypt_body_checks_blob_against_key_id() {
     let t = target();
-    let body = decrypt_body(&t, &t.key_id(2), b"vault:v2:QUJD").unwrap();
+    let body = decrypt_body(&t, &t.key_id(2, 0), b"vault:v2:QUJD").unwrap();
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["ciphertext"], "vault:v2:QUJD");
-    let e = decrypt_body(&t, &t.key_id(1), b"vault:v2:QUJD").unwrap_err();
+    let e = decrypt_body(&t, &t.key_id(1, 0), b"vault:v2:QUJD").unwrap_err();
     assert_eq!(e.kind, RemoteErrorKind::Corrupt);
     for bad in [&b"vault:v2:\"}x"[..], b"QUJD", b"vault:v2:\\u0000"] {
         assert_eq!(
-            decrypt_body(&t, &t.key_id(2), bad).unwrap_err().kind,
+            decrypt_body(&t, &t.key_id(2, 0), bad).unwrap_err().kind,
             RemoteErrorKind::Corrupt
         );
     }
     let long = [b'A'; MAX_CIPHERTEXT_LEN + 1];
     assert_eq!(
-        decrypt_body(&t, &t.key_id(2), &long).unwrap_err().kind,
+        decrypt_body(&t, &t.key_id(2, 0), &long).unwrap_err().kind,
         RemoteErrorKind::Corrupt
     );
     assert_eq!(
@@ -176,16 +182,18 @@ fn decrypt_body_checks_blob_against_key_id() {
 
 #[test]
 fn key_info_accepts_aead_keys_and_rejects_others() {
-    let ok = br#"{"data":{"latest_version":3,"min_decryption_version":2,"type":"aes256-gcm96","supports_encryption":true,"supports_decryption":true}}"#;
+    let ok = br#"{"data":{"latest_version":3,"min_decryption_version":2,"type":"aes256-gcm96","supports_encryption":true,"supports_decryption":true,"keys":{"1":1700000001,"2":1700000002,"3":1700000003}}}"#;
     let info = parse_key_info(200, ok).unwrap();
     assert_eq!(
         info,
         KeyInfo {
             latest_version: 3,
             min_decryption_version: 2,
-            key_type: "aes256-gcm96".to_string()
+            key_type: "aes256-gcm96".to_string(),
+            latest_created: 1_700_000_003,
         }
     );
+    assert_eq!(info.key_id(&target()), target().key_id(3, 1_700_000_003));
     for ty in AEAD_KEY_TYPES {
         let body = format!(r#"{{"data":{{"latest_version":1,"type":"{ty}"}}}}"#);
         assert_eq!(
@@ -397,7 +405,7 @@ fn parsers_never_panic_on_arbitrary_or_mutated_input() {
         let _ = parse_decrypt(status, &input);
         let _ = error_text(&input);
         let _ = ciphertext_version(&input);
-        let _ = decrypt_body(&t, &t.key_id(12), &input);
+        let _ = decrypt_body(&t, &t.key_id(12, 0), &input);
         if let Ok(s) = core::str::from_utf8(&input) {
             let _ = t.version_of(s);
             let _ = TransitTarget::new(s, Some(s), s, s);
