@@ -5,8 +5,11 @@
 //!   labelled `KMS_KEY_ID`. With several keys of that label, the one with the greatest
 //!   `CKA_ID` is current (rotation = add a key with the same label and a greater id); older
 //!   ones still unwrap, because a key id names one key.
-//! - Key id: `pkcs11:<key label>:<hex16>`, hex16 = SHA-256 over (token label, token serial,
-//!   key label, CKA_ID, CKA_CHECK_VALUE) truncated to 8 bytes: non-secret and stable.
+//! - Key id: `pkcs11:<key label>:<hex16>`, hex16 = SHA-256 over (key label, CKA_ID,
+//!   CKA_CHECK_VALUE) truncated to 8 bytes: non-secret and stable. It names the key, not the
+//!   token: hosts holding the same key material (a replicated or network HSM) under other
+//!   token labels or serials agree on it and can unwrap each other's blobs (AAD = key id);
+//!   re-created key material changes the check value and so the key id.
 //! - Blob: `0x01 | IV (12, from the token's RNG) | AES-GCM(KEK) with tag (48)`, AAD = key id.
 //! - Sessions: a small pool of logged-in sessions is reused; a session the token reports as
 //!   gone is dropped and the next call logs in again.
@@ -92,10 +95,10 @@ impl PinReader {
     }
 }
 
-/// The token as last seen: slot (with serial), refused PIN, idle sessions.
+/// The token as last seen: slot, refused PIN, idle sessions.
 #[derive(Default)]
 struct TokenState {
-    slot: Option<(Slot, String)>,
+    slot: Option<Slot>,
     /// A login refused for this PIN version, with its error (see module docs).
     pin_refused: Option<(PinVersion, RemoteError)>,
     idle: Vec<Session>,
@@ -262,7 +265,7 @@ impl Pkcs11Provider {
         self.lock().idle.len()
     }
 
-    fn find_slot(&self) -> Result<(Slot, String), RemoteError> {
+    fn find_slot(&self) -> Result<Slot, RemoteError> {
         let slots = self
             .ctx
             .get_slots_with_token()
@@ -272,7 +275,7 @@ impl Pkcs11Provider {
                 continue;
             };
             if info.label().trim_end() == self.token_label {
-                return Ok((slot, info.serial_number().trim_end().to_owned()));
+                return Ok(slot);
             }
         }
         Err(err(
@@ -301,13 +304,12 @@ impl Pkcs11Provider {
         let session = if let Some(session) = state.idle.pop() {
             session
         } else {
-            let slot = if let Some((slot, _)) = &state.slot {
-                *slot
+            let slot = if let Some(slot) = state.slot {
+                slot
             } else {
                 let found = self.find_slot()?;
-                let slot = found.0;
                 state.slot = Some(found);
-                slot
+                found
             };
             self.ctx
                 .open_ro_session(slot)
@@ -345,15 +347,11 @@ impl Pkcs11Provider {
         })
     }
 
-    fn key_id_for(&self, serial: &str, label: &str, id: &[u8], check: &[u8]) -> String {
+    /// The key id of the key labelled `label` with `CKA_ID` `id` and `CKA_CHECK_VALUE`
+    /// `check` (empty when the token does not provide them).
+    pub fn key_id_for(label: &str, id: &[u8], check: &[u8]) -> String {
         let mut h = Sha256::new();
-        for part in [
-            self.token_label.as_bytes(),
-            serial.as_bytes(),
-            label.as_bytes(),
-            id,
-            check,
-        ] {
+        for part in [label.as_bytes(), id, check] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
@@ -366,14 +364,8 @@ impl Pkcs11Provider {
     }
 
     /// Every AES secret key labelled `label`, with its key id.
-    fn keys(&self, lease: &Lease<'_>, label: &str) -> Result<Vec<KeyFacts>, CkError> {
+    fn keys(lease: &Lease<'_>, label: &str) -> Result<Vec<KeyFacts>, CkError> {
         let session = lease.session();
-        let serial = self
-            .lock()
-            .slot
-            .as_ref()
-            .map(|(_, serial)| serial.clone())
-            .unwrap_or_default();
         let handles = session.find_objects(&[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -392,7 +384,7 @@ impl Pkcs11Provider {
                     _ => {}
                 }
             }
-            let key_id = self.key_id_for(&serial, label, &id, &check);
+            let key_id = Self::key_id_for(label, &id, &check);
             keys.push(KeyFacts { handle, id, key_id });
         }
         Ok(keys)
@@ -414,8 +406,7 @@ impl Pkcs11Provider {
                 format!("key id {key_id:?} is not a pkcs11 key id"),
             )));
         };
-        let found = self
-            .keys(lease, label)?
+        let found = Self::keys(lease, label)?
             .into_iter()
             .find(|k| k.key_id == key_id)
             .map(|k| k.handle);
@@ -439,7 +430,7 @@ impl KekProvider for Pkcs11Provider {
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
         let lease = self.lease(deadline)?;
         check_deadline(deadline, "find key")?;
-        let keys = match self.keys(&lease, &self.key_label) {
+        let keys = match Self::keys(&lease, &self.key_label) {
             Ok(keys) => keys,
             Err(e) => return Err(lease.fail("find key", &e)),
         };
