@@ -447,3 +447,13 @@ fn latency_report() {
         );
     }
 }
+
+#[test]
+fn connection_closed_without_answer_is_unavailable() {
+    let server = server_with_key();
+    let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
+    server.drop_next(1);
+    let e = p.status(soon()).unwrap_err();
+    assert_eq!(e.kind, RemoteErrorKind::Unavailable, "{}", e.detail);
+    assert!(p.status(soon()).is_ok());
+}

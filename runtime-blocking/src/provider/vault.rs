@@ -191,7 +191,8 @@ fn timeout(op: TransitOp) -> RemoteError {
 }
 
 /// Maps a ureq failure to a kind: deadline -> Timeout; DNS, refused, reset, TLS handshake
-/// I/O -> Unavailable; certificate problems -> Other; malformed HTTP -> Corrupt.
+/// I/O, malformed HTTP -> Unavailable; certificate problems -> Other; oversized body ->
+/// Corrupt.
 fn transport_error(op: TransitOp, e: &ureq::Error, deadline: Instant) -> RemoteError {
     let label = op.name();
     let kind = match e {
@@ -202,10 +203,13 @@ fn transport_error(op: TransitOp, e: &ureq::Error, deadline: Instant) -> RemoteE
         // rustls reports certificate and handshake refusals as InvalidData: a configuration
         // problem (wrong CA, wrong host name), not worth retrying.
         ureq::Error::Io(io) if io.kind() == ErrorKind::InvalidData => RemoteErrorKind::Other,
-        ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
-            RemoteErrorKind::Unavailable
-        }
-        ureq::Error::BodyExceedsLimit(_) | ureq::Error::Protocol(_) => RemoteErrorKind::Corrupt,
+        // Malformed or truncated HTTP is a connection problem (a dying server or proxy), as
+        // hyper reports it in the smol runtime: transient.
+        ureq::Error::Io(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_) => RemoteErrorKind::Unavailable,
+        ureq::Error::BodyExceedsLimit(_) => RemoteErrorKind::Corrupt,
         _ => RemoteErrorKind::Other,
     };
     let kind = if kind != RemoteErrorKind::Timeout && Instant::now() >= deadline {

@@ -267,6 +267,12 @@ impl TransitServer {
         self.with(|s| s.fail_next.extend(std::iter::repeat_n(status, count)));
     }
 
+    /// The next `count` requests get no answer: the connection is closed after the request
+    /// is read (a server dying mid-call).
+    pub fn drop_next(&self, count: usize) {
+        self.fail_next(0, count);
+    }
+
     /// Every answer waits `delay` first (a slow or hung server).
     pub fn set_delay(&self, delay: Duration) {
         self.with(|s| s.delay = delay);
@@ -394,6 +400,10 @@ fn serve(shared: &Shared, mut stream: impl Read + Write) {
     };
     if !delay.is_zero() {
         std::thread::sleep(delay);
+    }
+    if injected == Some(0) {
+        // Injected "crash": close the connection without answering.
+        return;
     }
     let (status, body) = match injected {
         Some(status) => (status, json!({"errors": [format!("injected {status}")]})),
