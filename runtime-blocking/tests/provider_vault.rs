@@ -457,3 +457,24 @@ fn connection_closed_without_answer_is_unavailable() {
     assert_eq!(e.kind, RemoteErrorKind::Unavailable, "{}", e.detail);
     assert!(p.status(soon()).is_ok());
 }
+
+#[test]
+fn rotation_through_the_transit_http_api() {
+    // What an operator runs: `vault write -f transit/keys/kms/rotate`.
+    let server = server_with_key();
+    let p = VaultProvider::new(config(&server, "kms", token(TOKEN))).unwrap();
+    let v1 = p.status(soon()).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(format!("{}/v1/transit/keys/kms/rotate", server.url()))
+        .header("X-Vault-Token", TOKEN)
+        .send_empty()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let v2 = p.status(soon()).unwrap();
+    assert!(v2.starts_with("vault:kms:v2:"), "{v2}");
+    assert_ne!(v1, v2);
+}
