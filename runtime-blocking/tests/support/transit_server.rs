@@ -415,7 +415,12 @@ fn serve(shared: &Shared, mut stream: impl Read + Write) {
             map.insert("pad".into(), Value::String("x".repeat(pad)));
         }
     }
-    let body = body.to_string();
+    // RFC 9110 §15.3.5: a 204 has no content.
+    let body = if status == 204 {
+        String::new()
+    } else {
+        body.to_string()
+    };
     let reason = match status {
         200 => "OK",
         204 => "No Content",
