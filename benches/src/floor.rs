@@ -35,7 +35,7 @@ fn echo(mut sock: UnixStream) -> io::Result<()> {
         }
         filled += n;
         let mut pos = 0;
-        while let Some(head) = buf.get(pos..pos + 8) {
+        while let Some(head) = buf[..filled].get(pos..pos + 8) {
             let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
             let reply = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
             if len < 4 || buf.len() < 4 + len {

@@ -375,6 +375,7 @@ fn pin_self() {
 
 fn main() -> Result<(), String> {
     let args = parse_args()?;
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin_dir = exe.parent().ok_or("no bin dir")?.to_path_buf();
     if args.build {
@@ -432,7 +433,20 @@ fn main() -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    print_report(&args, &rows, &facts, &notes, &load_before, t0.elapsed());
+    for (scenario, server, m) in &rows {
+        for f in &m.failures {
+            notes.push(format!("{server} {scenario}: connection failed: {f}"));
+        }
+    }
+    print_report(
+        &args,
+        cpus,
+        &rows,
+        &facts,
+        &notes,
+        &load_before,
+        t0.elapsed(),
+    );
     Ok(())
 }
 
@@ -459,18 +473,18 @@ fn floor_sizes(rows: &[Row], server: &str, sizes: &[(String, usize)]) -> Vec<(St
 
 fn print_report(
     args: &Args,
+    cpus: usize,
     rows: &[Row],
     facts: &[(String, ProcessFacts)],
     notes: &[String],
     load_before: &str,
     elapsed: Duration,
 ) {
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("## kms-plugin end-to-end benchmark\n");
     println!(
         "duration {:.1} s (+{:.1} s warm-up) per run, {} client connections at concurrency > 1, \
-         client on CPU {CLIENT_CPU}, servers on CPU {SERVER_CPU} (of {cpus} visible), \
+         client on CPU {CLIENT_CPU}, servers on CPU {SERVER_CPU} (of {cpus}), \
          loadavg before `{}` after `{}`, total {:.0} s\n",
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
