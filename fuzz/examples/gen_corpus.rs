@@ -1,0 +1,74 @@
+//! Writes the checked-in seed corpus (`fuzz/corpus/<target>/`) from the project's own test
+//! vectors. Run from `fuzz/`: `cargo run --example gen_corpus` (stable is enough). Seeds are
+//! named by content hash, so re-running is idempotent.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    fs::create_dir_all(&dir).expect("create corpus dir");
+    dir
+}
+
+/// FNV-1a, enough to name seeds stably.
+fn name_of(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("seed-{h:016x}")
+}
+
+fn write_seed(target: &str, bytes: &[u8]) {
+    fs::write(corpus_dir(target).join(name_of(bytes)), bytes).expect("write seed");
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Every `"wire": "<hex>"` of a hpack-test-case story, in order (no JSON dependency needed).
+fn story_wires(json: &str) -> Vec<Vec<u8>> {
+    json.split("\"wire\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').nth(1).map(unhex))
+        .collect()
+}
+
+/// hpack_decode: `config | (u16 len | block)*`, one seed per story (first 8 blocks), with the
+/// default table size, plus the small-table variant of a few.
+fn hpack_seeds(testdata: &Path) -> usize {
+    let mut n = 0;
+    let mut dirs: Vec<_> = fs::read_dir(testdata).expect("core/testdata/hpack").flatten().collect();
+    dirs.sort_by_key(fs::DirEntry::path);
+    for dir in dirs.iter().filter(|d| d.path().is_dir()) {
+        let mut stories: Vec<_> = fs::read_dir(dir.path()).expect("story dir").flatten().collect();
+        stories.sort_by_key(fs::DirEntry::path);
+        for (i, story) in stories.iter().enumerate().filter(|(i, _)| i % 4 == 0) {
+            let json = fs::read_to_string(story.path()).expect("story");
+            let wires = story_wires(&json);
+            if wires.is_empty() {
+                continue;
+            }
+            for config in [0u8, if i % 8 == 0 { 1 | 4 | 8 } else { 8 }] {
+                let mut seed = vec![config];
+                for w in wires.iter().take(8) {
+                    seed.extend_from_slice(&(w.len() as u16).to_be_bytes());
+                    seed.extend_from_slice(w);
+                }
+                write_seed("hpack_decode", &seed);
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let n = hpack_seeds(&root.join("core/testdata/hpack"));
+    println!("hpack_decode: {n} seeds");
+}
