@@ -67,7 +67,62 @@ fn hpack_seeds(testdata: &Path) -> usize {
     n
 }
 
+/// A `u8`-length-prefixed field, as the targets' `take` reads it.
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// envelope_open: real ciphertexts for the open modes, part lists for the seal-and-edit
+/// modes, and our own annotations.
+fn envelope_seeds() -> usize {
+    use kms_plugin_core::annotations::{FORMAT_KEY, FORMAT_VALUE_V1, WRAPPED_KEK_KEY};
+    use kms_plugin_core::envelope::{seal_v1, seal_v2};
+    use kms_plugin_core::rng::Rng;
+    use kms_plugin_core::secret::Secret32;
+
+    let kek = Secret32::from_bytes([0x42; 32]);
+    let mut rng = Rng::from_seed([1; 32]);
+    let wrapped: Vec<u8> = (0..60).collect();
+    let mut seeds = Vec::new();
+    for plaintext in [&[0x5a; 32][..], b"ping"] {
+        let v2 = seal_v2(&kek, "key-1", &wrapped, plaintext, &mut rng).expect("seal v2");
+        let mut s = vec![0];
+        field(&mut s, b"key-1");
+        field(&mut s, &wrapped);
+        s.extend_from_slice(&v2);
+        seeds.push(s);
+        let mut s = vec![1];
+        s.extend(seal_v1(&kek, "key-1", &wrapped, plaintext, &mut rng).expect("seal v1"));
+        seeds.push(s);
+        for mode in [2u8, 3] {
+            for edits in [&[][..], &[0, 3, 0x11][..], &[1, 2, 0][..], &[2, 0, 7][..]] {
+                let mut s = vec![mode];
+                field(&mut s, b"key-1");
+                field(&mut s, &wrapped);
+                field(&mut s, plaintext);
+                if mode == 2 {
+                    field(&mut s, &[edits.len() as u8 % 3]);
+                }
+                s.extend_from_slice(edits);
+                seeds.push(s);
+            }
+        }
+    }
+    let mut s = vec![4];
+    field(&mut s, WRAPPED_KEK_KEY.as_bytes());
+    field(&mut s, &wrapped);
+    field(&mut s, FORMAT_KEY.as_bytes());
+    field(&mut s, FORMAT_VALUE_V1);
+    seeds.push(s);
+    for s in &seeds {
+        write_seed("envelope_open", s);
+    }
+    seeds.len()
+}
+
 fn main() {
+    println!("envelope_open: {} seeds", envelope_seeds());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let n = hpack_seeds(&root.join("core/testdata/hpack"));
     println!("hpack_decode: {n} seeds");
