@@ -13,6 +13,7 @@ pub mod h2load;
 pub mod procstat;
 pub mod refkms;
 pub mod report;
+pub mod tonic_ref;
 
 /// Prost messages and tonic server stubs generated from `proto/` by `build.rs`.
 #[allow(
