@@ -45,6 +45,8 @@ impl core::fmt::Display for AnnotationError {
     }
 }
 
+impl core::error::Error for AnnotationError {}
+
 /// Whether `key` passes APIMACHINERY `IsFullyQualifiedDomainName` (spec §3.3), exactly:
 ///
 /// 1. empty is invalid;

@@ -2,7 +2,7 @@
 //!
 //! Key hierarchy (architecture §4): the remote KEK wraps a *local KEK*; each message is sealed
 //! under `HKDF-SHA256-Expand(local KEK, info = 32 random bytes)` with AES-256-GCM and a random
-//! nonce ([`kdf`]). Two formats share that schedule:
+//! nonce (`envelope/kdf.rs`). Two formats share that schedule:
 //!
 //! - **v2** ([`seal_v2`] / [`open_v2`]): `header | info | nonce | AES-GCM(plaintext) | tag`,
 //!   at most 1024 bytes (spec §3.3). The wrapped local KEK travels in the annotations
@@ -80,6 +80,8 @@ impl fmt::Display for SealError {
     }
 }
 
+impl core::error::Error for SealError {}
+
 /// A ciphertext could not be decrypted. Deliberately opaque: a malformed header, a wrong
 /// key_id, a wrong wrapped KEK, a wrong local KEK and a flipped bit all look the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +92,8 @@ impl fmt::Display for OpenError {
         f.write_str("ciphertext could not be decrypted")
     }
 }
+
+impl core::error::Error for OpenError {}
 
 /// Whether `key_id` has a length kube-apiserver accepts (1..=1024 bytes, spec §3.2).
 fn key_id_len_ok(key_id: &str) -> bool {

@@ -1,7 +1,7 @@
 //! The local key-file provider's pure part: a keyring of named, versioned 32-byte keys.
 //!
 //! The `local` remote-KEK provider (architecture §6) keeps its keys in a small text file (format
-//! in `docs/keyring-format.md`, codec in [`text`]). The runtime reads and writes the file; this
+//! in `docs/keyring-format.md`, codec in `keyring/text.rs`). The runtime reads and writes the file; this
 //! module parses and serializes it, names each key version with a stable public `key_id`, and
 //! wraps / unwraps local KEKs under a named version with AES-256-GCM.
 //!
@@ -259,17 +259,18 @@ impl Keyring {
         nonce: [u8; 12],
     ) -> Result<Vec<u8>, RemoteError> {
         let key = self.key_for_id(key_id).ok_or_else(not_found)?;
-        let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| corrupt())?;
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
+        let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| wrap_failed())?;
+        // Zeroizing while it holds the plaintext KEK; on success the ciphertext is moved out.
+        let mut out = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         out.push(WRAP_FORMAT);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(kek.expose());
-        let body = out.get_mut(13..).ok_or_else(corrupt)?;
+        let body = out.get_mut(13..).ok_or_else(wrap_failed)?;
         let tag = cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), &wrap_aad(key_id), body)
-            .map_err(|_| corrupt())?;
+            .map_err(|_| wrap_failed())?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(core::mem::take(&mut *out))
     }
 
     /// Unwraps a blob [`Keyring::wrap`] produced under `key_id`.
@@ -307,6 +308,14 @@ fn corrupt() -> RemoteError {
     RemoteError::new(
         RemoteErrorKind::Corrupt,
         "wrapped KEK does not open under the keyring key",
+    )
+}
+
+/// Not reachable (AES-256-GCM takes any 32-byte key and a 32-byte message).
+fn wrap_failed() -> RemoteError {
+    RemoteError::new(
+        RemoteErrorKind::Other,
+        "wrapping under the keyring key failed",
     )
 }
 

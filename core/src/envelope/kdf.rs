@@ -11,7 +11,7 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use alloc::vec::Vec;
 use hkdf::Hkdf;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{OpenError, SealError};
 use crate::rng::Rng;
@@ -26,14 +26,21 @@ pub(crate) const TAG_LEN: usize = 16;
 /// Bytes the key schedule adds to a plaintext: `info | nonce | … | tag`.
 pub(crate) const SEAL_OVERHEAD: usize = INFO_LEN + NONCE_LEN + TAG_LEN;
 
-/// Derives the per-message AES-256-GCM cipher from the local KEK and `info`.
+/// `HKDF-SHA256-Expand(PRK = kek, info, L = 32)` (RFC 5869 §2.3), as kube-apiserver derives
+/// its per-write DEKs from a seed (spec §4).
 ///
 /// Returns `None` only if HKDF rejects its inputs, which cannot happen for a 32-byte PRK and a
 /// 32-byte output; callers map it to their opaque error rather than panicking.
-fn derive(kek: &Secret32, info: &[u8]) -> Option<Aes256Gcm> {
+fn derive_key(kek: &Secret32, info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     let hkdf = Hkdf::<Sha256>::from_prk(kek.expose()).ok()?;
     let mut okm = Zeroizing::new([0u8; 32]);
     hkdf.expand(info, okm.as_mut_slice()).ok()?;
+    Some(okm)
+}
+
+/// The per-message AES-256-GCM cipher for `info`.
+fn derive(kek: &Secret32, info: &[u8]) -> Option<Aes256Gcm> {
+    let okm = derive_key(kek, info)?;
     Aes256Gcm::new_from_slice(okm.as_slice()).ok()
 }
 
@@ -54,10 +61,17 @@ pub(crate) fn seal_into(
     out.extend_from_slice(&nonce);
     let start = out.len();
     out.extend_from_slice(plaintext);
-    let body = out.get_mut(start..).ok_or(SealError::Crypto)?;
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, body)
-        .map_err(|_| SealError::Crypto)?;
+    let tag = match out.get_mut(start..) {
+        Some(body) => cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, body)
+            .ok(),
+        None => None,
+    };
+    let Some(tag) = tag else {
+        // Not reachable with the sizes callers allow; never leave plaintext behind anyway.
+        out.zeroize();
+        return Err(SealError::Crypto);
+    };
     out.extend_from_slice(&tag);
     Ok(())
 }
@@ -88,4 +102,41 @@ pub(crate) fn open(
         )
         .map_err(|_| OpenError)?;
     Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derive_key;
+    use crate::secret::Secret32;
+
+    fn unhex(text: &str) -> alloc::vec::Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 5869 Appendix A.1 (Test Case 1), Expand step: PRK and info from the RFC; our L is
+    /// 32, and HKDF-Expand's first 32 bytes do not depend on L, so they are the RFC's OKM[..32].
+    #[test]
+    fn expand_matches_rfc5869_test_case_1() {
+        let prk = unhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
+        let info = unhex("f0f1f2f3f4f5f6f7f8f9");
+        let okm = unhex(
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+        );
+        let kek = Secret32::from_slice(&prk).unwrap();
+        assert_eq!(derive_key(&kek, &info).unwrap().as_slice(), &okm[..32]);
+    }
+
+    /// RFC 5869 Appendix A.3 (Test Case 3: empty salt and info), Expand step.
+    #[test]
+    fn expand_matches_rfc5869_test_case_3() {
+        let prk = unhex("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04");
+        let okm = unhex(
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+        );
+        let kek = Secret32::from_slice(&prk).unwrap();
+        assert_eq!(derive_key(&kek, &[]).unwrap().as_slice(), &okm[..32]);
+    }
 }

@@ -106,3 +106,66 @@ pub(crate) fn decode(text: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     // exactly when padding was present, so `padding` and the last chunk agree by construction.
     if invalid < 0 { None } else { Some(out) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, decode_symbol, encode_into, encode_symbol};
+    use alloc::vec::Vec;
+
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    #[test]
+    fn symbol_maps_are_exact_for_every_input() {
+        for byte in 0..=255u8 {
+            let expected = ALPHABET.iter().position(|c| *c == byte);
+            let got = decode_symbol(byte);
+            match expected {
+                Some(value) => assert_eq!(Ok(got), i16::try_from(value), "{byte:#x}"),
+                None => assert!(got < 0, "{byte:#x} -> {got}"),
+            }
+        }
+        for value in 0..64u8 {
+            assert_eq!(encode_symbol(value), ALPHABET[value as usize]);
+        }
+    }
+
+    #[test]
+    fn rfc4648_vectors() {
+        // RFC 4648 §10.
+        let vectors: [(&[u8], &[u8]); 7] = [
+            (b"", b""),
+            (b"f", b"Zg=="),
+            (b"fo", b"Zm8="),
+            (b"foo", b"Zm9v"),
+            (b"foob", b"Zm9vYg=="),
+            (b"fooba", b"Zm9vYmE="),
+            (b"foobar", b"Zm9vYmFy"),
+        ];
+        for (plain, text) in vectors {
+            let mut out = Vec::new();
+            encode_into(plain, &mut out);
+            assert_eq!(out, text);
+            assert_eq!(decode(text).as_deref().map(Vec::as_slice), Some(plain));
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_and_malformed() {
+        for bad in [
+            &b"Zg="[..],
+            b"Zg",
+            b"Zh==",
+            b"Zm9=",
+            b"Zm8=Zm8=",
+            b"=Zm8",
+            b"Z===",
+            b"====",
+            b"Zm9v\n",
+            b"Zm-v",
+            b"Zm_v",
+            b"Zm9v ",
+        ] {
+            assert!(decode(bad).is_none(), "{:?}", core::str::from_utf8(bad));
+        }
+    }
+}

@@ -21,6 +21,8 @@ use crate::secret::Secret32;
 pub(super) const HEADER: &str = "kms-plugin-keyring v1";
 /// The header's first word, to tell "another version" from "no header".
 const HEADER_WORD: &str = "kms-plugin-keyring";
+/// The header's second word: the format version this build reads.
+const HEADER_VERSION: &str = "v1";
 /// The largest keyring file accepted (far above `MAX_KEYS` lines).
 pub const MAX_FILE_LEN: usize = 1 << 20;
 /// The longest line accepted.
@@ -78,7 +80,11 @@ pub(super) fn parse(text: &[u8]) -> Result<Keyring, KeyringError> {
             continue; // comment
         }
         if !header_seen {
-            if line == HEADER.as_bytes() {
+            let mut header_words = fields(line);
+            let is_header = header_words.next() == Some(HEADER_WORD.as_bytes())
+                && header_words.next() == Some(HEADER_VERSION.as_bytes())
+                && header_words.next().is_none();
+            if is_header {
                 header_seen = true;
                 continue;
             }
@@ -135,12 +141,21 @@ pub(super) fn parse(text: &[u8]) -> Result<Keyring, KeyringError> {
     }
 }
 
+/// The comment line `serialize` writes after the header.
+const SERIALIZED_COMMENT: &[u8] =
+    b"# key <name> <version> <base64 of 32 bytes>; keep old versions: they decrypt old data\n";
+/// The longest serialized key line: `key ` + name + ` ` + 10 digits + ` ` + 44 + `\n`.
+const MAX_KEY_LINE: usize = 4 + super::MAX_NAME_LEN + 1 + 10 + 1 + 44 + 1;
+
+/// Writes the keyring in the v1 text format: header, one comment, then `key` lines sorted by
+/// name and version. The buffer is allocated once at its final size bound, so no reallocation
+/// leaves a copy of key material in freed memory.
 pub(super) fn serialize(keyring: &Keyring) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(64 + keyring.count * 128));
+    let capacity = HEADER.len() + 1 + SERIALIZED_COMMENT.len() + keyring.count * MAX_KEY_LINE;
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity));
     out.extend_from_slice(HEADER.as_bytes());
-    out.extend_from_slice(
-        b"\n# key <name> <version> <base64 of 32 bytes>; keep old versions: they decrypt old data\n",
-    );
+    out.push(b'\n');
+    out.extend_from_slice(SERIALIZED_COMMENT);
     for (name, versions) in &keyring.keys {
         for (version, key) in versions {
             out.extend_from_slice(b"key ");
@@ -152,5 +167,6 @@ pub(super) fn serialize(keyring: &Keyring) -> Zeroizing<Vec<u8>> {
             out.push(b'\n');
         }
     }
+    debug_assert!(out.len() <= capacity);
     out
 }
