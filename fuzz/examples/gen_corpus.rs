@@ -121,7 +121,37 @@ fn envelope_seeds() -> usize {
     seeds.len()
 }
 
+/// keyring_parse: real keyring files (one and several names and versions), plus a wrapped
+/// blob under the current key id.
+fn keyring_seeds() -> usize {
+    use kms_plugin_core::keyring::Keyring;
+    use kms_plugin_core::secret::Secret32;
+
+    let mut ring = Keyring::new();
+    let mut seeds = Vec::new();
+    for (i, name) in ["default", "default", "k8s-kms.prod_1", "default"].iter().enumerate() {
+        ring.add_key(name, Secret32::from_bytes([i as u8 + 1; 32])).expect("add key");
+        seeds.push(ring.serialize().to_vec());
+    }
+    let id = ring.current_key_id("default").expect("key id");
+    let wrapped = ring
+        .wrap(&id, &Secret32::from_bytes([9; 32]), [3; 12])
+        .expect("wrap");
+    let mut s = ring.serialize().to_vec();
+    s.extend_from_slice(&[0xff, 0]);
+    s.extend_from_slice(id.as_bytes());
+    s.extend_from_slice(&[0xff, 0]);
+    s.extend_from_slice(&wrapped);
+    seeds.push(s);
+    seeds.push(b"kms-plugin-keyring v1\n# empty\n".to_vec());
+    for s in &seeds {
+        write_seed("keyring_parse", s);
+    }
+    seeds.len()
+}
+
 fn main() {
+    println!("keyring_parse: {} seeds", keyring_seeds());
     println!("envelope_open: {} seeds", envelope_seeds());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let n = hpack_seeds(&root.join("core/testdata/hpack"));

@@ -283,3 +283,76 @@ impl ServerOutput {
         r.ended |= end;
     }
 }
+
+/// KMS messages (field numbers from the protos, spec §2), for building requests and reading
+/// responses independently of the product's own proto crate.
+pub mod msg {
+    #![allow(missing_docs)]
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct StatusResponse {
+        #[prost(string, tag = "1")]
+        pub version: String,
+        #[prost(string, tag = "2")]
+        pub healthz: String,
+        #[prost(string, tag = "3")]
+        pub key_id: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct EncryptRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub plaintext: Vec<u8>,
+        #[prost(string, tag = "2")]
+        pub uid: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct EncryptResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub ciphertext: Vec<u8>,
+        #[prost(string, tag = "2")]
+        pub key_id: String,
+        #[prost(btree_map = "string, bytes", tag = "3")]
+        pub annotations: BTreeMap<String, Vec<u8>>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct DecryptRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub ciphertext: Vec<u8>,
+        #[prost(string, tag = "2")]
+        pub uid: String,
+        #[prost(string, tag = "3")]
+        pub key_id: String,
+        #[prost(btree_map = "string, bytes", tag = "4")]
+        pub annotations: BTreeMap<String, Vec<u8>>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct DecryptResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub plaintext: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct V1EncryptRequest {
+        #[prost(string, tag = "1")]
+        pub version: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub plain: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct V1EncryptResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub cipher: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct V1DecryptRequest {
+        #[prost(string, tag = "1")]
+        pub version: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub cipher: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct V1DecryptResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub plain: Vec<u8>,
+    }
+}
