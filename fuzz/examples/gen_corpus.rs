@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn corpus_dir(target: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     fs::create_dir_all(&dir).expect("create corpus dir");
     dir
 }
@@ -42,10 +44,16 @@ fn story_wires(json: &str) -> Vec<Vec<u8>> {
 /// default table size, plus the small-table variant of a few.
 fn hpack_seeds(testdata: &Path) -> usize {
     let mut n = 0;
-    let mut dirs: Vec<_> = fs::read_dir(testdata).expect("core/testdata/hpack").flatten().collect();
+    let mut dirs: Vec<_> = fs::read_dir(testdata)
+        .expect("core/testdata/hpack")
+        .flatten()
+        .collect();
     dirs.sort_by_key(fs::DirEntry::path);
     for dir in dirs.iter().filter(|d| d.path().is_dir()) {
-        let mut stories: Vec<_> = fs::read_dir(dir.path()).expect("story dir").flatten().collect();
+        let mut stories: Vec<_> = fs::read_dir(dir.path())
+            .expect("story dir")
+            .flatten()
+            .collect();
         stories.sort_by_key(fs::DirEntry::path);
         for (i, story) in stories.iter().enumerate().filter(|(i, _)| i % 4 == 0) {
             let json = fs::read_to_string(story.path()).expect("story");
@@ -129,8 +137,12 @@ fn keyring_seeds() -> usize {
 
     let mut ring = Keyring::new();
     let mut seeds = Vec::new();
-    for (i, name) in ["default", "default", "k8s-kms.prod_1", "default"].iter().enumerate() {
-        ring.add_key(name, Secret32::from_bytes([i as u8 + 1; 32])).expect("add key");
+    for (i, name) in ["default", "default", "k8s-kms.prod_1", "default"]
+        .iter()
+        .enumerate()
+    {
+        ring.add_key(name, Secret32::from_bytes([i as u8 + 1; 32]))
+            .expect("add key");
         seeds.push(ring.serialize().to_vec());
     }
     let id = ring.current_key_id("default").expect("key id");

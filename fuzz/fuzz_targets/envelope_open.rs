@@ -107,7 +107,8 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             assert_eq!(ct.len(), plaintext.len() + 62);
-            let (mut ct2, mut wrapped2, mut key2) = (ct.clone(), wrapped.clone(), key_id.clone().into_bytes());
+            let (mut ct2, mut wrapped2, mut key2) =
+                (ct.clone(), wrapped.clone(), key_id.clone().into_bytes());
             let target = take(&mut rest).first().copied().unwrap_or(0) % 3;
             let changed = match target {
                 0 => edit(&mut ct2, rest),
@@ -157,9 +158,20 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(w) = wrapped_kek_from_annotations(iter()) {
                 assert_eq!(pairs.len(), 2);
                 assert!(!w.is_empty() && w.len() <= V2_MAX_WRAPPED_KEK);
-                assert!(pairs.iter().any(|(k, v)| k == WRAPPED_KEK_KEY && v.as_slice() == w));
-                assert!(pairs.iter().any(|(k, v)| k == FORMAT_KEY && v.as_slice() == FORMAT_VALUE_V1));
-                assert!(annotations::validate(iter()).is_ok(), "our annotations are valid");
+                assert!(
+                    pairs
+                        .iter()
+                        .any(|(k, v)| k == WRAPPED_KEK_KEY && v.as_slice() == w)
+                );
+                assert!(
+                    pairs
+                        .iter()
+                        .any(|(k, v)| k == FORMAT_KEY && v.as_slice() == FORMAT_VALUE_V1)
+                );
+                assert!(
+                    annotations::validate(iter()).is_ok(),
+                    "our annotations are valid"
+                );
             }
             if annotations::validate(iter()).is_ok() {
                 let total: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -168,7 +180,10 @@ fuzz_target!(|data: &[u8]| {
                     assert!(annotations::is_valid_key(k));
                     let name = k.strip_suffix('.').unwrap_or(k);
                     assert!(name.contains('.') && name.len() <= 253);
-                    assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
+                    assert!(name.bytes().all(|b| b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'-'
+                        || b == b'.'));
                 }
             }
         }

@@ -14,11 +14,11 @@
 
 use std::collections::BTreeSet;
 
+use kms_plugin_core::Timestamp;
 use kms_plugin_core::conn::{Connection, TransportConfig};
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::Timestamp;
-use kms_plugin_fuzz::{ServerOutput, client_start, request, PATHS};
+use kms_plugin_fuzz::{PATHS, ServerOutput, client_start, request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -42,25 +42,30 @@ fuzz_target!(|data: &[u8]| {
     }
     conn.handle_bytes(&input, now);
 
-    let mut step = |conn: &mut Connection, now: Timestamp, pending: &mut Vec<u32>, closed: &mut bool| {
-        while let Some(req) = conn.poll_request() {
-            assert!(req.stream % 2 == 1, "request on even stream {}", req.stream);
-            assert!(seen.insert(req.stream), "stream {} delivered twice", req.stream);
-            pending.push(req.stream);
-        }
-        while conn.poll_cancelled().is_some() {}
-        while conn.poll_event().is_some() {}
-        buf.clear();
-        while conn.poll_transmit(&mut buf) {}
-        if *closed {
-            assert!(buf.is_empty(), "bytes after close");
-        }
-        out.feed(&buf);
-        if conn.is_closed() {
-            *closed = true;
-        }
-        let _ = now;
-    };
+    let mut step =
+        |conn: &mut Connection, now: Timestamp, pending: &mut Vec<u32>, closed: &mut bool| {
+            while let Some(req) = conn.poll_request() {
+                assert!(req.stream % 2 == 1, "request on even stream {}", req.stream);
+                assert!(
+                    seen.insert(req.stream),
+                    "stream {} delivered twice",
+                    req.stream
+                );
+                pending.push(req.stream);
+            }
+            while conn.poll_cancelled().is_some() {}
+            while conn.poll_event().is_some() {}
+            buf.clear();
+            while conn.poll_transmit(&mut buf) {}
+            if *closed {
+                assert!(buf.is_empty(), "bytes after close");
+            }
+            out.feed(&buf);
+            if conn.is_closed() {
+                *closed = true;
+            }
+            let _ = now;
+        };
     step(&mut conn, now, &mut pending, &mut closed);
 
     while let [op, arg, tail @ ..] = rest {

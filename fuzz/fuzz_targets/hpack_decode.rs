@@ -10,16 +10,21 @@
 //! block re-encodes (static-table encoder) to a block that decodes to the same fields.
 #![no_main]
 
-use kms_plugin_core::hpack::{huffman, Decoder, Encoder};
+use kms_plugin_core::hpack::{Decoder, Encoder, huffman};
 use libfuzzer_sys::fuzz_target;
 
 const SIZES: [usize; 4] = [4096, 256, 0, 65536];
 
 type Field = (Vec<u8>, Vec<u8>, bool);
 
-fn decode_all(d: &mut Decoder, block: &[u8]) -> Result<Vec<Field>, kms_plugin_core::hpack::HpackError> {
+fn decode_all(
+    d: &mut Decoder,
+    block: &[u8],
+) -> Result<Vec<Field>, kms_plugin_core::hpack::HpackError> {
     let mut fields = Vec::new();
-    d.decode(block, &mut |n, v, s| fields.push((n.to_vec(), v.to_vec(), s)))?;
+    d.decode(block, &mut |n, v, s| {
+        fields.push((n.to_vec(), v.to_vec(), s))
+    })?;
     Ok(fields)
 }
 
@@ -76,14 +81,22 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn round_trip(fields: &[Field], use_huffman: bool) {
-    let mut encoder = if use_huffman { Encoder::with_huffman() } else { Encoder::new() };
+    let mut encoder = if use_huffman {
+        Encoder::with_huffman()
+    } else {
+        Encoder::new()
+    };
     let mut block = Vec::new();
     for (n, v, s) in fields {
         encoder.encode_field(n, v, *s, &mut block);
     }
     let mut fresh = Decoder::new(0);
     let again = decode_all(&mut fresh, &block).expect("our encoder's output decodes");
-    let strip = |f: &[Field]| f.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect::<Vec<_>>();
+    let strip = |f: &[Field]| {
+        f.iter()
+            .map(|(n, v, _)| (n.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&again), strip(fields));
     for ((_, _, s1), (_, _, s2)) in fields.iter().zip(&again) {
         assert!(!s1 || *s2, "never-indexed fields stay never-indexed");

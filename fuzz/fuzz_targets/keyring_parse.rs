@@ -47,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(ring.current_version(&name), versions.last().copied());
         for id in &ids {
             assert!(ring.contains_key_id(id));
-            let w = ring.wrap(id, &kek, [7; 12]).expect("wrap under a known key id");
+            let w = ring
+                .wrap(id, &kek, [7; 12])
+                .expect("wrap under a known key id");
             let back = ring.unwrap(id, &w).expect("unwrap what we wrapped");
             assert_eq!(back.expose(), kek.expose());
             // Bound to the key id: no other version opens it.

@@ -75,7 +75,11 @@ impl Session<'_> {
             let Some(conn) = self.plugin.poll_transmit(&mut buf) else {
                 break;
             };
-            assert!(buf.len() <= MAX_TRANSMIT, "poll_transmit gave {} bytes", buf.len());
+            assert!(
+                buf.len() <= MAX_TRANSMIT,
+                "poll_transmit gave {} bytes",
+                buf.len()
+            );
             let Some(c) = self.clients.iter_mut().find(|c| c.id == conn) else {
                 panic!("transmit for unknown connection {conn:?}");
             };
@@ -86,7 +90,9 @@ impl Session<'_> {
                 if before.contains(stream) {
                     continue;
                 }
-                let Some(r) = c.out.streams.get(stream) else { continue };
+                let Some(r) = c.out.streams.get(stream) else {
+                    continue;
+                };
                 if !r.ended || r.grpc_status() != Some(0) {
                     continue;
                 }
@@ -98,11 +104,19 @@ impl Session<'_> {
                 match *path {
                     0 => {
                         let s = msg::StatusResponse::decode(m).expect("Status response decodes");
-                        assert!(recent.contains(&s.key_id), "stale Status key_id {:?}", s.key_id);
+                        assert!(
+                            recent.contains(&s.key_id),
+                            "stale Status key_id {:?}",
+                            s.key_id
+                        );
                     }
                     1 => {
                         let e = msg::EncryptResponse::decode(m).expect("Encrypt response decodes");
-                        assert!(recent.contains(&e.key_id), "stale Encrypt key_id {:?}", e.key_id);
+                        assert!(
+                            recent.contains(&e.key_id),
+                            "stale Encrypt key_id {:?}",
+                            e.key_id
+                        );
                         assert!(!e.key_id.is_empty());
                         assert!(!e.ciphertext.is_empty() && e.ciphertext.len() <= 1024);
                         self.last_encrypt = Some(e);
@@ -153,7 +167,9 @@ impl Session<'_> {
             }
         }
         let id = c.id;
-        self.plugin.handle_bytes(id, chunk, self.now).expect("accepted connection");
+        self.plugin
+            .handle_bytes(id, chunk, self.now)
+            .expect("accepted connection");
     }
 
     fn timeout(&mut self) {
@@ -167,7 +183,9 @@ impl Session<'_> {
     }
 
     fn client(&mut self) -> Option<usize> {
-        let open: Vec<usize> = (0..self.clients.len()).filter(|&i| !self.clients[i].closed).collect();
+        let open: Vec<usize> = (0..self.clients.len())
+            .filter(|&i| !self.clients[i].closed)
+            .collect();
         if open.is_empty() {
             return None;
         }
@@ -183,7 +201,11 @@ impl Session<'_> {
             return self.u.bytes(n).unwrap_or_default().to_vec();
         }
         match path {
-            1 => msg::EncryptRequest { plaintext: vec![0x5a; 32], uid }.encode_to_vec(),
+            1 => msg::EncryptRequest {
+                plaintext: vec![0x5a; 32],
+                uid,
+            }
+            .encode_to_vec(),
             2 => match &self.last_encrypt {
                 Some(e) => msg::DecryptRequest {
                     ciphertext: e.ciphertext.clone(),
@@ -192,10 +214,22 @@ impl Session<'_> {
                     annotations: e.annotations.clone(),
                 }
                 .encode_to_vec(),
-                None => msg::DecryptRequest { uid, ..Default::default() }.encode_to_vec(),
+                None => msg::DecryptRequest {
+                    uid,
+                    ..Default::default()
+                }
+                .encode_to_vec(),
             },
-            3 => msg::V1EncryptRequest { version: "v1beta1".into(), plain: Vec::new() }.encode_to_vec(),
-            4 => msg::V1EncryptRequest { version: "v1beta1".into(), plain: b"ping".to_vec() }.encode_to_vec(),
+            3 => msg::V1EncryptRequest {
+                version: "v1beta1".into(),
+                plain: Vec::new(),
+            }
+            .encode_to_vec(),
+            4 => msg::V1EncryptRequest {
+                version: "v1beta1".into(),
+                plain: b"ping".to_vec(),
+            }
+            .encode_to_vec(),
             5 => msg::V1DecryptRequest {
                 version: "v1beta1".into(),
                 cipher: self.last_v1_cipher.clone().unwrap_or_default(),
@@ -252,7 +286,10 @@ impl Session<'_> {
                 if c.queued.is_empty() || c.eof {
                     return true;
                 }
-                let n = self.u.int_in_range(1..=c.queued.len()).unwrap_or(c.queued.len());
+                let n = self
+                    .u
+                    .int_in_range(1..=c.queued.len())
+                    .unwrap_or(c.queued.len());
                 let chunk: Vec<u8> = self.clients[i].queued.drain(..n).collect();
                 self.deliver(i, &chunk);
             }
@@ -285,12 +322,16 @@ impl Session<'_> {
                 if !c.eof && c.queued.is_empty() {
                     c.eof = true;
                     let id = c.id;
-                    self.plugin.handle_eof(id, self.now).expect("accepted connection");
+                    self.plugin
+                        .handle_eof(id, self.now)
+                        .expect("accepted connection");
                 }
             }
             9 | 10 => {
                 let ms = u64::from(self.u.int_in_range(0..=6000u16).unwrap_or(0));
-                self.now = self.now.saturating_add(core::time::Duration::from_millis(ms));
+                self.now = self
+                    .now
+                    .saturating_add(core::time::Duration::from_millis(ms));
                 self.timeout();
             }
             11 | 12 => self.answer_one(),
@@ -326,7 +367,9 @@ impl Session<'_> {
             1 => Err(RemoteError::new(RemoteErrorKind::Timeout, "slow")),
             2 => Err(RemoteError::new(RemoteErrorKind::Corrupt, "bad")),
             // The wrong kind of reply for the op.
-            3 => Ok(RemoteReply::Status { key_id: "wrong-kind".into() }),
+            3 => Ok(RemoteReply::Status {
+                key_id: "wrong-kind".into(),
+            }),
             _ => self
                 .remote
                 .answer(&op.op)
@@ -376,7 +419,10 @@ impl Session<'_> {
                 }
                 // A connection error (GOAWAY with an error code) abandons in-flight streams;
                 // a graceful GOAWAY still answers every stream up to its last-stream-id.
-                if c.out.goaway.is_some_and(|(last, code)| code != 0 || stream > last) {
+                if c.out
+                    .goaway
+                    .is_some_and(|(last, code)| code != 0 || stream > last)
+                {
                     continue;
                 }
                 let answered = c.out.streams.get(&stream).is_some_and(|r| r.finished());
@@ -387,7 +433,11 @@ impl Session<'_> {
 }
 
 fn finished(out: &ServerOutput) -> BTreeSet<u32> {
-    out.streams.iter().filter(|(_, r)| r.finished()).map(|(s, _)| *s).collect()
+    out.streams
+        .iter()
+        .filter(|(_, r)| r.finished())
+        .map(|(s, _)| *s)
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -209,14 +209,20 @@ impl ServerOutput {
         }
         match t {
             ty::DATA => {
-                assert!(stream != 0 && stream % 2 == 1, "server DATA on stream {stream}");
+                assert!(
+                    stream != 0 && stream % 2 == 1,
+                    "server DATA on stream {stream}"
+                );
                 let r = self.streams.entry(stream).or_default();
                 assert!(!r.finished(), "server DATA after end of stream {stream}");
                 r.data.extend_from_slice(payload);
                 r.ended |= flags & END_STREAM != 0;
             }
             ty::HEADERS => {
-                assert!(stream != 0 && stream % 2 == 1, "server HEADERS on stream {stream}");
+                assert!(
+                    stream != 0 && stream % 2 == 1,
+                    "server HEADERS on stream {stream}"
+                );
                 assert!(flags & 0x28 == 0, "server used padding/priority on HEADERS");
                 self.pending_block = Some((stream, payload.to_vec(), flags & END_STREAM != 0));
                 if flags & END_HEADERS != 0 {
@@ -253,16 +259,21 @@ impl ServerOutput {
             }
             ty::GOAWAY => {
                 assert!(stream == 0 && payload.len() >= 8, "bad server GOAWAY");
-                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff;
+                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    & 0x7fff_ffff;
                 let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
                 if let Some((prev, _)) = self.goaway {
-                    assert!(last <= prev, "GOAWAY last-stream-id increased (RFC 9113 §6.8)");
+                    assert!(
+                        last <= prev,
+                        "GOAWAY last-stream-id increased (RFC 9113 §6.8)"
+                    );
                 }
                 self.goaway = Some((last, code));
             }
             ty::WINDOW_UPDATE => {
                 assert_eq!(payload.len(), 4, "bad server WINDOW_UPDATE");
-                let inc = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff;
+                let inc = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    & 0x7fff_ffff;
                 assert!(inc > 0, "server WINDOW_UPDATE of 0 (RFC 9113 §6.9)");
             }
             other => panic!("server sent frame type {other}"),
