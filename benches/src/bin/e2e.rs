@@ -5,8 +5,9 @@
 //! runs every (server, scenario, concurrency), and prints Markdown tables (docs/performance.md
 //! explains each number). Servers run pinned to CPU 1 (`taskset`), the client to CPU 0.
 //! Options: `--duration S` `--warmup S` `--conns C` `--concurrency 1,64` `--startups N`
-//! `--servers kms-plugin,smol,tonic,floor` `--no-build` `--cmd NAME=TEMPLATE` (placeholders
-//! `{bin_dir}`, `{socket}`, `{dir}`).
+//! `--servers kms-plugin,smol,tonic,floor` `--no-build` `--cmd NAME=TEMPLATE` and
+//! `--setup NAME=TEMPLATE` (run once before the server's first start; placeholders `{bin_dir}`,
+//! `{socket}`, `{dir}`).
 
 // Benchmarks do IO, read clocks and spawn threads (clippy.toml bans them in the core only).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -43,6 +44,8 @@ struct Args {
     servers: Vec<String>,
     build: bool,
     cmds: BTreeMap<String, String>,
+    /// Commands run once before a server's first start (e.g. to write its key file).
+    setups: BTreeMap<String, String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
             .to_vec(),
         build: true,
         cmds: default_commands(),
+        setups: default_setups(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -85,6 +89,11 @@ fn parse_args() -> Result<Args, String> {
                 let (k, t) = v.split_once('=').ok_or("--cmd NAME=TEMPLATE")?;
                 a.cmds.insert(k.into(), t.into());
             }
+            "--setup" => {
+                let v = val()?;
+                let (k, t) = v.split_once('=').ok_or("--setup NAME=TEMPLATE")?;
+                a.setups.insert(k.into(), t.into());
+            }
             _ => {
                 return Err(format!(
                     "unknown option {flag} (see the file's doc comment)"
@@ -109,6 +118,11 @@ fn default_commands() -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.into(), v.into()))
     .collect()
+}
+
+/// Commands run once before a server's first start.
+fn default_setups() -> BTreeMap<String, String> {
+    BTreeMap::new()
 }
 
 fn argv(template: &str, bin_dir: &Path, socket: &Path, dir: &Path) -> Vec<String> {
@@ -406,6 +420,18 @@ fn main() -> Result<(), String> {
         if !Path::new(&cmd[0]).exists() {
             notes.push(format!("{name}: skipped, {} not built", cmd[0]));
             continue;
+        }
+        if let Some(setup) = args.setups.get(name) {
+            let setup = argv(setup, &bin_dir, &socket, &dir);
+            let ok = Command::new(&setup[0])
+                .args(&setup[1..])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                notes.push(format!("{name}: setup `{}` failed", setup.join(" ")));
+                continue;
+            }
         }
         eprintln!("server {name}: {}", cmd.join(" "));
         match bench_grpc(name, &cmd, &socket, &args, &mut rows) {
