@@ -162,7 +162,146 @@ fn keyring_seeds() -> usize {
     seeds.len()
 }
 
+/// h2_frames: byte streams the in-memory `WireClient` writes (every KMS method, both
+/// `:authority` forms, a cancellation), cut into the target's `op | len | chunk` records with
+/// an answer (`op 3`) after each request.
+fn h2_seeds() -> usize {
+    use kms_plugin_core::testing::wire_client::{CallOptions, WireClient};
+    use kms_plugin_fuzz::PATHS;
+
+    let mut n = 0;
+    let authorities = ["localhost", "%2Fvar%2Frun%2Fkms.sock", "@kms-foo"];
+    for (i, path) in PATHS.iter().enumerate() {
+        let mut client = WireClient::new();
+        let opts = CallOptions {
+            authority: authorities[i % authorities.len()].into(),
+            ..CallOptions::default()
+        };
+        let stream = client.unary(path, &[0x0a, 0x04, b'p', b'i', b'n', b'g'], &opts);
+        if i == 2 {
+            client.cancel(stream);
+        }
+        let bytes = client.take_output();
+        let mut seed = vec![0u8];
+        for chunk in bytes.chunks(200 - i * 10) {
+            seed.extend_from_slice(&[0, chunk.len() as u8]);
+            seed.extend_from_slice(chunk);
+        }
+        seed.extend_from_slice(&[3, 4, 1, 2, 3, 4]);
+        seed.extend_from_slice(&[4, 100]);
+        write_seed("h2_frames", &seed);
+        n += 1;
+    }
+    n
+}
+
+/// grpc_kms_decode: one valid message per method, and Encrypt -> Decrypt chains whose
+/// ciphertexts are the ones the target's deterministic simulation produces (same seeds).
+fn grpc_kms_seeds() -> usize {
+    use core::time::Duration;
+    use kms_plugin_core::config::KmsConfig;
+    use kms_plugin_core::testing::fake_remote::FakeRemote;
+    use kms_plugin_core::testing::service_sim::ServiceSim;
+    use kms_plugin_fuzz::{PATHS, msg};
+    use prost::Message;
+
+    fn record(seed: &mut Vec<u8>, method: u8, message: &[u8]) {
+        seed.extend_from_slice(&[method | 0x80, 2, 0]);
+        seed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        seed.extend_from_slice(message);
+    }
+    let uid = "6f1c6e1e-4b8e-4bde-9a5f-3f0b1f2f6d11".to_string();
+    let v2_enc = msg::EncryptRequest {
+        plaintext: vec![0x5a; 32],
+        uid: uid.clone(),
+    }
+    .encode_to_vec();
+    let v1_enc = msg::V1EncryptRequest {
+        version: "v1beta1".into(),
+        plain: vec![0x5a; 32],
+    }
+    .encode_to_vec();
+    let singles: [(u8, Vec<u8>); 6] = [
+        (0, Vec::new()),
+        (1, v2_enc.clone()),
+        (
+            2,
+            msg::DecryptRequest {
+                uid: uid.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (3, b"\x0a\x07v1beta1".to_vec()),
+        (4, v1_enc.clone()),
+        (
+            5,
+            msg::V1DecryptRequest {
+                version: "v1beta1".into(),
+                cipher: vec![1; 80],
+            }
+            .encode_to_vec(),
+        ),
+    ];
+    let mut n = 0;
+    for (m, body) in &singles {
+        let mut seed = Vec::new();
+        record(&mut seed, *m, body);
+        write_seed("grpc_kms_decode", &seed);
+        n += 1;
+    }
+    // Replays what the target does for [Encrypt, drive] to learn the ciphertext it will see.
+    let mut sim = ServiceSim::new(&KmsConfig::default(), [1; 32], FakeRemote::new([2; 32]));
+    let s1 = sim.send(PATHS[1], v2_enc.clone(), Some(Duration::from_secs(3)));
+    sim.drive();
+    let s2 = sim.send(PATHS[4], v1_enc.clone(), Some(Duration::from_secs(3)));
+    sim.drive();
+    let e = sim
+        .take(s1)
+        .and_then(|(r, _)| r.body)
+        .expect("v2 Encrypt answered");
+    let e = msg::EncryptResponse::decode(e.expose()).expect("EncryptResponse");
+    let c = sim
+        .take(s2)
+        .and_then(|(r, _)| r.body)
+        .expect("v1 Encrypt answered");
+    let c = msg::V1EncryptResponse::decode(c.expose()).expect("v1 EncryptResponse");
+    let dec = msg::DecryptRequest {
+        ciphertext: e.ciphertext,
+        uid,
+        key_id: e.key_id,
+        annotations: e.annotations,
+    }
+    .encode_to_vec();
+    let v1_dec = msg::V1DecryptRequest {
+        version: "v1beta1".into(),
+        cipher: c.cipher,
+    }
+    .encode_to_vec();
+    // The same simulation, continued, shows the chain really decrypts.
+    for (path, body) in [(PATHS[2], &dec), (PATHS[5], &v1_dec)] {
+        let s = sim.send(path, body.clone(), Some(Duration::from_secs(3)));
+        sim.drive();
+        let (r, _) = sim.take(s).expect("Decrypt answered");
+        assert_eq!(
+            r.code,
+            kms_plugin_core::rpc::Code::Ok,
+            "{path} of the chain"
+        );
+    }
+    let mut seed = Vec::new();
+    record(&mut seed, 1, &v2_enc);
+    record(&mut seed, 4, &v1_enc);
+    record(&mut seed, 2, &dec);
+    record(&mut seed, 5, &v1_dec);
+    record(&mut seed, 0, &[]);
+    write_seed("grpc_kms_decode", &seed);
+    n + 1
+}
+
 fn main() {
+    println!("h2_frames: {} seeds", h2_seeds());
+    println!("grpc_kms_decode: {} seeds", grpc_kms_seeds());
     println!("keyring_parse: {} seeds", keyring_seeds());
     println!("envelope_open: {} seeds", envelope_seeds());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -69,6 +69,8 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn drain(&mut self) {
+        // The key id as of this moment: responses drained now were produced by the last call.
+        self.note_key();
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -114,8 +116,9 @@ impl Session<'_> {
                         let e = msg::EncryptResponse::decode(m).expect("Encrypt response decodes");
                         assert!(
                             recent.contains(&e.key_id),
-                            "stale Encrypt key_id {:?}",
-                            e.key_id
+                            "stale Encrypt key_id {:?} (advertised since delivery: {:?})",
+                            e.key_id,
+                            recent
                         );
                         assert!(!e.key_id.is_empty());
                         assert!(!e.ciphertext.is_empty() && e.ciphertext.len() <= 1024);
@@ -132,6 +135,10 @@ impl Session<'_> {
         while let Some(effect) = self.plugin.poll_effect() {
             match effect {
                 Effect::Remote { id, op, deadline } => {
+                    trace(&format!(
+                        "effect Remote {id:?} {op:?} deadline {deadline:?} now {:?}",
+                        self.now
+                    ));
                     assert!(deadline > self.now, "remote deadline not in the future");
                     assert!(!self.ops.iter().any(|o| o.id == id) && !self.answered.contains(&id));
                     self.ops.push(Op { id, op });
@@ -375,7 +382,16 @@ impl Session<'_> {
                 .answer(&op.op)
                 .unwrap_or_else(|| Err(RemoteError::new(RemoteErrorKind::Timeout, "none"))),
         };
-        let _ = self.plugin.handle_remote(op.id, result, self.now);
+        trace(&format!(
+            "answer {:?} how={how} ok={}",
+            op.id,
+            result.is_ok()
+        ));
+        let r = self.plugin.handle_remote(op.id, result, self.now);
+        trace(&format!(
+            "  -> {r:?}; snapshot key {:?}",
+            self.plugin.status_snapshot(self.now).key_id
+        ));
         self.answered.push(op.id);
     }
 
@@ -429,6 +445,13 @@ impl Session<'_> {
                 assert!(answered, "stream {stream} on {:?} never answered", c.id);
             }
         }
+    }
+}
+
+/// Prints when `FUZZ_TRACE` is set (for triaging a crash input).
+fn trace(line: &str) {
+    if std::env::var_os("FUZZ_TRACE").is_some() {
+        eprintln!("{line}");
     }
 }
 

@@ -22,6 +22,15 @@ pub mod ty {
     pub const WINDOW_UPDATE: u8 = 8;
     pub const CONTINUATION: u8 = 9;
 }
+/// Open finding (fuzz/artifacts-regressions/open/h2_frames/goaway-last-stream-increases-after-graceful-goaway):
+/// a stream the client opens after our graceful GOAWAY is refused but still raises the
+/// connection's last stream id, so a later connection-error GOAWAY carries a *higher*
+/// last-stream-id than the graceful one (RFC 9113 §6.8: "MUST NOT increase"). While `true`,
+/// [`ServerOutput`] tolerates exactly that case (an increase after a NO_ERROR GOAWAY) so long
+/// runs can look for other bugs; set it to `false` once the transport is fixed, and move the
+/// reproducer to `artifacts-regressions/h2_frames/` so the smoke run replays it.
+pub const TOLERATE_KNOWN_GOAWAY_INCREASE: bool = true;
+
 /// END_STREAM / ACK.
 pub const END_STREAM: u8 = 0x1;
 /// END_HEADERS.
@@ -201,6 +210,12 @@ impl ServerOutput {
     }
 
     fn frame(&mut self, t: u8, flags: u8, stream: u32, payload: &[u8]) {
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            eprintln!(
+                "server frame type={t} flags={flags:#x} stream={stream} len={}",
+                payload.len()
+            );
+        }
         if let Some((s, _, _)) = &self.pending_block {
             assert!(
                 t == ty::CONTINUATION && stream == *s,
@@ -262,9 +277,13 @@ impl ServerOutput {
                 let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
                     & 0x7fff_ffff;
                 let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-                if let Some((prev, _)) = self.goaway {
+                if std::env::var_os("FUZZ_TRACE").is_some() {
+                    eprintln!("server GOAWAY last={last} code={code}");
+                }
+                if let Some((prev, prev_code)) = self.goaway {
+                    let known = TOLERATE_KNOWN_GOAWAY_INCREASE && prev_code == 0;
                     assert!(
-                        last <= prev,
+                        known || last <= prev,
                         "GOAWAY last-stream-id increased (RFC 9113 §6.8)"
                     );
                 }
