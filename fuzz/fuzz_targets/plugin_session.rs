@@ -43,6 +43,8 @@ struct Client {
     delivered_epoch: std::collections::BTreeMap<u32, usize>,
     next_stream: u32,
     out: ServerOutput,
+    /// Streams the client reset (RST_STREAM): the server owes them nothing.
+    cancelled: BTreeSet<u32>,
     eof: bool,
     closed: bool,
 }
@@ -86,6 +88,7 @@ impl Session<'_> {
                 panic!("transmit for unknown connection {conn:?}");
             };
             assert!(!c.closed, "bytes for a closed connection");
+            trace(&format!("transmit to {conn:?}: {} bytes", buf.len()));
             let before: BTreeSet<u32> = finished(&c.out);
             c.out.feed(&buf);
             for (stream, path, _) in &c.requests {
@@ -174,6 +177,13 @@ impl Session<'_> {
             }
         }
         let id = c.id;
+        trace(&format!(
+            "deliver {} bytes to {id:?} (total {}), requests {:?}: {:02x?}",
+            chunk.len(),
+            c.delivered,
+            c.requests,
+            chunk
+        ));
         self.plugin
             .handle_bytes(id, chunk, self.now)
             .expect("accepted connection");
@@ -261,6 +271,7 @@ impl Session<'_> {
                     delivered_epoch: std::collections::BTreeMap::new(),
                     next_stream: 1,
                     out: ServerOutput::default(),
+                    cancelled: BTreeSet::new(),
                     eof: false,
                     closed: false,
                 };
@@ -310,7 +321,10 @@ impl Session<'_> {
                     0 => frame(&mut bytes, ty::SETTINGS, 1, 0, &[]),
                     1 => frame(&mut bytes, ty::PING, 0, 0, &[1; 8]),
                     2 => frame(&mut bytes, ty::WINDOW_UPDATE, 0, stream, &[0, 0, 0x10, 0]),
-                    3 => frame(&mut bytes, ty::RST_STREAM, 0, stream | 1, &[0, 0, 0, 8]),
+                    3 => {
+                        self.clients[i].cancelled.insert(stream | 1);
+                        frame(&mut bytes, ty::RST_STREAM, 0, stream | 1, &[0, 0, 0, 8]);
+                    }
                     4 => {
                         let n = self.u.int_in_range(0..=6usize).unwrap_or(0);
                         let payload = self.u.bytes(n * 6).unwrap_or_default().to_vec();
@@ -430,7 +444,7 @@ impl Session<'_> {
                 continue;
             }
             for &(stream, _, end) in &c.requests {
-                if end > c.delivered {
+                if end > c.delivered || c.cancelled.contains(&stream) {
                     continue;
                 }
                 // A connection error (GOAWAY with an error code) abandons in-flight streams;

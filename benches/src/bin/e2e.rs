@@ -109,9 +109,12 @@ fn default_commands() -> BTreeMap<String, String> {
     [
         (
             "kms-plugin",
-            "{bin_dir}/kms-plugin serve --listen unix://{socket} --provider local --key-file {dir}/kek.key",
+            "{bin_dir}/kms-plugin serve --listen unix://{socket} --key-file {dir}/keyring",
         ),
-        ("smol", "{bin_dir}/examples/serve {socket} {dir}/kek.key"),
+        (
+            "smol",
+            "{bin_dir}/kms-plugin-smol --listen unix://{socket} --key-file {dir}/keyring",
+        ),
         ("tonic", "{bin_dir}/tonic-reference --socket {socket}"),
         ("floor", "{bin_dir}/floor-echo --socket {socket}"),
     ]
@@ -122,7 +125,11 @@ fn default_commands() -> BTreeMap<String, String> {
 
 /// Commands run once before a server's first start.
 fn default_setups() -> BTreeMap<String, String> {
-    BTreeMap::new()
+    let init = "{bin_dir}/kms-plugin keys init --force --key-file {dir}/keyring";
+    [("kms-plugin", init), ("smol", init)]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
 }
 
 fn argv(template: &str, bin_dir: &Path, socket: &Path, dir: &Path) -> Vec<String> {
@@ -394,11 +401,15 @@ fn main() -> Result<(), String> {
     let bin_dir = exe.parent().ok_or("no bin dir")?.to_path_buf();
     if args.build {
         cargo_build(&["-p", "kms-plugin-benches", "--bins"]);
-        if args.servers.iter().any(|s| s == "kms-plugin") {
+        if args
+            .servers
+            .iter()
+            .any(|s| s == "kms-plugin" || s == "smol")
+        {
             cargo_build(&["-p", "kms-plugin-blocking", "--bin", "kms-plugin"]);
         }
         if args.servers.iter().any(|s| s == "smol") {
-            cargo_build(&["-p", "kms-plugin-smol", "--example", "serve"]);
+            cargo_build(&["-p", "kms-plugin-smol", "--bin", "kms-plugin-smol"]);
         }
     }
     pin_self();
