@@ -299,7 +299,32 @@ fn grpc_kms_seeds() -> usize {
     n + 1
 }
 
+/// vault_responses: Transit answers as Vault sends them, an error body, a configuration.
+fn vault_seeds() -> usize {
+    let b64_32 = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=";
+    let seeds: Vec<(u8, u16, String)> = vec![
+        (0, 200, r#"{"data":{"latest_version":2,"min_decryption_version":1,"type":"aes256-gcm96","keys":{"1":1700000000,"2":1700000100}}}"#.into()),
+        (1, 200, r#"{"data":{"ciphertext":"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","key_version":1}}"#.into()),
+        (2, 200, format!(r#"{{"data":{{"plaintext":"{b64_32}"}}}}"#)),
+        (3, 403, r#"{"errors":["1 error occurred:
+	* permission denied
+
+"]}"#.into()),
+        (3, 200, r#"{"data":{"transit/encrypt/kms":["update"],"transit/decrypt/kms":["deny"]}}"#.into()),
+        (4, 0, "\u{0}vault:v1:AAAA".into()),
+        (5, 1, "https://vault.example:8200\u{0}team\u{0}transit\u{0}kms".into()),
+    ];
+    for (mode, status, body) in &seeds {
+        let mut s = vec![*mode];
+        s.extend_from_slice(&status.to_be_bytes());
+        s.extend_from_slice(body.as_bytes());
+        write_seed("vault_responses", &s);
+    }
+    seeds.len()
+}
+
 fn main() {
+    println!("vault_responses: {} seeds", vault_seeds());
     println!("h2_frames: {} seeds", h2_seeds());
     println!("grpc_kms_decode: {} seeds", grpc_kms_seeds());
     println!("keyring_parse: {} seeds", keyring_seeds());
