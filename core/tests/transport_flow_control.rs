@@ -29,9 +29,9 @@ fn send_within_windows(cfg: &TransportConfig, size: usize) -> (Vec<u8>, usize) {
                     let inc = i64::from(u32::from_be_bytes(f.payload[..4].try_into().unwrap()));
                     updates += 1;
                     if f.head.stream == 0 {
-                        conn_window += inc
+                        conn_window += inc;
                     } else {
-                        stream_window += inc
+                        stream_window += inc;
                     }
                 }
                 FrameKind::Settings if !f.head.has(flags::ACK) => {
@@ -54,7 +54,7 @@ fn send_within_windows(cfg: &TransportConfig, size: usize) -> (Vec<u8>, usize) {
                 _ => {}
             }
         }
-        let allowed = conn_window.min(stream_window).min(16_384).max(0) as usize;
+        let allowed = usize::try_from(conn_window.min(stream_window).min(16_384)).unwrap_or(0);
         let n = allowed.min(body.len() - sent);
         if n > 0 {
             let end = sent + n == body.len();
@@ -65,8 +65,8 @@ fn send_within_windows(cfg: &TransportConfig, size: usize) -> (Vec<u8>, usize) {
                 &body[sent..sent + n],
             );
             sent += n;
-            conn_window -= n as i64;
-            stream_window -= n as i64;
+            conn_window -= i64::try_from(n).unwrap();
+            stream_window -= i64::try_from(n).unwrap();
         }
         c.handle_bytes(&raw.take(), Timestamp::ZERO);
         while let Some(req) = c.poll_request() {
@@ -155,11 +155,11 @@ fn response_waits_for_the_peers_window() {
 
 #[test]
 fn data_beyond_our_stream_window_is_a_flow_control_error() {
-    let cfg = kms_plugin_core::conn::TransportConfig {
+    let cfg = TransportConfig {
         initial_window_size: 100,
         ..Default::default()
     };
-    let mut c = kms_plugin_core::conn::Connection::new(&cfg, Timestamp::ZERO);
+    let mut c = Connection::new(&cfg, Timestamp::ZERO);
     let mut raw = Raw::new();
     raw.handshake(&[]);
     let block = raw.request_block("/echo", Some("localhost"), &[]);
