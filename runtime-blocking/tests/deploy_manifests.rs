@@ -143,6 +143,7 @@ fn systemd_unit_is_hardened_and_shares_the_socket() {
         "StateDirectory=kms-plugin",
         "Before=kubelet.service",
         "RestrictAddressFamilies=AF_UNIX",
+        "LimitCORE=0",
     ] {
         assert!(has(line), "kms-plugin.service lacks {line:?}");
     }
