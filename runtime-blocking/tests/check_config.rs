@@ -606,3 +606,38 @@ fn rendered_configs_pass_check() {
         ]
     );
 }
+
+#[test]
+fn damaged_files_never_panic() {
+    let text = deploy("encryption-config.v2.yaml");
+    // Every prefix (cut mid-line, mid-token, mid-character boundary)...
+    for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+        let _ = check(&text[..end], Some(SOCKET));
+    }
+    // ...every single-line deletion, and every line re-indented by one space.
+    let lines: Vec<&str> = text.lines().collect();
+    for i in 0..lines.len() {
+        let mut without = lines.clone();
+        without.remove(i);
+        let _ = check(&without.join("\n"), Some(SOCKET));
+        let mut shifted: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
+        shifted[i].insert(0, ' ');
+        let _ = check(&shifted.join("\n"), Some(SOCKET));
+    }
+    // Deep nesting and odd scalars.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(has_errors(&check(&deep, None)));
+    for odd in [
+        "~",
+        "null",
+        "42",
+        "\"x\"",
+        "{}",
+        "*a",
+        "&a x",
+        "!!binary aGk=",
+        "? a",
+    ] {
+        assert!(has_errors(&check(odd, None)), "{odd}");
+    }
+}
