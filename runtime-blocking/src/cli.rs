@@ -19,6 +19,7 @@ use crate::keyfile::{self, DEFAULT_KEY_FILE};
 use crate::log::{Level, LogFormat, Logger};
 use crate::provider::KekProvider;
 use crate::provider::local::LocalKeyFile;
+use crate::provider::remote::{self, ProviderFlags};
 use crate::serve::{ServeOptions, Server};
 
 /// Exit code for bad usage or configuration.
@@ -53,7 +54,55 @@ pub const FLAGS: &[FlagSpec] = &[
         name: "provider",
         value: "NAME",
         commands: SERVE,
-        help: "remote KEK provider: local (default)",
+        help: "remote KEK provider: local (default), vault, pkcs11 (builds with the pkcs11 feature); see docs/providers.md",
+    },
+    FlagSpec {
+        name: "vault-addr",
+        value: "URL",
+        commands: SERVE,
+        help: "vault: https://host:port of Vault/OpenBao (default $VAULT_ADDR)",
+    },
+    FlagSpec {
+        name: "transit-mount",
+        value: "PATH",
+        commands: SERVE,
+        help: "vault: Transit mount path (default transit)",
+    },
+    FlagSpec {
+        name: "vault-namespace",
+        value: "NS",
+        commands: SERVE,
+        help: "vault: namespace sent as X-Vault-Namespace (default $VAULT_NAMESPACE)",
+    },
+    FlagSpec {
+        name: "ca-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "vault: PEM CA bundle to trust (default $VAULT_CACERT, else the built-in roots)",
+    },
+    FlagSpec {
+        name: "token-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "vault: file holding the token, re-read when it changes (else $KMS_USER_ID)",
+    },
+    FlagSpec {
+        name: "pkcs11-module",
+        value: "FILE",
+        commands: SERVE,
+        help: "pkcs11: module path (default /usr/lib/softhsm/libsofthsm2.so)",
+    },
+    FlagSpec {
+        name: "pkcs11-token-label",
+        value: "LABEL",
+        commands: SERVE,
+        help: "pkcs11: label of the token holding the AES key (KMS_KEY_ID = key label)",
+    },
+    FlagSpec {
+        name: "pin-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "pkcs11: file holding the user PIN, re-read when it changes (else $KMS_USER_ID)",
     },
     FlagSpec {
         name: "key-file",
@@ -282,7 +331,23 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
             };
             Ok(Arc::new(LocalKeyFile::open(path, name)?))
         }
-        other => Err(format!("--provider {other:?}: unknown provider; use local")),
+        remote @ ("vault" | "pkcs11") => {
+            let flags = ProviderFlags {
+                vault_addr: args.get("vault-addr").map(str::to_string),
+                transit_mount: args.get("transit-mount").map(str::to_string),
+                vault_namespace: args.get("vault-namespace").map(str::to_string),
+                ca_file: args.get("ca-file").map(PathBuf::from),
+                token_file: args.get("token-file").map(PathBuf::from),
+                pkcs11_module: args.get("pkcs11-module").map(PathBuf::from),
+                pkcs11_token_label: args.get("pkcs11-token-label").map(str::to_string),
+                pin_file: args.get("pin-file").map(PathBuf::from),
+            };
+            let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
+            Ok(Arc::from(provider))
+        }
+        other => Err(format!(
+            "--provider {other:?}: unknown provider; use local, vault or pkcs11"
+        )),
     }
 }
 
