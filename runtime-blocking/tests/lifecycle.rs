@@ -205,3 +205,39 @@ fn bad_input_gives_one_clear_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
 }
+
+#[test]
+fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
+    let dir = TempDir::new("probe-health");
+    let key_file = init_keys(&dir);
+    let good = std::fs::read(&key_file).unwrap();
+    let listen = format!("unix://{}", dir.join("kms.sock").display());
+    let plugin = Plugin::start(&[
+        "--listen",
+        &listen,
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--status-refresh",
+        "0.2",
+    ]);
+    let timeout = std::time::Duration::from_secs(20);
+    assert_eq!(run(&["probe", "--listen", &listen]).status.code(), Some(0));
+
+    // A corrupt key file: the next status refresh fails, healthz turns unhealthy.
+    std::fs::write(&key_file, b"garbage\n").unwrap();
+    plugin.wait_log("warn  unhealthy", timeout);
+    let probe = run(&["probe", "--listen", &listen]);
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    assert!(String::from_utf8_lossy(&probe.stdout).starts_with("unhealthy"));
+
+    // Restored: healthy again without a restart.
+    std::fs::write(&key_file, &good).unwrap();
+    plugin.wait_log("info  healthy", timeout);
+    assert_eq!(run(&["probe", "--listen", &listen]).status.code(), Some(0));
+    assert_eq!(plugin.terminate(), 0);
+}
