@@ -1,7 +1,20 @@
 //! The `kms-plugin` command line: one flag table drives parsing, validation and help.
 //!
-//! Adding a provider: add its flags to [`FLAGS`] (with `commands: SERVE`), a match arm in
-//! [`build_provider`], and its name to the `--provider` help. Nothing else parses arguments.
+//! Commands: `serve` (default), `keys init|rotate|list`, `probe`, `encryption-config`,
+//! `check-config FILE`, `version`, `help`. Every flag of every command is one [`FlagSpec`] row
+//! in [`FLAGS`]; [`parse`] rejects unknown flags, repeated flags and flags given to a command
+//! that does not take them, so commands only read values (`Args::get`).
+//!
+//! Adding a provider (a small, local change):
+//! 1. its flags: rows in [`FLAGS`] with `commands: SERVE` and help prefixed `name:`;
+//! 2. a remote provider (network/HSM): a field per flag in
+//!    [`ProviderFlags`](crate::provider::remote::ProviderFlags), filled in [`build_provider`],
+//!    its name in `build_provider`'s `remote @ ("vault" | "pkcs11")` pattern, and a match arm in [`remote::build`](crate::provider::remote::build) (wrapped in the
+//!    resilience layer there); an in-process provider: a match arm in [`build_provider`];
+//! 3. its name in the `--provider` help row and in `build_provider`'s last error message.
+//!
+//! Secrets never come from argv: `KMS_USER_ID` (environment) or a `--*-file` flag.
+//! Nothing else parses arguments.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
