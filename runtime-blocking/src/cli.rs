@@ -7,10 +7,10 @@
 //!
 //! Adding a provider (a small, local change):
 //! 1. its flags: rows in [`FLAGS`] with `commands: SERVE` and help prefixed `name:`;
-//! 2. a remote provider (network/HSM): a field per flag in
-//!    [`ProviderFlags`], filled in [`build_provider`],
-//!    its name in `build_provider`'s `remote @ ("vault" | "pkcs11")` pattern, and a match arm in [`remote::build`] (wrapped in the
-//!    resilience layer there); an in-process provider: a match arm in [`build_provider`];
+//! 2. a remote provider (network/HSM): a field per flag in [`ProviderFlags`], filled in
+//!    [`build_provider`], its name in `build_provider`'s `remote @ ("vault" | "pkcs11")`
+//!    pattern, and a match arm in [`remote::build`] (wrapped in the resilience layer there);
+//!    an in-process provider: a match arm in [`build_provider`];
 //! 3. its name in the `--provider` help row and in `build_provider`'s last error message.
 //!
 //! Secrets never come from argv: `KMS_USER_ID` (environment) or a `--*-file` flag.
