@@ -353,6 +353,18 @@ impl Connection {
         !self.is_closed() && self.out.len() <= self.cfg.max_pending_output
     }
 
+    /// Bytes of peer input currently held: the partial frame, the header block being
+    /// collected and reserved request bodies. Bounded by 9 + `max_frame_size` +
+    /// `max_header_block_size` + `max_buffered_bytes`.
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len() + self.block.len() + self.buffered
+    }
+
+    /// Bytes queued for `poll_transmit` (control frames and response headers).
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
     /// Requests handed out and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight

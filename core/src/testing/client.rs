@@ -174,6 +174,13 @@ impl TestClient {
         self.next_stream
     }
 
+    /// Reserves the next stream id for frames a test builds by hand.
+    pub fn alloc_stream(&mut self) -> StreamId {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        id
+    }
+
     /// Builds the request header block for `path` with `opts`.
     pub fn header_block(&mut self, path: &str, opts: &RequestOptions) -> Vec<u8> {
         let mut block = Vec::new();
