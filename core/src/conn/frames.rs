@@ -346,10 +346,11 @@ impl Connection {
             if self.recently_reset(id) {
                 return Ok(());
             }
-            // §5.1.1: a stream id must exceed every id the peer used before.
-            return Err(FrameError::Connection(
-                Reason::PROTOCOL_ERROR,
-                "stream id not increasing",
+            // §5.1.1: opening a stream implicitly closes every lower idle id, so a HEADERS on
+            // an id at or below the highest is on a closed stream: §5.1 STREAM_CLOSED.
+            return Err(FrameError::Stream(
+                Reason::STREAM_CLOSED,
+                "HEADERS on closed stream",
             ));
         }
         self.highest_stream = id;
