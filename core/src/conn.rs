@@ -72,6 +72,8 @@ pub struct Connection {
     encoder: Encoder,
     /// Scratch for encoding one header block.
     block_out: Vec<u8>,
+    /// Scratch for a percent-encoded `grpc-message`.
+    message_scratch: Vec<u8>,
     /// The header block being collected, at most `max_header_block_size`.
     block: Vec<u8>,
     open_block: Option<OpenBlock>,
@@ -156,6 +158,7 @@ impl Connection {
             decoder: Decoder::new(DEFAULT_TABLE_SIZE),
             encoder: Encoder::new(),
             block_out: Vec::new(),
+            message_scratch: Vec::new(),
             block: Vec::new(),
             open_block: None,
             streams: Vec::new(),

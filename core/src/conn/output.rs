@@ -121,13 +121,15 @@ impl Connection {
             );
         }
         if !message.is_empty() {
-            let mut encoded = Vec::with_capacity(message.len().min(MAX_GRPC_MESSAGE) + 16);
+            let mut encoded = core::mem::take(&mut self.message_scratch);
+            encoded.clear();
             grpc::percent_encode(
                 message.get(..MAX_GRPC_MESSAGE).unwrap_or(message),
                 &mut encoded,
             );
             self.encoder
                 .encode_field(b"grpc-message", &encoded, false, &mut self.block_out);
+            self.message_scratch = encoded;
         }
         self.write_block(stream, flags::END_HEADERS | flags::END_STREAM);
     }
