@@ -194,3 +194,20 @@ fn config_validation() {
         assert!(cfg.validate().is_err(), "{cfg:?}");
     }
 }
+
+#[test]
+fn provoked_reset_flood_is_enhance_your_calm() {
+    let cfg = TransportConfig {
+        max_resets_per_window: 20,
+        ..TransportConfig::default()
+    };
+    let mut p = Pair::new(&cfg);
+    // Bad PRIORITY frames on idle streams each cost us a RST_STREAM.
+    for s in 0..20u32 {
+        p.client.send_raw(&frame(2, 0, 2 * s + 1, &[0; 4]));
+    }
+    p.drive(&mut |_| None);
+    assert_eq!(p.client.goaway(), None);
+    p.send(&frame(2, 0, 41, &[0; 4]));
+    assert_eq!(goaway_code(&p), Some(Reason::ENHANCE_YOUR_CALM.0));
+}

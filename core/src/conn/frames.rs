@@ -76,8 +76,31 @@ impl Connection {
             FrameKind::Unknown(_) => Ok(()),
         };
         if let Err(e) = result {
-            self.frame_error(head.stream, e);
+            // Reset flood (CVE-2019-9514): stream errors the peer provokes count like its
+            // own resets.
+            let counted = match e {
+                FrameError::Stream(..) => self.count_reset(now),
+                FrameError::Connection(..) => Ok(()),
+            };
+            self.frame_error(head.stream, counted.err().unwrap_or(e));
         }
+    }
+
+    /// Counts one stream reset (sent by the peer or provoked by it) in the current window;
+    /// beyond `max_resets_per_window` it is a connection ENHANCE_YOUR_CALM.
+    fn count_reset(&mut self, now: Timestamp) -> Result<(), FrameError> {
+        if now.saturating_duration_since(self.reset_window_start) >= self.cfg.reset_window {
+            self.reset_window_start = now;
+            self.resets_in_window = 0;
+        }
+        self.resets_in_window = self.resets_in_window.saturating_add(1);
+        if self.resets_in_window > self.cfg.max_resets_per_window {
+            return Err(FrameError::Connection(
+                Reason::ENHANCE_YOUR_CALM,
+                "too many stream resets",
+            ));
+        }
+        Ok(())
     }
 
     fn on_settings(&mut self, head: &FrameHead, payload: &[u8]) -> Result<(), FrameError> {
@@ -213,17 +236,7 @@ impl Connection {
                 by_peer: true,
             });
             // Rapid reset (CVE-2023-44487): too many resets per window is ENHANCE_YOUR_CALM.
-            if now.saturating_duration_since(self.reset_window_start) >= self.cfg.reset_window {
-                self.reset_window_start = now;
-                self.resets_in_window = 0;
-            }
-            self.resets_in_window += 1;
-            if self.resets_in_window > self.cfg.max_resets_per_window {
-                return Err(FrameError::Connection(
-                    Reason::ENHANCE_YOUR_CALM,
-                    "too many stream resets",
-                ));
-            }
+            self.count_reset(now)?;
         }
         Ok(())
     }
