@@ -58,7 +58,7 @@ impl Connection {
                 if !response.message.is_empty() {
                     let mut msg = alloc::string::String::new();
                     let text: &str = &response.message;
-                    grpc::percent_encode(text.get(..512).unwrap_or(text), &mut msg);
+                    grpc::percent_encode(truncate(text, MAX_GRPC_MESSAGE), &mut msg);
                     self.encoder
                         .encode_field(b"grpc-message", msg.as_bytes(), false, &mut block);
                 }
@@ -173,6 +173,18 @@ impl Connection {
         self.streams.remove(&id);
         self.check_drained();
     }
+}
+
+/// The longest `grpc-message` we send, in octets before percent-encoding.
+const MAX_GRPC_MESSAGE: usize = 512;
+
+/// The longest prefix of `text` of at most `max` octets that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 /// Formats a gRPC status code (0..=16) as ASCII digits.
