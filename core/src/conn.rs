@@ -345,6 +345,23 @@ impl Connection {
         self.in_flight
     }
 
+    /// Octets of a partial frame held between `handle_bytes` calls; never more than one
+    /// frame head plus our SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2).
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len()
+    }
+
+    /// Request body octets (gRPC prefixes included) held across streams; never more than
+    /// `max_buffered_bytes` between calls.
+    pub fn buffered_request_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Octets queued for the socket and not yet taken by `poll_transmit`.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
     // --- input --------------------------------------------------------------------------
 
     /// Parses as many whole frames from `data` as possible; returns the octets consumed.
