@@ -193,14 +193,14 @@ fn compressed_flag_gets_unimplemented() {
 fn grpc_encoding_other_than_identity_gets_unimplemented() {
     let o = opts_with(|o| {
         o.extra_headers
-            .push(("grpc-encoding".into(), "gzip".into()))
+            .push(("grpc-encoding".into(), "gzip".into()));
     });
     let (_, code, _) = rejected(&o, &grpc_message(b"x"));
     assert_eq!(code, Some(Code::Unimplemented.as_u8()));
     let mut h = Harness::connected(&TransportConfig::default());
     let o = opts_with(|o| {
         o.extra_headers
-            .push(("grpc-encoding".into(), "identity".into()))
+            .push(("grpc-encoding".into(), "identity".into()));
     });
     assert_eq!(
         h.call(PATH, b"x", &o, &mut echo)

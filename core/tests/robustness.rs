@@ -177,7 +177,7 @@ fn random_frames_after_a_valid_preface() {
         let mut d = Driver::new(&cfg);
         let mut client = TestClient::new();
         let mut input = hs.clone();
-        for _ in 0..(1 + rng.next_u32() % 12) {
+        for _ in 0..=(rng.next_u32() % 12) {
             input.extend_from_slice(&random_frame(&mut rng, &mut client));
         }
         d.feed(&cfg, &input, &mut rng);
@@ -211,7 +211,7 @@ fn mutated_valid_transcripts() {
     }
     for _ in 0..20_000 {
         let mut input = valid.clone();
-        for _ in 0..(1 + rng.next_u32() % 4) {
+        for _ in 0..=(rng.next_u32() % 4) {
             let at = rng.next_u32() as usize % input.len();
             match rng.next_u32() % 3 {
                 0 => input[at] ^= 1 << (rng.next_u32() % 8),

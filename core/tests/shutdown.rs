@@ -35,14 +35,20 @@ fn in_flight_requests_finish_and_new_streams_are_refused() {
     let (b, bytes) = h.client.unary(PATH, b"b", &RequestOptions::default());
     h.send(&bytes);
     h.pump(&mut park);
-    assert_eq!(h.client.take_response(b).and_then(|r| r.reset), Some(Reason::REFUSED_STREAM.0));
+    assert_eq!(
+        h.client.take_response(b).and_then(|r| r.reset),
+        Some(Reason::REFUSED_STREAM.0)
+    );
     assert_eq!(h.parked.len(), 1);
     // A second shutdown call changes nothing.
     h.conn.start_shutdown(h.now);
     let req = h.parked.pop().expect("parked");
     h.respond(req.stream, Response::ok(SecretBytes::copy_from(b"A")));
     h.pump(&mut park);
-    assert_eq!(h.client.take_response(a).and_then(|r| r.message), Some(b"A".to_vec()));
+    assert_eq!(
+        h.client.take_response(a).and_then(|r| r.message),
+        Some(b"A".to_vec())
+    );
     assert!(h.conn.is_closed());
     assert!(h.cancelled.is_empty());
 }
@@ -58,19 +64,30 @@ fn shutdown_is_forced_after_the_grace_period() {
     h.send(&bytes);
     h.pump(&mut park);
     h.conn.start_shutdown(h.now);
-    assert_eq!(h.conn.poll_timeout(), Some(h.now.saturating_add(cfg.shutdown_grace)));
+    assert_eq!(
+        h.conn.poll_timeout(),
+        Some(h.now.saturating_add(cfg.shutdown_grace))
+    );
     h.advance(Duration::from_millis(4999));
     assert!(!h.conn.is_closed());
     h.advance(Duration::from_millis(1));
     assert!(h.conn.is_closed());
     assert_eq!(h.cancelled, vec![a], "the parked request is cancelled");
     assert_eq!(h.conn.in_flight(), 0);
-    assert!(h.events.iter().any(|e| matches!(e, ConnEvent::Closed { .. })));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, ConnEvent::Closed { .. }))
+    );
     // Its late answer goes nowhere.
     h.respond(a, Response::ok(SecretBytes::copy_from(b"late")));
     let before = h.transcript.len();
     let _ = h.take_server_output();
-    assert_eq!(h.transcript.len(), before + 8 + 9, "only the GOAWAY was still queued");
+    assert_eq!(
+        h.transcript.len(),
+        before + 8 + 9,
+        "only the GOAWAY was still queued"
+    );
 }
 
 #[test]
@@ -107,7 +124,9 @@ fn connection_error_cancels_handed_out_requests() {
     let (id, bytes) = h.client.unary(PATH, b"x", &RequestOptions::default());
     h.send(&bytes);
     h.pump(&mut park);
-    h.send(&kms_plugin_core::testing::client::raw_frame(0x6, 0, 0, &[0; 3]));
+    h.send(&kms_plugin_core::testing::client::raw_frame(
+        0x6, 0, 0, &[0; 3],
+    ));
     h.collect();
     assert_eq!(h.cancelled, vec![id]);
 }
