@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
+use super::closed::ClosedBy;
 use super::stream::StreamState;
 use super::{ConnEvent, Connection, Phase};
 use crate::grpc::{self, PREFIX_LEN};
@@ -131,6 +132,7 @@ impl Connection {
             if s.state == StreamState::ReceivingRequest {
                 self.buffered -= s.body.len();
             }
+            self.closed.insert(id, ClosedBy::Other);
         }
         self.check_drained();
     }
@@ -167,10 +169,10 @@ impl Connection {
             s.state = StreamState::SendingResponse;
         }
         self.queue_response(id, http_status, response);
-        if !request_complete {
-            frame::write_rst_stream(&mut self.out, id, Reason::NO_ERROR);
-        }
         self.streams.remove(&id);
+        if !request_complete {
+            self.send_reset(id, Reason::NO_ERROR);
+        }
         self.check_drained();
     }
 }
