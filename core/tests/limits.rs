@@ -50,7 +50,7 @@ fn a_larger_configured_max_frame_size_is_advertised_and_honoured() {
     };
     let mut h = Harness::connected(&cfg);
     assert!(h.client.settings.contains(&(0x5, 65_536)));
-    h.send(&raw_frame(0xfe, 0, 0, &[0; 65_536]));
+    h.send(&raw_frame(0xfe, 0, 0, &vec![0; 65_536]));
     h.pump(&mut echo);
     assert_eq!(h.client.goaway(), None);
 }

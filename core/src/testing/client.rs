@@ -219,15 +219,12 @@ pub fn percent_decode(v: &[u8]) -> String {
     let mut i = 0;
     let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
     while let Some(&b) = v.get(i) {
-        match (b, hex(v.get(i + 1)), hex(v.get(i + 2))) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+        if let (b'%', Some(h), Some(l)) = (b, hex(v.get(i + 1)), hex(v.get(i + 2))) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -433,7 +430,7 @@ impl TestClient {
                     }
                     None => part,
                 };
-                let used = payload.len() as i64;
+                let used = i64::try_from(payload.len()).unwrap_or(i64::MAX);
                 frame::write_frame(&mut self.out, FrameKind::Data, fl, id, &payload);
                 self.conn_send_window -= used;
                 s.send_window -= used;
@@ -484,14 +481,11 @@ impl TestClient {
     pub fn receive(&mut self, server_bytes: &[u8]) {
         self.inbuf.extend_from_slice(server_bytes);
         let mut pos = 0;
-        loop {
-            let Some(head) = self
-                .inbuf
-                .get(pos..)
-                .and_then(|r| r.first_chunk::<HEAD_LEN>())
-            else {
-                break;
-            };
+        while let Some(head) = self
+            .inbuf
+            .get(pos..)
+            .and_then(|r| r.first_chunk::<HEAD_LEN>())
+        {
             let head = FrameHead::parse(head);
             let end = pos + HEAD_LEN + head.len as usize;
             if end > self.inbuf.len() {
