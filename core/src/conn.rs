@@ -1,311 +1,305 @@
-//! The server side of one HTTP/2 connection (RFC 9113) carrying unary gRPC calls, sans IO.
+//! One server-side HTTP/2 connection (RFC 9113) over h2c prior knowledge, carrying unary gRPC.
 //!
-//! A driver feeds socket bytes to [`Connection::handle_bytes`], drains
-//! [`Connection::poll_transmit`], [`Connection::poll_request`], [`Connection::poll_cancelled`]
-//! and [`Connection::poll_event`] after every call, answers requests with
-//! [`Connection::respond`], and calls [`Connection::handle_timeout`] at
-//! [`Connection::poll_timeout`]. Protocol errors become GOAWAY / RST_STREAM / gRPC statuses
-//! plus a [`ConnEvent`]; nothing here returns an error or panics on peer input.
+//! [`Connection`] turns bytes into complete [`Request`]s and [`Response`]s into bytes. It
+//! implements what a gRPC unary server needs and all of RFC 9113's MUSTs for it: the preface
+//! and SETTINGS exchange, flow control both ways, HEADERS + CONTINUATION, padding, priority,
+//! stream states, GOAWAY and RST_STREAM both ways, and a cap on everything it buffers. Peer
+//! misbehaviour never panics or returns an error: it becomes RST_STREAM (stream errors),
+//! GOAWAY (connection errors, after which [`Connection::is_closed`] is true), a gRPC status,
+//! and a [`ConnEvent`].
 
+mod closed;
 mod config;
-mod event;
-mod frames;
+mod control;
 mod head;
 mod output;
-pub mod stream;
+mod stream;
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
+use core::mem;
 
+use zeroize::Zeroize;
+
+use closed::{ClosedBy, ClosedStreams};
 pub use config::TransportConfig;
-pub use event::ConnEvent;
+use head::{HeadCollector, HeadError};
+use stream::{Stream, StreamInput, StreamState};
 
-use crate::h2::{
-    self, FrameError, FrameHead, HEAD_LEN, PREFACE, Reason, Setting, SettingId, control, settings,
-};
-use crate::hpack::{DEFAULT_TABLE_SIZE, Decoder, Encoder};
-use crate::rpc::{self, StreamId};
+use crate::grpc::PREFIX_LEN;
+use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags};
+use crate::h2::reason::Reason;
+use crate::h2::settings::{self, PeerSettings};
+use crate::hpack::{Decoder, Encoder};
+use crate::rpc::{Code, Request, Response, StreamId};
+use crate::secret::SecretBytes;
 use crate::time::{Timestamp, earliest};
-use stream::{Phase, Stream};
 
-/// Where the connection is in its life (RFC 9113 §3.4, §6.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ConnState {
-    /// Waiting for the 24-octet client preface; `matched` octets arrived so far.
-    AwaitPreface { matched: usize },
-    /// Preface received; the next frame must be the client's SETTINGS (§3.4).
-    AwaitSettings,
-    /// Serving streams.
-    Open,
-    /// We sent GOAWAY(NO_ERROR, `last_stream`): finishing streams up to it until `deadline`.
-    Draining {
-        last_stream: StreamId,
-        deadline: Timestamp,
+/// Something notable that happened on a connection (never holds secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// We detected a protocol error: a stream error (RST_STREAM sent) when `stream` is set,
+    /// else a connection error (GOAWAY sent, connection closing).
+    ProtocolError {
+        /// The stream, for stream errors.
+        stream: Option<StreamId>,
+        /// The error code sent.
+        reason: Reason,
+        /// What was wrong.
+        detail: &'static str,
     },
-    /// Done: the driver flushes output and closes the socket.
+    /// A request was answered by the transport itself (malformed for gRPC, too large, ...).
+    RequestRejected {
+        /// The stream.
+        stream: StreamId,
+        /// The gRPC status sent.
+        code: Code,
+    },
+    /// The peer sent GOAWAY.
+    PeerGoAway {
+        /// Its error code.
+        reason: Reason,
+        /// The last stream it will process.
+        last_stream: u32,
+    },
+    /// The peer reset a stream.
+    StreamReset {
+        /// The stream.
+        stream: StreamId,
+        /// Its error code.
+        reason: Reason,
+    },
+    /// The connection is closed (EOF, a connection error, a timeout or the end of shutdown).
+    Closed {
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The connection's phase (RFC 9113 §3.4, §6.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the 24-octet client preface; `matched` octets seen so far.
+    ExpectPreface { matched: usize },
+    /// The preface arrived; the first frame must be SETTINGS (§3.4).
+    ExpectSettings,
+    /// Exchanging frames.
+    Open,
+    /// We sent GOAWAY(NO_ERROR): streams up to the last one finish, then we close.
+    Draining { force_at: Timestamp },
+    /// Done: only the queued output remains to be flushed.
     Closed,
 }
 
-/// A header block being collected across HEADERS + CONTINUATION (§6.10).
-#[derive(Clone, Copy)]
-struct OpenBlock {
+/// A header block being assembled from HEADERS + CONTINUATION (§6.10).
+struct PendingBlock {
     stream: StreamId,
     end_stream: bool,
+    /// The HEADERS frame's PRIORITY made the stream depend on itself (RFC 9113 §5.3.1).
     self_dependent: bool,
     continuations: u32,
+    fragment: Vec<u8>,
 }
 
-/// How many recently reset stream ids we remember, to ignore frames still in flight (§5.1
-/// closed: "MUST ignore frames that it receives on closed streams after it has sent a
-/// RST_STREAM").
-const RECENT_RESETS: usize = 32;
-
-/// One server-side HTTP/2 connection. See the module docs.
+/// One HTTP/2 server connection. See the module docs.
 pub struct Connection {
-    cfg: TransportConfig,
-    state: ConnState,
-    /// A partial frame (header + payload), at most 9 + `max_frame_size` bytes.
-    inbuf: Vec<u8>,
-    /// Control output and response headers waiting for `poll_transmit`.
-    out: Vec<u8>,
+    config: TransportConfig,
+    phase: Phase,
+    peer: PeerSettings,
     decoder: Decoder,
     encoder: Encoder,
-    /// Scratch for encoding one header block.
-    block_out: Vec<u8>,
-    /// Scratch for a percent-encoded `grpc-message`.
-    message_scratch: Vec<u8>,
-    /// The header block being collected, at most `max_header_block_size`.
-    block: Vec<u8>,
-    open_block: Option<OpenBlock>,
-    streams: Vec<Stream>,
-    /// The highest stream id the peer opened (§5.1.1); also our GOAWAY's last stream.
-    highest_stream: StreamId,
-    recent_resets: [StreamId; RECENT_RESETS],
-    recent_reset_next: usize,
-    conn_send_window: i64,
+    /// Unparsed input (a partial frame); at most one frame head + `max_frame_size`.
+    inbuf: Vec<u8>,
+    /// Output not yet taken by `poll_transmit`.
+    out: Vec<u8>,
+    streams: BTreeMap<StreamId, Stream>,
+    /// Highest client stream id seen (§5.1.1: new ids must be larger).
+    last_stream: StreamId,
+    pending_block: Option<PendingBlock>,
+    /// Our connection receive window and the octets consumed since the last WINDOW_UPDATE.
     conn_recv_window: i64,
-    conn_recv_unacked: u32,
-    peer_initial_window: u32,
-    peer_max_frame: u32,
-    handshake_deadline: Option<Timestamp>,
-    settings_deadline: Option<Timestamp>,
-    peer_goaway: Option<StreamId>,
-    requests: VecDeque<rpc::Request>,
+    /// The peer's connection window for our DATA.
+    conn_send_window: i64,
+    /// Request body octets buffered across streams.
+    buffered: usize,
+    requests: VecDeque<Request>,
     cancelled: VecDeque<StreamId>,
     events: VecDeque<ConnEvent>,
     in_flight: usize,
-    buffered: usize,
-    reset_window_start: Timestamp,
+    handshake_deadline: Option<Timestamp>,
+    settings_ack_deadline: Option<Timestamp>,
+    resets_window_start: Timestamp,
     resets_in_window: u32,
+    peer_goaway: bool,
+    /// Recently closed streams and who closed them (§5.1 "closed").
+    closed: ClosedStreams,
 }
 
 impl Connection {
-    /// A connection that has just been accepted. Queues our SETTINGS (the server preface,
-    /// RFC 9113 §3.4) and a connection WINDOW_UPDATE raising the 65,535 default (§6.9.2).
-    ///
-    /// `config` should have passed [`TransportConfig::validate`]; out-of-range values are
-    /// clamped to legal ones.
+    /// A new connection; our SETTINGS (the server preface, §3.4) and a connection
+    /// WINDOW_UPDATE are queued at once. `config` must have passed `validate`.
     pub fn new(config: &TransportConfig, now: Timestamp) -> Self {
-        let mut cfg = config.clone();
-        cfg.max_frame_size = cfg
-            .max_frame_size
-            .clamp(h2::MIN_MAX_FRAME_SIZE, h2::MAX_MAX_FRAME_SIZE);
-        cfg.initial_window_size = cfg
-            .initial_window_size
-            .clamp(h2::DEFAULT_WINDOW, h2::MAX_WINDOW);
-        cfg.connection_window_size = cfg
-            .connection_window_size
-            .clamp(h2::DEFAULT_WINDOW, h2::MAX_WINDOW);
-        cfg.max_queued_events = cfg.max_queued_events.max(1);
         let mut out = Vec::with_capacity(256);
-        let all = [
-            Setting {
-                id: SettingId::MaxConcurrentStreams,
-                value: cfg.max_concurrent_streams,
-            },
-            Setting {
-                id: SettingId::InitialWindowSize,
-                value: cfg.initial_window_size,
-            },
-            Setting {
-                id: SettingId::MaxFrameSize,
-                value: cfg.max_frame_size,
-            },
-            Setting {
-                id: SettingId::MaxHeaderListSize,
-                value: cfg.max_header_list_size,
-            },
-            Setting {
-                id: SettingId::HeaderTableSize,
-                value: cfg.header_table_size,
-            },
+        let mut entries = alloc::vec![
+            (
+                settings::id::MAX_CONCURRENT_STREAMS,
+                config.max_concurrent_streams
+            ),
+            (
+                settings::id::INITIAL_WINDOW_SIZE,
+                config.initial_window_size
+            ),
+            (
+                settings::id::MAX_HEADER_LIST_SIZE,
+                config.max_header_list_size
+            ),
         ];
-        // HEADER_TABLE_SIZE is only sent when it differs from the default (§6.5.2).
-        let count = if cfg.header_table_size as usize == DEFAULT_TABLE_SIZE {
-            4
-        } else {
-            5
-        };
-        settings::encode(&mut out, all.get(..count).unwrap_or(&all));
-        let raise = cfg.connection_window_size - h2::DEFAULT_WINDOW;
-        if raise > 0 {
-            control::encode_window_update(&mut out, 0, raise);
+        if config.max_frame_size != frame::MIN_MAX_FRAME_SIZE {
+            entries.push((settings::id::MAX_FRAME_SIZE, config.max_frame_size));
+        }
+        if config.header_table_size != 4096 {
+            entries.push((settings::id::HEADER_TABLE_SIZE, config.header_table_size));
+        }
+        settings::write_settings(&mut out, &entries);
+        let extra = config
+            .connection_window_size
+            .saturating_sub(frame::DEFAULT_WINDOW);
+        if extra > 0 {
+            frame::write_window_update(&mut out, 0, extra);
         }
         Self {
-            state: ConnState::AwaitPreface { matched: 0 },
+            config: config.clone(),
+            phase: Phase::ExpectPreface { matched: 0 },
+            peer: PeerSettings::default(),
+            decoder: Decoder::new(config.header_table_size as usize),
+            encoder: Encoder::new(),
             inbuf: Vec::new(),
             out,
-            decoder: Decoder::new(DEFAULT_TABLE_SIZE),
-            encoder: Encoder::new(),
-            block_out: Vec::new(),
-            message_scratch: Vec::new(),
-            block: Vec::new(),
-            open_block: None,
-            streams: Vec::new(),
-            highest_stream: 0,
-            recent_resets: [0; RECENT_RESETS],
-            recent_reset_next: 0,
-            conn_send_window: i64::from(h2::DEFAULT_WINDOW),
-            conn_recv_window: i64::from(cfg.connection_window_size),
-            conn_recv_unacked: 0,
-            peer_initial_window: h2::DEFAULT_WINDOW,
-            peer_max_frame: h2::MIN_MAX_FRAME_SIZE,
-            handshake_deadline: Some(now.saturating_add(cfg.handshake_timeout)),
-            settings_deadline: Some(now.saturating_add(cfg.settings_timeout)),
-            peer_goaway: None,
+            streams: BTreeMap::new(),
+            last_stream: 0,
+            pending_block: None,
+            conn_recv_window: i64::from(config.connection_window_size),
+            conn_send_window: i64::from(frame::DEFAULT_WINDOW),
+            buffered: 0,
             requests: VecDeque::new(),
             cancelled: VecDeque::new(),
             events: VecDeque::new(),
             in_flight: 0,
-            buffered: 0,
-            reset_window_start: now,
+            handshake_deadline: Some(now.saturating_add(config.handshake_timeout)),
+            settings_ack_deadline: Some(now.saturating_add(config.settings_timeout)),
+            resets_window_start: now,
             resets_in_window: 0,
-            cfg,
+            peer_goaway: false,
+            closed: ClosedStreams::default(),
         }
     }
 
-    /// Feeds bytes read from the socket, in any chunking (one byte at a time works). Frame
-    /// lengths are checked against our SETTINGS_MAX_FRAME_SIZE as soon as the 9-octet header
-    /// is seen, before any payload is buffered (§4.2).
-    pub fn handle_bytes(&mut self, mut input: &[u8], now: Timestamp) {
-        if let ConnState::AwaitPreface { matched } = self.state {
-            let take = input.len().min(PREFACE.len() - matched);
-            let (head, rest) = input.split_at(take);
-            // §3.4: the preface must be exactly these octets; anything else is a connection
-            // error of type PROTOCOL_ERROR.
-            if PREFACE.get(matched..matched + take) != Some(head) {
-                return self.fatal(Reason::PROTOCOL_ERROR, "invalid connection preface");
+    /// Bytes read from the socket, in any chunking.
+    pub fn handle_bytes(&mut self, input: &[u8], now: Timestamp) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.inbuf.is_empty() {
+            // Fast path: parse straight from the caller's buffer, keep only a partial frame.
+            let used = self.process(input, now);
+            if self.phase != Phase::Closed {
+                self.inbuf
+                    .extend_from_slice(input.get(used..).unwrap_or_default());
             }
-            input = rest;
-            self.state = if matched + take == PREFACE.len() {
-                ConnState::AwaitSettings
+        } else {
+            self.inbuf.extend_from_slice(input);
+            let mut buf = mem::take(&mut self.inbuf);
+            let used = self.process(&buf, now);
+            buf[..used].zeroize();
+            buf.drain(..used);
+            if self.phase == Phase::Closed {
+                buf.zeroize();
             } else {
-                ConnState::AwaitPreface {
-                    matched: matched + take,
-                }
-            };
-            if !matches!(self.state, ConnState::AwaitSettings) {
+                self.inbuf = buf;
+            }
+        }
+    }
+
+    /// The peer closed its side: the connection ends (handed-out requests are cancelled).
+    pub fn handle_eof(&mut self, _now: Timestamp) {
+        if self.phase != Phase::Closed {
+            self.close("peer closed the connection");
+        }
+    }
+
+    /// Fires due timers: handshake and SETTINGS acknowledgement timeouts (§6.5.3) and the end
+    /// of a graceful shutdown. Spurious calls are no-ops.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_deadline = None;
+            if matches!(
+                self.phase,
+                Phase::ExpectPreface { .. } | Phase::ExpectSettings
+            ) {
+                self.connection_error(
+                    Reason::SETTINGS_TIMEOUT,
+                    "no client preface/SETTINGS in time",
+                );
                 return;
             }
         }
-        while !input.is_empty() && !self.is_closed() {
-            if self.inbuf.is_empty() {
-                // Fast path: whole frames straight from the borrowed input.
-                let Some(head) = FrameHead::parse(input) else {
-                    self.inbuf.extend_from_slice(input);
-                    return;
-                };
-                if !self.check_length(&head) {
-                    return;
-                }
-                let end = HEAD_LEN + head.length as usize;
-                if let (Some(payload), Some(rest)) = (input.get(HEAD_LEN..end), input.get(end..)) {
-                    self.on_frame(&head, payload, now);
-                    input = rest;
-                } else {
-                    self.inbuf.extend_from_slice(input);
-                    return;
-                }
-            } else {
-                // Slow path: complete the buffered partial frame.
-                if self.inbuf.len() < HEAD_LEN {
-                    let take = input.len().min(HEAD_LEN - self.inbuf.len());
-                    let (now_in, rest) = input.split_at(take);
-                    self.inbuf.extend_from_slice(now_in);
-                    input = rest;
-                }
-                let Some(head) = FrameHead::parse(&self.inbuf) else {
-                    return;
-                };
-                if !self.check_length(&head) {
-                    return;
-                }
-                let total = HEAD_LEN + head.length as usize;
-                let take = input.len().min(total.saturating_sub(self.inbuf.len()));
-                let (now_in, rest) = input.split_at(take);
-                self.inbuf.extend_from_slice(now_in);
-                input = rest;
-                if self.inbuf.len() < total {
-                    return;
-                }
-                let mut frame = core::mem::take(&mut self.inbuf);
-                self.on_frame(&head, frame.get(HEAD_LEN..).unwrap_or_default(), now);
-                // DATA payloads may hold plaintext: wipe before reuse.
-                frame.fill(0);
-                frame.clear();
-                self.inbuf = frame;
-            }
-        }
-    }
-
-    /// §4.2: a frame longer than our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR, decided
-    /// from the header alone. Returns whether the frame may be buffered.
-    fn check_length(&mut self, head: &FrameHead) -> bool {
-        if head.length > self.cfg.max_frame_size {
-            self.fatal(
-                Reason::FRAME_SIZE_ERROR,
-                "frame larger than SETTINGS_MAX_FRAME_SIZE",
+        if self.settings_ack_deadline.is_some_and(|t| t <= now) {
+            self.settings_ack_deadline = None;
+            // §6.5.3: no ACK in time -> connection error SETTINGS_TIMEOUT.
+            self.connection_error(
+                Reason::SETTINGS_TIMEOUT,
+                "our SETTINGS were not acknowledged",
             );
-            return false;
+            return;
         }
-        true
-    }
-
-    /// The peer closed its sending side. Requests still in flight are cancelled.
-    pub fn handle_eof(&mut self, _now: Timestamp) {
-        if !self.is_closed() {
-            self.close(Reason::NO_ERROR);
-        }
-    }
-
-    /// Fires expired timers; spurious calls are no-ops.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        if self.handshake_deadline.is_some_and(|d| now >= d) {
-            self.handshake_deadline = None;
-            // §3.4: no preface in time; close as for a bad preface.
-            return self.fatal(Reason::PROTOCOL_ERROR, "handshake timed out");
-        }
-        if self.settings_deadline.is_some_and(|d| now >= d) {
-            self.settings_deadline = None;
-            // §6.5.3: SETTINGS not acknowledged in time.
-            return self.fatal(Reason::SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
-        }
-        if let ConnState::Draining { deadline, .. } = self.state {
-            if now >= deadline {
-                self.close(Reason::NO_ERROR);
+        if let Phase::Draining { force_at } = self.phase {
+            if force_at <= now {
+                self.close("shutdown grace period over");
             }
         }
     }
 
-    /// The next complete, validated unary request.
-    pub fn poll_request(&mut self) -> Option<rpc::Request> {
+    /// The next complete, valid request.
+    pub fn poll_request(&mut self) -> Option<Request> {
         self.requests.pop_front()
     }
 
-    /// A request already handed out whose stream is gone (reset by the peer, or the
-    /// connection died); the service drops it.
+    /// The next handed-out request whose stream is gone (reset by the peer, or the connection
+    /// ended); its answer would be dropped.
     pub fn poll_cancelled(&mut self) -> Option<StreamId> {
         self.cancelled.pop_front()
+    }
+
+    /// Answers the request on `stream`; ignored if the stream is gone or already answered.
+    pub fn respond(&mut self, stream: StreamId, response: Response, _now: Timestamp) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let Some(next) = s.state.next(StreamInput::Respond) else {
+            return;
+        };
+        s.state = next;
+        self.in_flight -= 1;
+        self.queue_response(stream, 200, response);
+        self.flush_streams();
+        self.check_drained();
+    }
+
+    /// Appends all pending output to `buf`; whether anything was appended.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        if self.out.is_empty() {
+            return false;
+        }
+        if buf.is_empty() {
+            mem::swap(buf, &mut self.out);
+        } else {
+            buf.extend_from_slice(&self.out);
+            self.out.zeroize();
+        }
+        true
     }
 
     /// The next event.
@@ -315,161 +309,610 @@ impl Connection {
 
     /// The earliest timer, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        if self.is_closed() {
-            return None;
-        }
-        let draining = match self.state {
-            ConnState::Draining { deadline, .. } => Some(deadline),
+        let draining = match self.phase {
+            Phase::Draining { force_at } => Some(force_at),
+            Phase::Closed => return None,
             _ => None,
         };
         earliest(
-            earliest(self.handshake_deadline, self.settings_deadline),
+            earliest(self.handshake_deadline, self.settings_ack_deadline),
             draining,
         )
     }
 
-    /// Starts a graceful close: GOAWAY(NO_ERROR, last processed stream), new streams are
-    /// refused, in-flight ones finish; closed when none remain or after `shutdown_grace`.
+    /// Graceful shutdown: GOAWAY(NO_ERROR) with the last stream id we saw (§6.8); later
+    /// streams are refused, earlier ones finish; closed when none remain, or forcibly after
+    /// `shutdown_grace`.
     pub fn start_shutdown(&mut self, now: Timestamp) {
-        if matches!(self.state, ConnState::Closed | ConnState::Draining { .. }) {
-            return;
+        match self.phase {
+            Phase::Closed | Phase::Draining { .. } => {}
+            Phase::ExpectPreface { .. } => self.close("shut down before the preface"),
+            _ => {
+                frame::write_goaway(&mut self.out, self.last_stream, Reason::NO_ERROR);
+                self.phase = Phase::Draining {
+                    force_at: now.saturating_add(self.config.shutdown_grace),
+                };
+                self.check_drained();
+            }
         }
-        let last_stream = self.highest_stream;
-        // §6.8: GOAWAY carries the last stream id we may act on.
-        control::encode_goaway(&mut self.out, last_stream, Reason::NO_ERROR);
-        self.state = ConnState::Draining {
-            last_stream,
-            deadline: now.saturating_add(self.cfg.shutdown_grace),
-        };
-        self.handshake_deadline = None;
-        self.push_event(ConnEvent::ShutdownStarted { last_stream });
-        self.maybe_finish_draining();
     }
 
-    /// Whether the connection is done; the driver flushes `poll_transmit` and closes.
+    /// Whether the connection is finished; the driver flushes `poll_transmit`, then closes.
     pub fn is_closed(&self) -> bool {
-        matches!(self.state, ConnState::Closed)
+        self.phase == Phase::Closed
     }
 
-    /// False while queued output exceeds `max_pending_output`: stop reading until drained.
+    /// Whether the driver should keep reading (false under output backpressure or closed).
     pub fn wants_read(&self) -> bool {
-        !self.is_closed() && self.out.len() <= self.cfg.max_pending_output
+        self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }
 
-    /// Bytes of peer input currently held: the partial frame, the header block being
-    /// collected and reserved request bodies. Bounded by 9 + `max_frame_size` +
-    /// `max_header_block_size` + `max_buffered_bytes`.
-    pub fn buffered_input(&self) -> usize {
-        self.inbuf.len() + self.block.len() + self.buffered
-    }
-
-    /// Bytes queued for `poll_transmit` (control frames and response headers).
-    pub fn pending_output(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Requests handed out and not yet answered.
+    /// Requests handed out by `poll_request` and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
-    fn push_event(&mut self, event: ConnEvent) {
-        if self.events.len() < self.cfg.max_queued_events {
-            self.events.push_back(event);
+    /// Octets of a partial frame held between `handle_bytes` calls; never more than one
+    /// frame head plus our SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2).
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len()
+    }
+
+    /// Request body octets (gRPC prefixes included) held across streams; never more than
+    /// `max_buffered_bytes` between calls.
+    pub fn buffered_request_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Octets queued for the socket and not yet taken by `poll_transmit`.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    // --- input --------------------------------------------------------------------------
+
+    /// Parses as many whole frames from `data` as possible; returns the octets consumed.
+    fn process(&mut self, data: &[u8], now: Timestamp) -> usize {
+        let mut pos = 0;
+        loop {
+            let rest = data.get(pos..).unwrap_or_default();
+            match self.phase {
+                Phase::Closed => return data.len(),
+                Phase::ExpectPreface { matched } => {
+                    // §3.4: the client preface is exactly these 24 octets.
+                    let want = &PREFACE[matched..];
+                    let n = want.len().min(rest.len());
+                    if rest[..n] != want[..n] {
+                        self.connection_error(Reason::PROTOCOL_ERROR, "invalid connection preface");
+                        return data.len();
+                    }
+                    pos += n;
+                    if n == want.len() {
+                        self.phase = Phase::ExpectSettings;
+                    } else {
+                        self.phase = Phase::ExpectPreface {
+                            matched: matched + n,
+                        };
+                        return pos;
+                    }
+                }
+                _ => {
+                    let Some(head_bytes) = rest.first_chunk::<HEAD_LEN>() else {
+                        return pos;
+                    };
+                    let head = FrameHead::parse(head_bytes);
+                    // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a
+                    // FRAME_SIZE_ERROR, detected before buffering its payload.
+                    if head.len > self.config.max_frame_size {
+                        self.connection_error(
+                            Reason::FRAME_SIZE_ERROR,
+                            "frame larger than SETTINGS_MAX_FRAME_SIZE",
+                        );
+                        return data.len();
+                    }
+                    let end = HEAD_LEN + head.len as usize;
+                    let Some(payload) = rest.get(HEAD_LEN..end) else {
+                        return pos;
+                    };
+                    pos += end;
+                    self.on_frame(head, payload, now);
+                }
+            }
         }
     }
 
-    /// A connection error (§5.4.1): GOAWAY(`reason`) and close.
-    fn fatal(&mut self, reason: Reason, detail: &'static str) {
-        if self.is_closed() {
+    fn on_frame(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        // §6.10: while a header block is open, only its CONTINUATION frames may arrive.
+        if self.pending_block.is_some() && head.kind != FrameKind::Continuation {
+            return self.connection_error(
+                Reason::PROTOCOL_ERROR,
+                "frame interleaved in a header block",
+            );
+        }
+        // §3.4: the client preface ends with a SETTINGS frame.
+        if self.phase == Phase::ExpectSettings {
+            if head.kind != FrameKind::Settings || head.has(flags::ACK) {
+                return self
+                    .connection_error(Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS");
+            }
+            self.phase = Phase::Open;
+            self.handshake_deadline = None;
+        }
+        match head.kind {
+            FrameKind::Data => self.on_data(head, payload, now),
+            FrameKind::Headers => self.on_headers(head, payload, now),
+            FrameKind::Continuation => self.on_continuation(head, payload, now),
+            FrameKind::Priority => self.on_priority(head, payload),
+            FrameKind::RstStream => self.on_rst_stream(head, payload, now),
+            FrameKind::Settings => self.on_settings(head, payload),
+            FrameKind::Ping => self.on_ping(head, payload),
+            FrameKind::GoAway => self.on_goaway(head, payload),
+            FrameKind::WindowUpdate => self.on_window_update(head, payload),
+            // §8.4: clients cannot push.
+            FrameKind::PushPromise => {
+                self.connection_error(Reason::PROTOCOL_ERROR, "PUSH_PROMISE from a client");
+            }
+            // §4.1, §5.5: unknown frame types are ignored.
+            FrameKind::Unknown(_) => {}
+        }
+    }
+
+    fn on_data(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        if head.stream == 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on stream 0"); // §6.1
+        }
+        // §6.9.1: the whole payload, padding included, counts against the windows.
+        let len = i64::from(head.len);
+        self.conn_recv_window -= len;
+        if self.conn_recv_window < 0 {
+            return self.connection_error(
+                Reason::FLOW_CONTROL_ERROR,
+                "DATA beyond the connection window",
+            );
+        }
+        self.replenish_connection_window();
+        let Some(content) = frame::strip_padding(payload, head.flags) else {
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
+        };
+        let id = head.stream;
+        let Some(s) = self.streams.get_mut(&id) else {
+            if id > self.last_stream {
+                // §5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR.
+                return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on an idle stream");
+            }
+            // §5.1 "closed": frames on a stream we reset are ignored (the peer may have sent
+            // them before seeing our RST_STREAM); DATA on any other closed stream is a stream
+            // error STREAM_CLOSED (§6.1). The connection window was accounted above.
+            if self.closed.find(id) != Some(ClosedBy::UsWithReset) {
+                self.stream_error(id, Reason::STREAM_CLOSED, "DATA on a closed stream");
+            }
+            return;
+        };
+        if s.state != StreamState::ReceivingRequest {
+            // §5.1 half-closed (remote): stream error STREAM_CLOSED.
+            return self.stream_error(id, Reason::STREAM_CLOSED, "DATA after END_STREAM");
+        }
+        s.recv_window -= len;
+        if s.recv_window < 0 {
+            return self.stream_error(
+                id,
+                Reason::FLOW_CONTROL_ERROR,
+                "DATA beyond the stream window",
+            );
+        }
+        s.body.extend_from_slice(content);
+        self.buffered += content.len();
+        let body_len = s.body.len();
+        let declared = s
+            .body
+            .first_chunk::<PREFIX_LEN>()
+            .map(|p| u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize);
+        if declared.is_some_and(|d| d > self.config.max_message_size as usize) {
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::ResourceExhausted,
+                    "request message larger than the maximum",
+                ),
+            );
+        }
+        if declared.is_some_and(|d| body_len > PREFIX_LEN + d) {
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::Unimplemented,
+                    "more than one request message on a unary method",
+                ),
+            );
+        }
+        if self.buffered > self.config.max_buffered_bytes {
+            return self.reject(
+                id,
+                200,
+                Response::error(
+                    Code::ResourceExhausted,
+                    "too many request bytes buffered on this connection",
+                ),
+            );
+        }
+        if head.has(flags::END_STREAM) {
+            return self.finish_request(id, now);
+        }
+        // Keep the stream window open while the request keeps coming (§6.9).
+        let initial = i64::from(self.config.initial_window_size);
+        if s.recv_window <= initial / 2 {
+            let increment = u32::try_from(initial - s.recv_window).unwrap_or(MAX_WINDOW);
+            s.recv_window = initial;
+            frame::write_window_update(&mut self.out, id, increment);
+        }
+    }
+
+    fn replenish_connection_window(&mut self) {
+        let target = i64::from(self.config.connection_window_size);
+        if self.conn_recv_window <= target / 2 {
+            let increment = u32::try_from(target - self.conn_recv_window).unwrap_or(MAX_WINDOW);
+            self.conn_recv_window = target;
+            frame::write_window_update(&mut self.out, 0, increment);
+        }
+    }
+
+    fn on_headers(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        if head.stream == 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "HEADERS on stream 0"); // §6.2
+        }
+        let Some(mut fragment) = frame::strip_padding(payload, head.flags) else {
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
+        };
+        let mut self_dependent = false;
+        if head.has(flags::PRIORITY) {
+            // §6.2: 4-octet dependency + 1-octet weight; ignored (RFC 9113 deprecates them).
+            let Some((dep, rest)) = fragment
+                .split_first_chunk::<4>()
+                .filter(|(_, r)| !r.is_empty())
+            else {
+                return self
+                    .connection_error(Reason::FRAME_SIZE_ERROR, "HEADERS too short for PRIORITY");
+            };
+            self_dependent = u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream;
+            fragment = rest.get(1..).unwrap_or_default();
+        }
+        let end_stream = head.has(flags::END_STREAM);
+        if head.has(flags::END_HEADERS) {
+            self.on_header_block(head.stream, end_stream, self_dependent, fragment, now);
+        } else {
+            if fragment.len() > self.max_block_len() {
+                return self.connection_error(Reason::ENHANCE_YOUR_CALM, "header block too large");
+            }
+            self.pending_block = Some(PendingBlock {
+                stream: head.stream,
+                end_stream,
+                self_dependent,
+                continuations: 0,
+                fragment: fragment.to_vec(),
+            });
+        }
+    }
+
+    fn max_block_len(&self) -> usize {
+        2 * self.config.max_header_list_size as usize
+    }
+
+    fn on_continuation(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        // §6.10: CONTINUATION must follow HEADERS/CONTINUATION without END_HEADERS on the
+        // same stream.
+        let Some(mut block) = self.pending_block.take() else {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "CONTINUATION without HEADERS");
+        };
+        if block.stream != head.stream {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "CONTINUATION on another stream");
+        }
+        block.continuations += 1;
+        if block.continuations > self.config.max_continuation_frames
+            || block.fragment.len() + payload.len() > self.max_block_len()
+        {
+            return self.connection_error(
+                Reason::ENHANCE_YOUR_CALM,
+                "header block too large or too fragmented",
+            );
+        }
+        block.fragment.extend_from_slice(payload);
+        if head.has(flags::END_HEADERS) {
+            self.on_header_block(
+                block.stream,
+                block.end_stream,
+                block.self_dependent,
+                &block.fragment,
+                now,
+            );
+        } else {
+            self.pending_block = Some(block);
+        }
+    }
+
+    fn on_header_block(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        self_dependent: bool,
+        block: &[u8],
+        now: Timestamp,
+    ) {
+        let existing = self.streams.get(&id).map(|s| s.state);
+        let mut fields = HeadCollector::new(
+            self.config.max_header_list_size as usize,
+            existing.is_some(),
+        );
+        // Every block is decoded, even for refused streams, to keep HPACK in sync (§4.3).
+        if let Err(e) = self
+            .decoder
+            .decode(block, &mut |n, v, _| fields.field(n, v))
+        {
+            let _ = e;
+            return self.connection_error(Reason::COMPRESSION_ERROR, "HPACK decoding failed");
+        }
+        if existing.is_none() && id <= self.last_stream && id % 2 == 1 {
+            return match self.closed.find(id) {
+                // §5.1 "closed": ignored after our RST_STREAM.
+                Some(ClosedBy::UsWithReset) => {}
+                // §5.1 "closed": frames after END_STREAM or the peer's RST_STREAM.
+                Some(ClosedBy::Other) => {
+                    self.connection_error(Reason::STREAM_CLOSED, "HEADERS on a closed stream");
+                }
+                // §5.1.1: an id not above every earlier one.
+                None => self
+                    .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing"),
+            };
+        }
+        if self_dependent {
+            // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
+            if existing.is_none() {
+                if id % 2 == 0 {
+                    return self.connection_error(
+                        Reason::PROTOCOL_ERROR,
+                        "stream id not odd and increasing",
+                    );
+                }
+                self.last_stream = id;
+            }
+            return self.stream_error(id, Reason::PROTOCOL_ERROR, "stream depends on itself");
+        }
+        match existing {
+            Some(StreamState::ReceivingRequest) => {
+                // §8.1: trailers end the request; a second HEADERS without END_STREAM is
+                // malformed.
+                if !end_stream {
+                    return self.stream_error(
+                        id,
+                        Reason::PROTOCOL_ERROR,
+                        "HEADERS in the middle of a request",
+                    );
+                }
+                if let Err(HeadError::Malformed(why)) = fields.finish_trailers() {
+                    return self.stream_error(id, Reason::PROTOCOL_ERROR, why);
+                }
+                self.finish_request(id, now);
+            }
+            Some(_) => self.stream_error(id, Reason::STREAM_CLOSED, "HEADERS after END_STREAM"), // §5.1
+            None => self.open_stream(id, end_stream, fields, now),
+        }
+    }
+
+    fn open_stream(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: HeadCollector,
+        now: Timestamp,
+    ) {
+        // §5.1.1: client streams are odd and increasing.
+        if id % 2 == 0 || id <= self.last_stream {
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
+        }
+        self.last_stream = id;
+        // §6.8: after our GOAWAY no new streams are processed.
+        if matches!(self.phase, Phase::Draining { .. }) {
+            return self.send_reset(id, Reason::REFUSED_STREAM);
+        }
+        // §5.1.2: beyond SETTINGS_MAX_CONCURRENT_STREAMS -> REFUSED_STREAM.
+        if self.streams.len() >= self.config.max_concurrent_streams as usize {
+            self.send_reset(id, Reason::REFUSED_STREAM);
+            self.events.push_back(ConnEvent::ProtocolError {
+                stream: Some(id),
+                reason: Reason::REFUSED_STREAM,
+                detail: "too many concurrent streams",
+            });
             return;
         }
-        control::encode_goaway(&mut self.out, self.highest_stream, reason);
-        self.push_event(ConnEvent::ProtocolError {
+        let head = match fields.finish() {
+            Ok(head) => head,
+            Err(HeadError::Malformed(why)) => {
+                // §8.1.1: malformed requests are stream errors PROTOCOL_ERROR.
+                self.send_reset(id, Reason::PROTOCOL_ERROR);
+                self.events.push_back(ConnEvent::ProtocolError {
+                    stream: Some(id),
+                    reason: Reason::PROTOCOL_ERROR,
+                    detail: why,
+                });
+                return;
+            }
+            Err(HeadError::Reject(status, response)) => {
+                self.streams.insert(
+                    id,
+                    Stream::new(0, self.peer.initial_window_size, head_path(), None),
+                );
+                self.mark_received(id);
+                return self.reject_with_state(id, status, response, end_stream);
+            }
+        };
+        let deadline = head.timeout.map(|t| now.saturating_add(t));
+        let stream = Stream::new(
+            self.config.initial_window_size,
+            self.peer.initial_window_size,
+            head.path,
+            deadline,
+        );
+        self.streams.insert(id, stream);
+        if end_stream {
+            self.finish_request(id, now);
+        }
+    }
+
+    /// Marks a freshly created stream as fully received (used for rejects).
+    fn mark_received(&mut self, id: StreamId) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.state = StreamState::AwaitingResponse;
+        }
+    }
+
+    /// The request on `id` is complete: validate the gRPC framing and hand it out.
+    fn finish_request(&mut self, id: StreamId, now: Timestamp) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Some(next) = s.state.next(StreamInput::RequestComplete) else {
+            return;
+        };
+        let body_len = s.body.len();
+        self.buffered -= body_len;
+        // gRPC PROTOCOL-HTTP2 "Length-Prefixed-Message": exactly one message for unary.
+        let Some(prefix) = s.body.first_chunk::<PREFIX_LEN>() else {
+            s.state = next;
+            self.in_flight += 1;
+            let r = Response::error(Code::Unimplemented, "unary request without a message");
+            return self.respond_now(id, r);
+        };
+        let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        let flag = prefix[0];
+        let error = if flag == 1 {
+            Some(Response::error(
+                Code::Unimplemented,
+                "compressed messages are not supported (no grpc-encoding negotiated)",
+            ))
+        } else if flag != 0 {
+            Some(Response::error(
+                Code::Internal,
+                "invalid compressed-flag octet",
+            ))
+        } else if declared != body_len - PREFIX_LEN {
+            Some(Response::error(
+                Code::Internal,
+                "request message length does not match the data received",
+            ))
+        } else {
+            None
+        };
+        s.state = next;
+        self.in_flight += 1;
+        if let Some(r) = error {
+            return self.respond_now(id, r);
+        }
+        let mut body = mem::take(&mut *s.body);
+        body.drain(..PREFIX_LEN);
+        self.requests.push_back(Request {
+            stream: id,
+            path: s.path.clone(),
+            message: SecretBytes::new(body),
+            deadline: s.deadline,
+            received: now,
+        });
+    }
+
+    fn respond_now(&mut self, id: StreamId, response: Response) {
+        let code = response.code;
+        self.events
+            .push_back(ConnEvent::RequestRejected { stream: id, code });
+        self.respond(id, response, Timestamp::ZERO);
+    }
+
+    // --- errors and closing ---------------------------------------------------------------
+
+    /// Removes a stream; if its request was handed out and unanswered, it is cancelled.
+    /// Returns whether the stream existed.
+    fn remove_stream(&mut self, id: StreamId) -> bool {
+        let Some(s) = self.streams.remove(&id) else {
+            return false;
+        };
+        match s.state {
+            StreamState::ReceivingRequest => self.buffered -= s.body.len(),
+            StreamState::AwaitingResponse => {
+                self.in_flight -= 1;
+                // A request not yet handed out is dropped (zeroized) here; only handed-out
+                // ones are reported as cancelled.
+                let queued = self.requests.len();
+                self.requests.retain(|r| r.stream != id);
+                if self.requests.len() == queued {
+                    self.cancelled.push_back(id);
+                }
+            }
+            StreamState::SendingResponse => {}
+        }
+        true
+    }
+
+    /// A stream error (§5.4.2): RST_STREAM and forget the stream.
+    fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
+        self.remove_stream(id);
+        self.send_reset(id, reason);
+        self.events.push_back(ConnEvent::ProtocolError {
+            stream: Some(id),
+            reason,
+            detail,
+        });
+        self.check_drained();
+    }
+
+    /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
+    fn send_reset(&mut self, id: StreamId, reason: Reason) {
+        frame::write_rst_stream(&mut self.out, id, reason);
+        self.closed.insert(id, ClosedBy::UsWithReset);
+    }
+
+    /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.
+    fn connection_error(&mut self, reason: Reason, detail: &'static str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        frame::write_goaway(&mut self.out, self.last_stream, reason);
+        self.events.push_back(ConnEvent::ProtocolError {
             stream: None,
             reason,
             detail,
         });
-        self.close(reason);
+        self.close(detail);
     }
 
-    /// Drops every stream (cancelling dispatched requests) and enters `Closed`.
-    fn close(&mut self, reason: Reason) {
-        for s in self.streams.drain(..) {
-            if matches!(s.phase, Phase::Dispatched) {
-                self.cancelled.push_back(s.id);
-            }
+    fn close(&mut self, reason: &'static str) {
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.remove_stream(id);
         }
-        self.in_flight = 0;
-        self.buffered = 0;
-        self.open_block = None;
-        self.handshake_deadline = None;
-        self.settings_deadline = None;
-        self.state = ConnState::Closed;
-        self.push_event(ConnEvent::Closed { reason });
+        self.requests.clear();
+        self.pending_block = None;
+        self.inbuf.zeroize();
+        self.inbuf.clear();
+        self.phase = Phase::Closed;
+        self.events.push_back(ConnEvent::Closed { reason });
     }
 
-    /// Turns a frame error into RST_STREAM or GOAWAY.
-    fn frame_error(&mut self, stream: StreamId, err: FrameError) {
-        match err {
-            FrameError::Stream(reason, detail) => {
-                self.push_event(ConnEvent::ProtocolError {
-                    stream: Some(stream),
-                    reason,
-                    detail,
-                });
-                self.reset(stream, reason);
-            }
-            FrameError::Connection(reason, detail) => self.fatal(reason, detail),
+    /// In shutdown (ours or the peer's), closes once no stream remains.
+    fn check_drained(&mut self) {
+        let draining = matches!(self.phase, Phase::Draining { .. }) || self.peer_goaway;
+        if draining
+            && self.streams.is_empty()
+            && self.requests.is_empty()
+            && self.phase != Phase::Closed
+        {
+            self.close("graceful shutdown complete");
         }
     }
+}
 
-    /// Sends RST_STREAM(`reason`) and forgets the stream (§5.4.2).
-    fn reset(&mut self, stream: StreamId, reason: Reason) {
-        control::encode_rst_stream(&mut self.out, stream, reason);
-        self.remember_reset(stream);
-        self.remove_stream(stream);
-        self.push_event(ConnEvent::StreamReset {
-            stream,
-            reason,
-            by_peer: false,
-        });
-    }
-
-    fn remember_reset(&mut self, stream: StreamId) {
-        if let Some(slot) = self.recent_resets.get_mut(self.recent_reset_next) {
-            *slot = stream;
-        }
-        self.recent_reset_next = (self.recent_reset_next + 1) % RECENT_RESETS;
-    }
-
-    fn recently_reset(&self, stream: StreamId) -> bool {
-        stream != 0 && self.recent_resets.contains(&stream)
-    }
-
-    fn find(&self, stream: StreamId) -> Option<usize> {
-        self.streams.iter().position(|s| s.id == stream)
-    }
-
-    /// Removes a stream; a dispatched request becomes cancelled.
-    fn remove_stream(&mut self, stream: StreamId) {
-        if let Some(i) = self.find(stream) {
-            let s = self.streams.swap_remove(i);
-            self.buffered = self.buffered.saturating_sub(s.reserved());
-            if matches!(s.phase, Phase::Dispatched) {
-                self.in_flight = self.in_flight.saturating_sub(1);
-                self.cancelled.push_back(s.id);
-            }
-        }
-        self.maybe_finish_draining();
-    }
-
-    /// While draining (ours or the peer's GOAWAY), close once no stream remains.
-    fn maybe_finish_draining(&mut self) {
-        let draining = matches!(self.state, ConnState::Draining { .. })
-            || (self.peer_goaway.is_some() && !self.is_closed());
-        if draining && self.streams.is_empty() && self.open_block.is_none() {
-            self.close(Reason::NO_ERROR);
-        }
-    }
+/// The path used for streams rejected before their `:path` mattered.
+fn head_path() -> alloc::borrow::Cow<'static, str> {
+    alloc::borrow::Cow::Borrowed("")
 }

@@ -1,1 +1,453 @@
-//! (placeholder)
+//! The KMS v1beta1 and v2 services over decoded requests: dispatch by `:path`, the v2
+//! Status/Encrypt/Decrypt and v1 Version/Encrypt/Decrypt handlers, and the set of requests
+//! parked on a remote operation.
+//!
+//! [`KmsService`] takes complete [`rpc::Request`](crate::rpc::Request)s and yields
+//! [`Answer`]s, at once or after a remote operation (a *parked* request). Every parked request
+//! has a deadline (the earlier of its `grpc-timeout` minus headroom and the remote timeout) by
+//! which it is answered: never a hang.
+//!
+//! # Secrets
+//!
+//! Request plaintext (v2 Encrypt seeds, v1 DEKs) is copied out of the decoded prost message
+//! into a [`SecretBytes`](crate::secret::SecretBytes) at once and the decoded `Bytes` is
+//! wiped in place ([`wipe`]); Decrypt answers are encoded straight into a zeroizing buffer
+//! ([`encode_plaintext_field`]). Residual risk: prost's own temporaries and any `Bytes` that
+//! cannot be reclaimed uniquely are freed without zeroization; the request buffer itself is a
+//! `SecretBytes` owned by the transport.
+
+pub mod apiserver_rules;
+mod dispatch;
+mod parked;
+mod v1;
+mod v2;
+
+use alloc::borrow::Cow;
+use alloc::collections::VecDeque;
+
+use crate::config::KmsConfig;
+use crate::effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteReply};
+use crate::event::Event;
+use crate::keystore::{self, DecryptLookup, EncryptReadiness, Keystore, Outcome};
+use crate::plugin::{ConnId, UsageError};
+use crate::rpc::{Code, Request, Response, StreamId};
+use crate::secret::Secret32;
+use crate::time::{Timestamp, earliest};
+pub use dispatch::Method;
+use parked::{ParkedRequest, ParkedSet, RequestCtx, Waiting, Work};
+
+/// The answer to one request, to be sent on `conn`'s `stream`.
+pub struct Answer {
+    /// The connection the request came on.
+    pub conn: ConnId,
+    /// Its stream.
+    pub stream: StreamId,
+    /// The gRPC response.
+    pub response: Response,
+}
+
+/// The message every crypto failure gets (opaque: no oracle, spec §10 / architecture §4).
+pub(crate) const DECRYPTION_FAILED: &str = "decryption failed";
+
+/// The KMS v1beta1 + v2 services with their keystore. See the module docs.
+pub struct KmsService {
+    cfg: KmsConfig,
+    keystore: Keystore,
+    parked: ParkedSet,
+    answers: VecDeque<Answer>,
+    events: VecDeque<Event>,
+}
+
+impl KmsService {
+    /// A service with an empty keystore; the first remote Status effect is queued at once.
+    pub fn new(cfg: &KmsConfig, rng_seed: [u8; 32], now: Timestamp) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            keystore: Keystore::new(cfg, rng_seed, now),
+            parked: ParkedSet::default(),
+            answers: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The keystore (for status snapshots and tests).
+    pub fn keystore(&self) -> &Keystore {
+        &self.keystore
+    }
+
+    /// Requests currently parked on a remote operation.
+    pub fn parked_requests(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Handles one complete request from `conn`. The answer comes out of
+    /// [`KmsService::poll_answer`], now or later.
+    pub fn handle_request(&mut self, conn: ConnId, req: Request, now: Timestamp) {
+        let method = Method::from_path(&req.path);
+        let mut ctx = RequestCtx {
+            conn,
+            stream: req.stream,
+            method,
+            received: req.received,
+            uid: None,
+        };
+        let msg = req.message.expose();
+        let work = match method {
+            Method::Unknown => {
+                // gRPC: an unknown method is UNIMPLEMENTED (grpc doc/statuscodes.md).
+                let resp = Response::error(Code::Unimplemented, "unknown method");
+                return self.finish(ctx, resp, now, false);
+            }
+            Method::V2Status => {
+                let resp = v2::status(msg, &self.cfg, &self.keystore, now);
+                return self.finish(ctx, resp, now, false);
+            }
+            Method::V1Version => {
+                let resp = v1::version(msg, &self.cfg);
+                return self.finish(ctx, resp, now, false);
+            }
+            Method::V2Encrypt => v2::decode_encrypt(msg).map(|(w, uid)| {
+                ctx.uid = Some(uid);
+                w
+            }),
+            Method::V2Decrypt => v2::decode_decrypt(msg).map(|(w, uid)| {
+                ctx.uid = Some(uid);
+                w
+            }),
+            Method::V1Encrypt => v1::decode_encrypt(msg),
+            Method::V1Decrypt => v1::decode_decrypt(msg),
+        };
+        let req_deadline = req.deadline;
+        drop(req);
+        match work {
+            Ok(work) => {
+                let deadline = self.park_deadline(req_deadline, now);
+                self.run(ctx, work, deadline, false, now);
+            }
+            Err(resp) => self.finish(ctx, resp, now, false),
+        }
+        self.process_outcomes(now);
+    }
+
+    /// The client cancelled `stream` (RST_STREAM) before its answer: forget it. A remote
+    /// unwrap it waited for keeps running and fills the cache for the retry.
+    pub fn handle_cancel(&mut self, conn: ConnId, stream: StreamId) {
+        if let Some(p) = self.parked.remove(conn, stream) {
+            self.events.push_back(Event::RequestAbandoned {
+                conn,
+                method: p.ctx.method,
+            });
+        }
+    }
+
+    /// `conn` is gone: forget its parked requests.
+    pub fn handle_conn_closed(&mut self, conn: ConnId) {
+        for p in self.parked.remove_conn(conn) {
+            self.events.push_back(Event::RequestAbandoned {
+                conn,
+                method: p.ctx.method,
+            });
+        }
+        self.answers.retain(|a| a.conn != conn);
+    }
+
+    /// The result of a remote operation (see [`Keystore::handle_remote`]).
+    pub fn handle_remote(
+        &mut self,
+        id: OpId,
+        result: Result<RemoteReply, RemoteError>,
+        now: Timestamp,
+    ) -> Result<(), UsageError> {
+        let r = self.keystore.handle_remote(id, result, now);
+        self.process_outcomes(now);
+        r
+    }
+
+    /// Fires due timers: keystore timers, then parked-request deadlines.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.keystore.handle_timeout(now);
+        self.process_outcomes(now);
+        for p in self.parked.take_expired(now) {
+            let resp = if p.client_deadline {
+                Response::error(
+                    Code::DeadlineExceeded,
+                    "deadline reached while waiting for the remote kms",
+                )
+            } else {
+                Response::error(Code::Unavailable, "remote kms did not answer in time")
+            };
+            self.finish(p.ctx, resp, now, true);
+        }
+    }
+
+    /// The next answer to send.
+    pub fn poll_answer(&mut self) -> Option<Answer> {
+        self.answers.pop_front()
+    }
+
+    /// The next effect for the driver.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.keystore.poll_effect()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events
+            .pop_front()
+            .or_else(|| self.keystore.poll_event())
+    }
+
+    /// The earliest time [`KmsService::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        earliest(self.keystore.poll_timeout(), self.parked.next_deadline())
+    }
+
+    // --- internals ---------------------------------------------------------------------------
+
+    /// The time by which a request parked now must be answered, and whether that is the
+    /// client's own deadline (minus headroom) rather than the remote timeout.
+    fn park_deadline(&self, client: Option<Timestamp>, now: Timestamp) -> (Timestamp, bool) {
+        let by_remote = now.saturating_add(self.cfg.remote_timeout);
+        let Some(d) = client else {
+            return (by_remote, false);
+        };
+        let remaining = d.saturating_duration_since(now);
+        let headroom = self.cfg.deadline_headroom.min(remaining / 10);
+        let by_client = d.saturating_sub(headroom);
+        if by_client < by_remote {
+            (by_client, true)
+        } else {
+            (by_remote, false)
+        }
+    }
+
+    fn finish(&mut self, ctx: RequestCtx, response: Response, now: Timestamp, parked: bool) {
+        self.events.push_back(Event::RequestCompleted {
+            conn: ctx.conn,
+            method: ctx.method,
+            code: response.code,
+            latency: now.saturating_duration_since(ctx.received),
+            parked,
+            uid: ctx.uid,
+        });
+        self.answers.push_back(Answer {
+            conn: ctx.conn,
+            stream: ctx.stream,
+            response,
+        });
+    }
+
+    fn park(
+        &mut self,
+        ctx: RequestCtx,
+        work: Work,
+        waiting: Waiting,
+        deadline: Timestamp,
+        client_deadline: bool,
+        now: Timestamp,
+    ) {
+        if deadline <= now {
+            let resp = Response::error(
+                Code::DeadlineExceeded,
+                "deadline too close to wait for the remote kms",
+            );
+            return self.finish(ctx, resp, now, false);
+        }
+        if self.parked.len() >= self.cfg.max_parked_requests {
+            return self.refuse_parked_limit(ctx, now);
+        }
+        self.parked.insert(ParkedRequest {
+            ctx,
+            work,
+            waiting,
+            deadline,
+            client_deadline,
+        });
+    }
+
+    fn refuse_parked_limit(&mut self, ctx: RequestCtx, now: Timestamp) {
+        self.events
+            .push_back(Event::ParkedLimitReached { conn: ctx.conn });
+        let resp = Response::error(
+            Code::ResourceExhausted,
+            "too many requests waiting for the remote kms",
+        );
+        self.finish(ctx, resp, now, false);
+    }
+
+    /// Does `work` now if its key material is at hand, else parks it.
+    fn run(
+        &mut self,
+        ctx: RequestCtx,
+        work: Work,
+        (deadline, client_deadline): (Timestamp, bool),
+        was_parked: bool,
+        now: Timestamp,
+    ) {
+        match &work {
+            Work::V2Encrypt { .. } | Work::V1Encrypt { .. } => {
+                match self.keystore.encrypt_readiness(now) {
+                    EncryptReadiness::Ready => {
+                        let Some((cur, rng)) = self.keystore.take_encrypt_use(now) else {
+                            let resp =
+                                Response::error(Code::Unavailable, keystore::health::NO_LOCAL_KEK);
+                            return self.finish(ctx, resp, now, was_parked);
+                        };
+                        let resp = match &work {
+                            Work::V2Encrypt { plaintext } => v2::encrypt(cur, rng, plaintext),
+                            Work::V1Encrypt { plaintext } => v1::encrypt(cur, rng, plaintext),
+                            _ => Response::error(Code::Internal, "internal error"),
+                        };
+                        self.finish(ctx, resp, now, was_parked);
+                    }
+                    EncryptReadiness::Wait => {
+                        self.park(ctx, work, Waiting::Kek, deadline, client_deadline, now);
+                    }
+                    EncryptReadiness::Unavailable(cause) => {
+                        let resp = Response::error(Code::Unavailable, cause);
+                        self.finish(ctx, resp, now, was_parked);
+                    }
+                }
+            }
+            Work::V2Decrypt {
+                key_id,
+                wrapped,
+                digest,
+                ..
+            }
+            | Work::V1Decrypt {
+                key_id,
+                wrapped,
+                digest,
+                ..
+            } => {
+                let resp = match self.keystore.decrypt_lookup(digest, key_id) {
+                    DecryptLookup::Hit(kek) => Some(open_work(kek, &work)),
+                    DecryptLookup::KeyMismatch => {
+                        Some(Response::error(Code::InvalidArgument, DECRYPTION_FAILED))
+                    }
+                    DecryptLookup::Miss => None,
+                };
+                if let Some(resp) = resp {
+                    return self.finish(ctx, resp, now, false);
+                }
+                if self.parked.len() >= self.cfg.max_parked_requests {
+                    // Refuse before starting remote work nobody could wait for.
+                    return self.refuse_parked_limit(ctx, now);
+                }
+                let digest = *digest;
+                let key_id = key_id.clone();
+                let wrapped = wrapped.clone();
+                match self.keystore.start_unwrap(&key_id, &wrapped, digest, now) {
+                    Ok(_) => {
+                        self.park(
+                            ctx,
+                            work,
+                            Waiting::Unwrap(digest),
+                            deadline,
+                            client_deadline,
+                            now,
+                        );
+                    }
+                    Err(keystore::UnwrapRefused::TooManyInFlight) => {
+                        let resp = Response::error(
+                            Code::Unavailable,
+                            "too many remote kms operations in flight",
+                        );
+                        self.finish(ctx, resp, now, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn process_outcomes(&mut self, now: Timestamp) {
+        while let Some(outcome) = self.keystore.poll_outcome() {
+            match outcome {
+                Outcome::EncryptReadinessChanged => {
+                    for p in self.parked.take_waiting(Waiting::Kek) {
+                        self.run(p.ctx, p.work, (p.deadline, p.client_deadline), true, now);
+                    }
+                }
+                Outcome::Unwrapped { digest, kek } => {
+                    for p in self.parked.take_waiting(Waiting::Unwrap(digest)) {
+                        let resp = open_work(&kek, &p.work);
+                        self.finish(p.ctx, resp, now, true);
+                    }
+                }
+                Outcome::UnwrapFailed { digest, kind } => {
+                    for p in self.parked.take_waiting(Waiting::Unwrap(digest)) {
+                        self.finish(p.ctx, unwrap_failure(kind), now, true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens a decrypt request's ciphertext with its unwrapped local KEK.
+fn open_work(kek: &Secret32, work: &Work) -> Response {
+    match work {
+        Work::V2Decrypt {
+            ciphertext,
+            key_id,
+            wrapped,
+            ..
+        } => v2::decrypt(kek, ciphertext, key_id, wrapped),
+        Work::V1Decrypt { cipher, .. } => v1::decrypt(kek, cipher),
+        Work::V2Encrypt { .. } | Work::V1Encrypt { .. } => {
+            Response::error(Code::Internal, "internal error")
+        }
+    }
+}
+
+/// The answer to a Decrypt whose remote unwrap failed: transient failures are UNAVAILABLE
+/// (the apiserver retries); a blob the remote cannot open is the opaque decryption failure.
+fn unwrap_failure(kind: RemoteErrorKind) -> Response {
+    let cause: Cow<'static, str> = Cow::Borrowed(keystore::health::remote_cause(kind));
+    match kind {
+        RemoteErrorKind::Corrupt => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
+        k if k.is_transient() => Response::error(Code::Unavailable, cause),
+        _ => Response::error(Code::FailedPrecondition, cause),
+    }
+}
+
+/// gRPC: a request message that does not decode is INVALID_ARGUMENT.
+pub(crate) fn malformed() -> Response {
+    Response::error(Code::InvalidArgument, "malformed request message")
+}
+
+/// Best-effort wipe of a decoded plaintext field. prost decodes `bytes` fields into a fresh,
+/// uniquely owned `Bytes`, which is turned back into a mutable buffer and zeroized. (Should
+/// the buffer be shared, it cannot be wiped; `bytes::Bytes` does not zeroize on drop, which is
+/// the residual risk documented in `docs`.)
+pub(crate) fn wipe(b: bytes::Bytes) {
+    if let Ok(mut m) = b.try_into_mut() {
+        zeroize::Zeroize::zeroize(m.as_mut());
+    }
+}
+
+/// Appends protobuf field `field` (wire type 2, length-delimited) holding `value`; proto3
+/// omits empty fields.
+pub(crate) fn put_bytes_field(out: &mut alloc::vec::Vec<u8>, field: u8, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    out.push((field << 3) | 2);
+    let mut len = value.len() as u64;
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(value);
+}
+
+/// Encodes a response message whose only field is `bytes plaintext = 1` (v2 `DecryptResponse`
+/// and v1 `DecryptResponse.plain` share this shape) straight into a zeroizing buffer, so the
+/// plaintext never sits in a non-zeroizing `Bytes`.
+pub(crate) fn encode_plaintext_field(plain: &[u8]) -> crate::secret::SecretBytes {
+    let mut out = alloc::vec::Vec::with_capacity(plain.len() + 11);
+    put_bytes_field(&mut out, 1, plain);
+    crate::secret::SecretBytes::new(out)
+}

@@ -1,291 +1,334 @@
-//! Stream states (RFC 9113 §5.1), stream ids (§5.1.1), malformed requests (§8.1.1, §8.2,
-//! §8.3), HPACK errors (§4.3), unknown frames (§4.1) and GOAWAY/RST_STREAM handling.
+//! Malformed requests (RFC 9113 §8.1.1, §8.2, §8.3), stream states (§5.1), stream ids
+//! (§5.1.1), HPACK errors (§4.3), unknown frames (§4.1), RST_STREAM and GOAWAY both ways.
 
-mod transport_support;
-use transport_support::*;
+use kms_plugin_core::conn::{ConnEvent, TransportConfig};
+use kms_plugin_core::h2::Reason;
+use kms_plugin_core::testing::client::{
+    RequestOptions, goaway_frame, grpc_message, raw_frame, rst_stream_frame,
+};
+use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
 
-fn with(fields: &[(&str, &str)]) -> ClientResponse {
-    let mut p = pair();
-    let s = p.client.alloc_stream();
-    p.client.send_raw(&request(s, fields, b"m"));
-    p.drive(&mut echo);
-    let r = p.client.take_response(s).expect("response");
-    // The connection survives and HPACK stays in sync.
-    assert_eq!(p.client.goaway(), None);
-    assert_eq!(
-        p.unary("/x", b"a", &opts(), &mut echo)
-            .expect("next")
-            .grpc_status,
-        Some(0)
+const PATH: &str = "/v2.KeyManagementService/Status";
+
+/// Sends one request whose header block is `fields` (plus a valid message); returns the
+/// client's view of the stream and whether the service saw it.
+fn with_fields(fields: &[(&str, &str)]) -> (Option<u32>, Option<u8>, bool) {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let id = h.client.allocate_stream();
+    let block = h.client.encode_block(fields);
+    h.send(&raw_frame(0x1, 0x4, id, &block));
+    h.send(&raw_frame(0x0, 0x1, id, &grpc_message(b"m")));
+    let mut seen = false;
+    h.pump(&mut |r| {
+        seen = true;
+        echo(r)
+    });
+    assert!(
+        !h.conn.is_closed(),
+        "{fields:?}: a malformed request is a stream error"
     );
-    r
+    let r = h.client.take_response(id).expect("stream finished");
+    (r.reset, r.grpc_status, seen)
 }
 
-fn replace(name: &str, value: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut v: Vec<(&'static str, String)> =
-        GOOD.iter().map(|(n, v)| (*n, (*v).to_string())).collect();
-    v.retain(|(n, _)| *n != name);
-    if let Some(value) = value {
-        v.push((
-            Box::leak(name.to_string().into_boxed_str()),
-            value.to_string(),
-        ));
-    }
+const BASE: [(&str, &str); 5] = [
+    (":method", "POST"),
+    (":scheme", "http"),
+    (":path", PATH),
+    (":authority", "localhost"),
+    ("content-type", "application/grpc"),
+];
+
+fn base_plus(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut v = BASE.to_vec();
+    v.extend_from_slice(extra);
     v
 }
 
 #[test]
-fn good_raw_request_works() {
-    let r = with(GOOD);
+fn well_formed_baseline_passes() {
     assert_eq!(
-        (r.grpc_status, r.message.as_deref()),
-        (Some(0), Some(&b"m"[..]))
+        with_fields(&base_plus(&[("te", "trailers")])),
+        (None, Some(0), true)
     );
 }
 
 #[test]
 fn malformed_requests_are_reset_with_protocol_error() {
-    let extra: &[&[(&str, &str)]] = &[
-        &[("Content-Length", "1")],      // uppercase name (§8.2.1)
-        &[("connection", "keep-alive")], // connection-specific (§8.2.2)
-        &[("keep-alive", "1")],          //
-        &[("transfer-encoding", "chunked")],
-        &[("upgrade", "h2c")],
-        &[("proxy-connection", "x")],
-        &[("te", "gzip")],          // §8.2.2
-        &[(":path", "/y")],         // pseudo after regular (§8.3)
-        &[("x", " leading space")], // §8.2.1
-        &[("x", "nul\0")],
-        &[("bad name", "v")],
+    let p = Some(Reason::PROTOCOL_ERROR.0);
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("missing :method", BASE[1..].to_vec()),
+        ("missing :scheme", vec![BASE[0], BASE[2], BASE[3], BASE[4]]),
+        ("missing :path", vec![BASE[0], BASE[1], BASE[3], BASE[4]]),
+        ("empty :path", {
+            let mut v = BASE.to_vec();
+            v[2] = (":path", "");
+            v
+        }),
+        (
+            "duplicate :method",
+            vec![BASE[0], BASE[0], BASE[1], BASE[2], BASE[4]],
+        ),
+        (
+            "duplicate :path",
+            vec![BASE[0], BASE[1], BASE[2], BASE[2], BASE[4]],
+        ),
+        (
+            "duplicate :authority",
+            vec![BASE[0], BASE[1], BASE[2], BASE[3], BASE[3], BASE[4]],
+        ),
+        (
+            "pseudo after regular",
+            vec![BASE[0], BASE[1], BASE[4], BASE[2]],
+        ),
+        (
+            "unknown pseudo",
+            vec![BASE[0], BASE[1], BASE[2], (":protocol", "x"), BASE[4]],
+        ),
+        (
+            "response pseudo",
+            vec![(":status", "200"), BASE[0], BASE[1], BASE[2], BASE[4]],
+        ),
+        ("uppercase name", base_plus(&[("X-Upper", "v")])),
+        ("connection", base_plus(&[("connection", "keep-alive")])),
+        ("keep-alive", base_plus(&[("keep-alive", "5")])),
+        ("proxy-connection", base_plus(&[("proxy-connection", "x")])),
+        (
+            "transfer-encoding",
+            base_plus(&[("transfer-encoding", "chunked")]),
+        ),
+        ("upgrade", base_plus(&[("upgrade", "h2c")])),
+        ("te gzip", base_plus(&[("te", "gzip")])),
+        ("NUL in value", base_plus(&[("x-a", "a\0b")])),
+        ("LF in value", base_plus(&[("x-a", "a\nb")])),
+        ("space in name", base_plus(&[("x a", "v")])),
     ];
-    for e in extra {
-        let mut fields = GOOD.to_vec();
-        fields.extend_from_slice(e);
-        assert_eq!(with(&fields).reset, Some(Reason::PROTOCOL_ERROR.0), "{e:?}");
-    }
-    let pseudo_cases: &[&[(&str, &str)]] = &[
-        &[
-            (":method", "POST"),
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/x"),
-        ], // duplicate
-        &[(":method", "POST"), (":scheme", "http")], // no :path
-        &[(":scheme", "http"), (":path", "/x")],     // no :method
-        &[(":method", "POST"), (":path", "/x")],     // no :scheme
-        &[(":method", "POST"), (":scheme", "http"), (":path", "")], // empty :path
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/x"),
-            (":status", "200"),
-        ], // response pseudo
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/x"),
-            (":foo", "1"),
-        ], // unknown pseudo
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/x"),
-            (":authority", "a"),
-            (":authority", "b"),
-        ],
-    ];
-    for fields in pseudo_cases {
-        let mut f = fields.to_vec();
-        f.push(("content-type", "application/grpc"));
-        assert_eq!(with(&f).reset, Some(Reason::PROTOCOL_ERROR.0), "{fields:?}");
+    for (what, fields) in cases {
+        let (reset, status, seen) = with_fields(&fields);
+        assert_eq!((reset, status, seen), (p, None, false), "{what}");
     }
 }
 
 #[test]
-fn replaced_fields_helper_sanity() {
-    let f = replace(":authority", None);
-    let refs: Vec<(&str, &str)> = f.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    assert_eq!(with(&refs).grpc_status, Some(0));
+fn malformed_trailers_reset_the_stream() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let id = h.client.allocate_stream();
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    h.send(&raw_frame(0x1, 0x4, id, &block));
+    h.send(&raw_frame(0x0, 0, id, &grpc_message(b"m")));
+    let trailers = h.client.encode_block(&[(":path", "/x")]);
+    h.send(&raw_frame(0x1, 0x4 | 0x1, id, &trailers));
+    h.pump(&mut echo);
+    assert_eq!(h.client.take_response(id).and_then(|r| r.reset), Some(1));
 }
 
 #[test]
-fn hpack_garbage_is_compression_error() {
-    let mut p = pair();
-    p.send(&frame(
-        1,
-        0x5,
-        1,
-        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-    ));
-    assert_eq!(goaway_code(&p), Some(Reason::COMPRESSION_ERROR.0));
-    let mut p = pair();
-    p.send(&frame(1, 0x5, 1, &[0x80])); // index 0
-    assert_eq!(goaway_code(&p), Some(Reason::COMPRESSION_ERROR.0));
+fn valid_request_trailers_end_the_request() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let id = h.client.allocate_stream();
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    h.send(&raw_frame(0x1, 0x4, id, &block));
+    h.send(&raw_frame(0x0, 0, id, &grpc_message(b"m")));
+    let trailers = h.client.encode_block(&[("x-trailer", "1")]);
+    h.send(&raw_frame(0x1, 0x4 | 0x1, id, &trailers));
+    h.pump(&mut echo);
+    assert_eq!(
+        h.client.take_response(id).and_then(|r| r.message),
+        Some(b"m".to_vec())
+    );
 }
 
 #[test]
-fn stream_id_rules() {
-    // Even id (§5.1.1).
-    let mut p = pair();
-    p.send(&request(2, GOOD, b"a"));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
-    // Decreasing id: implicitly closed by stream 5 (§5.1.1), so STREAM_CLOSED (§5.1).
-    let mut p = pair();
-    p.send(&request(5, GOOD, b"a"));
-    p.send(&request(3, GOOD, b"a"));
-    assert_eq!(
-        p.client.take_response(3).expect("rst").reset,
-        Some(Reason::STREAM_CLOSED.0)
-    );
-    assert_eq!(p.parked, [5]);
-    // GOAWAY names the last stream we processed.
-    p.send(&request(4, GOOD, b"a"));
-    assert_eq!(p.client.goaway(), Some((5, 1)));
-    // HEADERS on stream 0.
-    let mut p = pair();
-    p.send(&frame(1, 0x5, 0, &block(GOOD)));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
+fn second_headers_without_end_stream_resets() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let id = h.client.allocate_stream();
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    h.send(&raw_frame(0x1, 0x4, id, &block));
+    let more = h.client.encode_block(&[("x-more", "1")]);
+    h.send(&raw_frame(0x1, 0x4, id, &more));
+    h.pump(&mut echo);
+    assert_eq!(h.client.take_response(id).and_then(|r| r.reset), Some(1));
 }
 
 #[test]
-fn data_on_idle_closed_and_half_closed_streams() {
-    // Idle: connection PROTOCOL_ERROR (§5.1).
-    let mut p = pair();
-    p.send(&frame(0, 0, 9, b"x"));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
-    // Closed (answered and finished): STREAM_CLOSED.
-    let mut p = pair();
-    p.unary("/x", b"a", &opts(), &mut echo).expect("r");
-    p.send(&frame(0, 0, 1, b"x"));
-    assert_eq!(
-        p.client.take_response(1).expect("rst").reset,
-        Some(Reason::STREAM_CLOSED.0)
-    );
-    assert_eq!(p.client.goaway(), None);
-    // Half-closed (remote), request dispatched: STREAM_CLOSED and the request is cancelled.
-    let mut p = pair();
-    let (s, bytes) = p.client.unary("/x", b"a", &opts());
-    p.send(&bytes);
-    p.send(&frame(0, 0, s, b"x"));
-    assert_eq!(
-        p.client.take_response(s).expect("rst").reset,
-        Some(Reason::STREAM_CLOSED.0)
-    );
-    assert_eq!(p.cancelled, [s]);
-    assert_eq!(p.conn.in_flight(), 0);
-    // DATA on stream 0.
-    let mut p = pair();
-    p.send(&frame(0, 0, 0, b"x"));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
+fn data_after_end_stream_is_stream_closed() {
+    // §5.1 half-closed (remote): DATA is a stream error STREAM_CLOSED.
+    let mut h = Harness::connected(&TransportConfig::default());
+    let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut park);
+    h.send(&raw_frame(0x0, 0, id, b"more"));
+    h.pump(&mut park);
+    assert_eq!(h.client.take_response(id).and_then(|r| r.reset), Some(5));
+    assert_eq!(h.cancelled, vec![id]);
+    assert_eq!(h.conn.in_flight(), 0);
 }
 
 #[test]
-fn trailers_rules() {
-    // Trailers with END_STREAM complete the request (§8.1).
-    let mut p = pair();
-    let s = p.client.alloc_stream();
-    let mut bytes = frame(1, 0x4, s, &block(GOOD));
-    bytes.extend(frame(0, 0, s, &[0, 0, 0, 0, 1, b'z']));
-    bytes.extend(frame(1, 0x5, s, &block(&[("x-trailer", "1")])));
-    p.client.send_raw(&bytes);
-    p.drive(&mut echo);
-    assert_eq!(
-        p.client.take_response(s).expect("r").message.as_deref(),
-        Some(&b"z"[..])
+fn headers_after_end_stream_is_stream_closed() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut park);
+    let more = h.client.encode_block(&[("x-more", "1")]);
+    h.send(&raw_frame(0x1, 0x5, id, &more));
+    h.pump(&mut park);
+    assert_eq!(h.client.take_response(id).and_then(|r| r.reset), Some(5));
+}
+
+#[test]
+fn data_on_an_idle_stream_is_protocol_error() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x0, 0, 5, b"x"));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway(), Some((0, 1)));
+}
+
+#[test]
+fn frames_on_stream_zero_that_need_a_stream_are_protocol_errors() {
+    for (kind, payload) in [(0x0u8, &b"x"[..]), (0x1, b"\x82"), (0x3, b"\0\0\0\x08")] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        h.send(&raw_frame(kind, 0x4, 0, payload));
+        h.pump(&mut echo);
+        assert_eq!(h.client.goaway().map(|g| g.1), Some(1), "type {kind}");
+    }
+}
+
+#[test]
+fn stream_ids_must_be_odd_and_increasing() {
+    // §5.1.1: even ids and ids not above the last one are connection errors.
+    for ids in [&[2u32][..], &[5, 3], &[5, 1]] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        for &id in ids {
+            let block = h.client.request_block(PATH, &RequestOptions::default());
+            h.send(&raw_frame(0x1, 0x4, id, &block));
+        }
+        h.pump(&mut park);
+        assert_eq!(h.client.goaway().map(|g| g.1), Some(1), "{ids:?}");
+    }
+}
+
+#[test]
+fn skipped_stream_ids_are_fine() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    h.send(&raw_frame(0x1, 0x4, 101, &block));
+    h.send(&raw_frame(0x0, 0x1, 101, &grpc_message(b"x")));
+    let mut got = Vec::new();
+    h.pump(&mut |r| {
+        got.push(r.stream);
+        echo(r)
+    });
+    assert_eq!(got, vec![101]);
+}
+
+#[test]
+fn hpack_errors_are_compression_errors() {
+    // §4.3: a header block that cannot be decoded is a connection error COMPRESSION_ERROR.
+    for block in [
+        &[0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+        &[0xbe],
+        &[0x3f, 0xe1, 0x7f],
+    ] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        h.send(&raw_frame(0x1, 0x5, 1, block));
+        h.pump(&mut echo);
+        assert_eq!(
+            h.client.goaway(),
+            Some((0, Reason::COMPRESSION_ERROR.0)),
+            "{block:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_frame_types_are_ignored() {
+    // §4.1, §5.5.
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x0a, 0xff, 0, b"altsvc-ish"));
+    h.send(&raw_frame(0xff, 0, 7, b""));
+    let r = h.call(PATH, b"ok", &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message), Some(b"ok".to_vec()));
+}
+
+#[test]
+fn push_promise_from_a_client_is_protocol_error() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x5, 0x4, 1, &[0, 0, 0, 2]));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway().map(|g| g.1), Some(1));
+}
+
+#[test]
+fn rst_stream_errors() {
+    // §6.4: length 4 (else FRAME_SIZE_ERROR); never on stream 0 or an idle stream.
+    for (frame, code) in [
+        (raw_frame(0x3, 0, 1, &[0, 0, 8]), Reason::FRAME_SIZE_ERROR),
+        (rst_stream_frame(0, 8), Reason::PROTOCOL_ERROR),
+        (rst_stream_frame(9, 8), Reason::PROTOCOL_ERROR),
+    ] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        h.send(&frame);
+        h.pump(&mut echo);
+        assert_eq!(h.client.goaway().map(|g| g.1), Some(code.0));
+    }
+}
+
+#[test]
+fn peer_goaway_is_reported_and_in_flight_streams_finish() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut park);
+    h.send(&goaway_frame(0, 0));
+    h.collect();
+    assert!(h.events.contains(&ConnEvent::PeerGoAway {
+        reason: Reason::NO_ERROR,
+        last_stream: 0
+    }));
+    assert!(
+        !h.conn.is_closed(),
+        "the in-flight request still gets its answer"
     );
-    // Trailers without END_STREAM: stream PROTOCOL_ERROR.
-    let mut p = pair();
-    let mut bytes = frame(1, 0x4, 1, &block(GOOD));
-    bytes.extend(frame(1, 0x4, 1, &block(&[("x-trailer", "1")])));
-    p.send(&bytes);
+    let req = h.parked.pop().expect("parked");
+    h.respond(
+        req.stream,
+        kms_plugin_core::rpc::Response::ok(kms_plugin_core::secret::SecretBytes::copy_from(b"r")),
+    );
+    h.pump(&mut park);
     assert_eq!(
-        p.client.take_response(1).expect("r").reset,
+        h.client.take_response(id).and_then(|r| r.message),
+        Some(b"r".to_vec())
+    );
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn malformed_goaway_is_an_error() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x7, 0, 0, &[0; 7]));
+    h.pump(&mut echo);
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::FRAME_SIZE_ERROR.0)
+    );
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x7, 0, 1, &[0; 8]));
+    h.pump(&mut echo);
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
         Some(Reason::PROTOCOL_ERROR.0)
     );
-    // Pseudo-headers in trailers: stream PROTOCOL_ERROR.
-    let mut p = pair();
-    let mut bytes = frame(1, 0x4, 1, &block(GOOD));
-    bytes.extend(frame(1, 0x5, 1, &block(&[(":path", "/y")])));
-    p.send(&bytes);
-    assert_eq!(
-        p.client.take_response(1).expect("r").reset,
-        Some(Reason::PROTOCOL_ERROR.0)
-    );
-    // A second HEADERS after END_STREAM: STREAM_CLOSED.
-    let mut p = pair();
-    let mut bytes = frame(1, 0x5, 1, &block(GOOD));
-    bytes.extend(frame(1, 0x5, 1, &block(&[("x", "1")])));
-    p.send(&bytes);
-    assert_eq!(
-        p.client.take_response(1).expect("r").reset,
-        Some(Reason::STREAM_CLOSED.0)
-    );
 }
 
 #[test]
-fn unknown_frames_and_push_promise() {
-    let mut p = pair();
-    p.send(&frame(0xfa, 0xff, 0, b"whatever"));
-    p.send(&frame(0x20, 0, 3, b""));
-    assert_eq!(p.client.goaway(), None);
-    assert_eq!(
-        p.unary("/x", b"a", &opts(), &mut echo)
-            .expect("r")
-            .grpc_status,
-        Some(0)
-    );
-    let mut p = pair();
-    p.send(&frame(5, 4, 1, &[0, 0, 0, 2]));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
-}
-
-#[test]
-fn rst_stream_rules() {
-    let mut p = pair();
-    p.send(&frame(3, 0, 1, &[0, 0, 0, 8]));
-    assert_eq!(
-        goaway_code(&p),
-        Some(Reason::PROTOCOL_ERROR.0),
-        "idle stream"
-    );
-    let mut p = pair();
-    p.send(&frame(3, 0, 0, &[0, 0, 0, 8]));
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0), "stream 0");
-    let mut p = pair();
-    p.unary("/x", b"a", &opts(), &mut echo);
-    p.send(&frame(3, 0, 1, &[0, 0, 0]));
-    assert_eq!(goaway_code(&p), Some(Reason::FRAME_SIZE_ERROR.0), "length");
-    // RST_STREAM on a closed stream is ignored.
-    let mut p = pair();
-    p.unary("/x", b"a", &opts(), &mut echo);
-    p.send(&frame(3, 0, 1, &[0, 0, 0, 8]));
-    assert_eq!(p.client.goaway(), None);
-    // Frames after our RST_STREAM are ignored, not answered again.
-    let mut p = pair();
-    p.send(&frame(2, 0, 1, &[0, 0, 0, 0])); // PRIORITY with bad length: we reset stream 1
-    let before = p.server_bytes.len();
-    p.send(&frame(1, 0x4, 1, &block(GOOD)));
-    assert_eq!(p.server_bytes.len(), before);
-}
-
-#[test]
-fn peer_goaway_finishes_in_flight_then_closes() {
-    let mut p = pair();
-    let (s, bytes) = p.client.unary("/x", b"a", &opts());
-    p.send(&bytes);
-    p.client.send_goaway(s, Reason::NO_ERROR);
-    p.drive(&mut |_| None);
-    assert!(p.saw(|e| matches!(e, ConnEvent::PeerGoAway { last_stream: 1, .. })));
-    assert!(!p.conn.is_closed());
-    p.conn
-        .respond(s, Response::ok(SecretBytes::copy_from(b"fin")), p.now);
-    p.drive(&mut |_| None);
-    assert_eq!(
-        p.client.take_response(s).expect("r").message.as_deref(),
-        Some(&b"fin"[..])
-    );
-    assert!(p.conn.is_closed());
-    let mut p = pair();
-    p.send(&frame(7, 0, 0, &[0; 7]));
-    assert_eq!(goaway_code(&p), Some(Reason::FRAME_SIZE_ERROR.0));
+fn connection_error_reports_the_last_processed_stream() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    for _ in 0..3 {
+        let r = h.call(PATH, b"m", &RequestOptions::default(), &mut echo);
+        assert!(r.is_some());
+    }
+    h.send(&raw_frame(0x6, 0, 0, &[0; 3]));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway(), Some((5, Reason::FRAME_SIZE_ERROR.0)));
 }

@@ -1,213 +1,281 @@
-//! Caps: frame size before buffering (§4.2), concurrent streams (§5.1.2), header list size
-//! (§6.5.2, §10.5.1), rapid reset (CVE-2023-44487), buffered bytes, output backpressure.
+//! Caps on everything the connection buffers (RFC 9113 §4.2, §5.1.2, §6.5.2; gRPC message
+//! size) and rapid-reset protection (CVE-2023-44487).
 
-mod transport_support;
-use core::time::Duration;
-use transport_support::*;
+use kms_plugin_core::conn::{ConnEvent, TransportConfig};
+use kms_plugin_core::h2::Reason;
+use kms_plugin_core::rpc::{Code, Response};
+use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::testing::client::{
+    RequestOptions, grpc_message, ping_frame, raw_frame, raw_head, rst_stream_frame,
+};
+use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
+
+const PATH: &str = "/v2.KeyManagementService/Decrypt";
 
 #[test]
-fn sixteen_mib_declared_frame_is_rejected_from_the_header_alone() {
-    for kind in [0u8, 1, 4, 6, 9, 0x42] {
-        let mut p = pair();
-        // Only the 9-byte header of a 16 MiB - 1 frame arrives.
-        p.send(&[0xff, 0xff, 0xff, kind, 0, 0, 0, 0, 1]);
-        assert_eq!(
-            goaway_code(&p),
-            Some(Reason::FRAME_SIZE_ERROR.0),
-            "type {kind}"
-        );
-        assert!(p.conn.is_closed());
-        assert_eq!(p.conn.buffered_input(), 0, "nothing buffered");
+fn a_16_mib_declared_frame_is_refused_from_its_head_alone() {
+    // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR; we see
+    // it from the 9-octet head, before a single payload octet arrives.
+    for kind in [0x0u8, 0x1, 0x4, 0x9, 0xfe] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        h.send(&raw_head((1 << 24) - 1, kind, 0, 1));
+        assert!(h.conn.is_closed(), "kind {kind}");
+        h.pump(&mut echo);
+        assert_eq!(h.client.goaway(), Some((0, Reason::FRAME_SIZE_ERROR.0)));
+        // More payload octets are ignored without being buffered or answered.
+        let before = h.transcript.len();
+        h.send(&vec![0u8; 1 << 20]);
+        h.pump(&mut echo);
+        assert_eq!(h.transcript.len(), before);
+        assert!(!h.conn.wants_read());
     }
-    // Header arriving one byte at a time.
-    let mut p = pair();
-    p.byte_at_a_time = true;
-    p.send(&[0x00, 0x40, 0x01, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(goaway_code(&p), Some(Reason::FRAME_SIZE_ERROR.0));
 }
 
 #[test]
-fn frame_at_max_size_is_accepted() {
-    let mut p = pair();
-    p.send(&frame(0xee, 0, 0, &vec![0; 16_384]));
-    assert_eq!(p.client.goaway(), None);
+fn a_frame_one_octet_over_the_limit_is_refused_and_the_limit_itself_accepted() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0xfe, 0, 0, &[0; 16_384]));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway(), None);
+    h.send(&raw_head(16_385, 0xfe, 0, 0));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway(), Some((0, Reason::FRAME_SIZE_ERROR.0)));
 }
 
 #[test]
-fn max_concurrent_streams_refuses_extra_streams() {
+fn a_larger_configured_max_frame_size_is_advertised_and_honoured() {
     let cfg = TransportConfig {
-        max_concurrent_streams: 2,
+        max_frame_size: 65_536,
         ..TransportConfig::default()
     };
-    let mut p = Pair::new(&cfg);
+    let mut h = Harness::connected(&cfg);
+    assert!(h.client.settings.contains(&(0x5, 65_536)));
+    h.send(&raw_frame(0xfe, 0, 0, &vec![0; 65_536]));
+    h.pump(&mut echo);
+    assert_eq!(h.client.goaway(), None);
+}
+
+#[test]
+fn streams_beyond_max_concurrent_streams_are_refused() {
+    // §5.1.2: streams beyond SETTINGS_MAX_CONCURRENT_STREAMS get RST_STREAM(REFUSED_STREAM).
+    let cfg = TransportConfig {
+        max_concurrent_streams: 3,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
+    assert!(h.client.settings.contains(&(0x3, 3)));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+        h.send(&bytes);
+        ids.push(id);
+    }
+    h.pump(&mut park);
+    assert_eq!(h.parked.len(), 3);
+    assert_eq!(h.conn.in_flight(), 3);
+    for &id in &ids[3..] {
+        let r = h.client.take_response(id).expect("refused");
+        assert_eq!(r.reset, Some(Reason::REFUSED_STREAM.0));
+    }
+    // Answering frees slots: a new stream is accepted.
+    let first = h.parked.remove(0);
+    h.conn.respond(
+        first.stream,
+        Response::error(Code::Unavailable, "later"),
+        h.now,
+    );
+    let r = h.call(PATH, b"more", &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message), Some(b"more".to_vec()));
+    assert!(!h.conn.is_closed());
+}
+
+#[test]
+fn header_list_over_the_advertised_size_gets_resource_exhausted_and_hpack_stays_in_sync() {
+    // §6.5.2 SETTINGS_MAX_HEADER_LIST_SIZE: we refuse the request at stream level but still
+    // decode the block so the HPACK context stays in sync (§4.3).
+    let cfg = TransportConfig {
+        max_header_list_size: 4096,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
+    assert!(h.client.settings.contains(&(0x6, 4096)));
+    let opts = RequestOptions {
+        extra_headers: vec![("x-big".into(), "v".repeat(5000))],
+        header_chunk: Some(2000),
+        ..RequestOptions::default()
+    };
+    let r = h.call(PATH, b"m", &opts, &mut echo).expect("answered");
+    assert_eq!(r.grpc_status, Some(Code::ResourceExhausted.as_u8()));
+    assert!(h.parked.is_empty());
+    // The next request, using the dynamic table, still decodes.
+    let r = h.call(PATH, b"next", &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message), Some(b"next".to_vec()));
+    assert!(!h.conn.is_closed());
+}
+
+#[test]
+fn message_over_max_message_size_gets_resource_exhausted_without_buffering_it() {
+    let cfg = TransportConfig {
+        max_message_size: 1000,
+        max_buffered_bytes: 1005,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
+    let (id, bytes) = h.client.unary(PATH, &[7; 5000], &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut echo);
+    let r = h.client.take_response(id).expect("answered");
+    assert_eq!(r.grpc_status, Some(Code::ResourceExhausted.as_u8()));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        ConnEvent::RequestRejected {
+            code: Code::ResourceExhausted,
+            ..
+        }
+    )));
+    assert!(cfg.validate().is_ok());
+    let too_small = TransportConfig {
+        max_buffered_bytes: 1004,
+        ..cfg.clone()
+    };
+    assert!(too_small.validate().is_err());
+    // The exact limit passes.
+    let r = h.call(PATH, &[1; 1000], &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message).map(|m| m.len()), Some(1000));
+}
+
+#[test]
+fn declared_length_over_the_limit_is_refused_from_the_prefix() {
+    let cfg = TransportConfig {
+        max_message_size: 1000,
+        max_buffered_bytes: 1005,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
+    let id = h.client.allocate_stream();
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    h.send(&raw_frame(0x1, 0x4, id, &block));
+    // Only the 5-byte prefix declaring 4 GiB - 1.
+    h.send(&raw_frame(0x0, 0, id, &[0, 0xff, 0xff, 0xff, 0xff]));
+    h.pump(&mut echo);
+    let r = h.client.take_response(id).expect("answered");
+    assert_eq!(r.grpc_status, Some(Code::ResourceExhausted.as_u8()));
+    // The client was still sending: the stream is reset with NO_ERROR after the answer (§8.1).
+    assert_eq!(r.reset, Some(0));
+}
+
+#[test]
+fn buffered_bytes_across_streams_are_capped() {
+    let cfg = TransportConfig {
+        max_message_size: 3000,
+        max_buffered_bytes: 4000,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (s, bytes) = p.client.unary("/x", b"a", &opts());
-        p.client.send_raw(&bytes);
-        ids.push(s);
+        let id = h.client.allocate_stream();
+        let block = h.client.request_block(PATH, &RequestOptions::default());
+        h.send(&raw_frame(0x1, 0x4, id, &block));
+        let body = grpc_message(&[9; 2500]);
+        h.send(&raw_frame(0x0, 0, id, &body[..2000]));
+        ids.push(id);
     }
-    p.drive(&mut |_| None);
-    assert_eq!(p.parked, [ids[0], ids[1]]);
+    h.pump(&mut echo);
+    let rejected: Vec<_> = ids
+        .iter()
+        .filter_map(|&id| h.client.take_response(id))
+        .collect();
+    assert_eq!(rejected.len(), 1);
     assert_eq!(
-        p.client.take_response(ids[2]).expect("rst").reset,
-        Some(Reason::REFUSED_STREAM.0)
-    );
-    // Once one finishes, a new stream is accepted.
-    p.conn
-        .respond(ids[0], Response::ok(SecretBytes::copy_from(b"")), p.now);
-    p.drive(&mut |_| None);
-    let r = p.unary("/x", b"a", &opts(), &mut echo).expect("accepted");
-    assert_eq!(r.grpc_status, Some(0));
-}
-
-#[test]
-fn header_list_over_limit_is_431_and_hpack_stays_in_sync() {
-    let cfg = TransportConfig {
-        max_header_list_size: 1024,
-        ..TransportConfig::default()
-    };
-    let mut p = Pair::new(&cfg);
-    let mut o = opts();
-    o.extra_headers.push(("x-big".into(), "v".repeat(1200)));
-    let r = p.unary("/x", b"a", &o, &mut echo).expect("response");
-    assert_eq!(r.http_status, Some(431));
-    assert_eq!(r.grpc_status, Some(Code::ResourceExhausted.as_u8()));
-    assert_eq!(p.client.goaway(), None);
-    assert_eq!(
-        p.unary("/x", b"a", &opts(), &mut echo)
-            .expect("next")
-            .grpc_status,
-        Some(0)
+        rejected[0].grpc_status,
+        Some(Code::ResourceExhausted.as_u8())
     );
 }
 
 #[test]
-fn rapid_reset_is_enhance_your_calm() {
+fn rapid_reset_gets_enhance_your_calm() {
+    // CVE-2023-44487: open-and-reset floods end with GOAWAY(ENHANCE_YOUR_CALM).
     let cfg = TransportConfig {
         max_resets_per_window: 10,
         ..TransportConfig::default()
     };
-    let mut p = Pair::new(&cfg);
-    for _ in 0..10 {
-        let (s, bytes) = p.client.unary("/x", b"a", &opts());
-        p.client.send_raw(&bytes);
-        p.client.reset(s, Reason::CANCEL);
+    let mut h = Harness::connected(&cfg);
+    for _ in 0..11 {
+        let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+        h.send(&bytes);
+        let rst = h.client.cancel(id, 8);
+        h.send(&rst);
     }
-    p.drive(&mut |_| None);
-    assert_eq!(p.client.goaway(), None, "10 resets are allowed");
-    // After the window passes the count restarts.
-    p.now = p.now.saturating_add(Duration::from_secs(31));
-    for _ in 0..10 {
-        let (s, bytes) = p.client.unary("/x", b"a", &opts());
-        p.client.send_raw(&bytes);
-        p.client.reset(s, Reason::CANCEL);
-    }
-    p.drive(&mut |_| None);
-    assert_eq!(p.client.goaway(), None);
-    let (s, bytes) = p.client.unary("/x", b"a", &opts());
-    p.client.send_raw(&bytes);
-    p.client.reset(s, Reason::CANCEL);
-    p.drive(&mut |_| None);
-    assert_eq!(goaway_code(&p), Some(Reason::ENHANCE_YOUR_CALM.0));
-}
-
-#[test]
-fn buffered_bytes_cap_is_resource_exhausted() {
-    let cfg = TransportConfig {
-        max_message_size: 1000,
-        max_buffered_bytes: 1500,
-        ..TransportConfig::default()
-    };
-    let mut p = Pair::new(&cfg);
-    let mut o = opts();
-    o.end_stream = false;
-    o.raw_body = true;
-    let (s1, b1) = p.client.unary("/x", &[0, 0, 0, 3, 0xe8, 1, 2], &o); // declares 1000
-    let (s2, b2) = p.client.unary("/x", &[0, 0, 0, 3, 0xe8, 1, 2], &o);
-    p.client.send_raw(&b1);
-    p.client.send_raw(&b2);
-    p.drive(&mut echo);
-    assert!(
-        p.client.take_response(s1).is_none(),
-        "first still receiving"
+    h.pump(&mut park);
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::ENHANCE_YOUR_CALM.0)
     );
-    assert_eq!(p.conn.buffered_input(), 1000);
-    let r2 = p.client.take_response(s2).expect("rejected");
-    assert_eq!(r2.grpc_status, Some(Code::ResourceExhausted.as_u8()));
-    assert_eq!(r2.grpc_message.as_deref(), Some("connection buffer full"));
+    assert!(h.conn.is_closed());
 }
 
 #[test]
-fn pending_output_backpressure() {
+fn resets_spread_over_time_are_tolerated() {
     let cfg = TransportConfig {
-        max_pending_output: 64 << 10,
+        max_resets_per_window: 10,
         ..TransportConfig::default()
     };
-    let mut c = Connection::new(&cfg, Timestamp::ZERO);
-    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    bytes.extend(frame(4, 0, 0, &[]));
-    c.handle_bytes(&bytes, Timestamp::ZERO);
-    assert!(c.wants_read());
-    let pings: Vec<u8> = (0..5000).flat_map(|_| frame(6, 0, 0, &[0; 8])).collect();
-    c.handle_bytes(&pings, Timestamp::ZERO);
-    assert!(!c.wants_read(), "{} bytes queued", c.pending_output());
-    let mut out = Vec::new();
-    c.poll_transmit(&mut out);
-    assert!(c.wants_read());
-    assert_eq!(c.pending_output(), 0);
-}
-
-#[test]
-fn config_validation() {
-    assert_eq!(TransportConfig::default().validate(), Ok(()));
-    let bad = [
-        TransportConfig {
-            max_frame_size: 100,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            max_frame_size: 1 << 24,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            initial_window_size: 1000,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            connection_window_size: 1 << 31,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            max_concurrent_streams: 0,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            max_buffered_bytes: 10,
-            ..TransportConfig::default()
-        },
-        TransportConfig {
-            settings_timeout: Duration::ZERO,
-            ..TransportConfig::default()
-        },
-    ];
-    for cfg in bad {
-        assert!(cfg.validate().is_err(), "{cfg:?}");
+    let mut h = Harness::connected(&cfg);
+    for _ in 0..50 {
+        let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+        h.send(&bytes);
+        h.pump(&mut park);
+        let rst = h.client.cancel(id, 8);
+        h.send(&rst);
+        h.advance(cfg.reset_window / 5);
     }
+    h.pump(&mut park);
+    assert_eq!(h.client.goaway(), None);
+    assert_eq!(h.cancelled.len(), 50);
+    assert_eq!(h.conn.in_flight(), 0);
 }
 
 #[test]
-fn provoked_reset_flood_is_enhance_your_calm() {
+fn reset_of_a_parked_request_cancels_it() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut park);
+    assert_eq!(h.conn.in_flight(), 1);
+    h.send(&rst_stream_frame(id, 8));
+    h.pump(&mut park);
+    assert_eq!(h.cancelled, vec![id]);
+    assert_eq!(h.conn.in_flight(), 0);
+    assert!(h.events.contains(&ConnEvent::StreamReset {
+        stream: id,
+        reason: Reason::CANCEL
+    }));
+    // A late answer is ignored.
+    h.respond(id, Response::ok(SecretBytes::copy_from(b"late")));
+    let before = h.transcript.len();
+    h.pump(&mut park);
+    assert_eq!(h.transcript.len(), before);
+}
+
+#[test]
+fn pending_output_over_its_cap_stops_reading() {
+    // Backpressure: a client that never reads gets no more reads from us.
     let cfg = TransportConfig {
-        max_resets_per_window: 20,
+        max_pending_output: 16 << 10,
         ..TransportConfig::default()
     };
-    let mut p = Pair::new(&cfg);
-    // Bad PRIORITY frames on idle streams each cost us a RST_STREAM.
-    for s in 0..20u32 {
-        p.client.send_raw(&frame(2, 0, 2 * s + 1, &[0; 4]));
+    let mut h = Harness::connected(&cfg);
+    assert!(h.conn.wants_read());
+    let mut pings = Vec::new();
+    for i in 0..2000u32 {
+        let mut o = [0u8; 8];
+        o[..4].copy_from_slice(&i.to_be_bytes());
+        pings.extend_from_slice(&ping_frame(o));
     }
-    p.drive(&mut |_| None);
-    assert_eq!(p.client.goaway(), None);
-    p.send(&frame(2, 0, 41, &[0; 4]));
-    assert_eq!(goaway_code(&p), Some(Reason::ENHANCE_YOUR_CALM.0));
+    h.send(&pings);
+    assert!(!h.conn.wants_read());
+    let out = h.take_server_output();
+    assert_eq!(out.len(), 2000 * 17);
+    assert!(h.conn.wants_read());
 }

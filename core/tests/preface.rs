@@ -1,146 +1,181 @@
-//! Connection preface and handshake (RFC 9113 §3.4), with golden bytes of our SETTINGS.
+//! The connection preface (RFC 9113 §3.4), the handshake timeout and golden bytes of our
+//! server preface.
 
-mod transport_support;
-use transport_support::*;
+use core::time::Duration;
 
-/// Our server preface with the default config: SETTINGS(MAX_CONCURRENT_STREAMS 100,
-/// INITIAL_WINDOW_SIZE 1 MiB, MAX_FRAME_SIZE 16384, MAX_HEADER_LIST_SIZE 16384) and a
-/// connection WINDOW_UPDATE raising 65,535 to 4 MiB.
-const SERVER_PREFACE: &[u8] = &[
-    0, 0, 24, 4, 0, 0, 0, 0, 0, // SETTINGS, 24 bytes, stream 0
-    0, 3, 0, 0, 0, 100, // MAX_CONCURRENT_STREAMS
-    0, 4, 0, 0x10, 0, 0, // INITIAL_WINDOW_SIZE
-    0, 5, 0, 0, 0x40, 0, // MAX_FRAME_SIZE
-    0, 6, 0, 0, 0x40, 0, // MAX_HEADER_LIST_SIZE
-    0, 0, 4, 8, 0, 0, 0, 0, 0, // WINDOW_UPDATE, stream 0
-    0, 0x3f, 0, 1, // 4 MiB - 65,535
-];
+use kms_plugin_core::Timestamp;
+use kms_plugin_core::conn::{ConnEvent, Connection, TransportConfig};
+use kms_plugin_core::h2::Reason;
+use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
+use kms_plugin_core::testing::h2_harness::{Harness, echo};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 #[test]
-fn golden_server_preface() {
-    let mut c = Connection::new(&TransportConfig::default(), Timestamp::ZERO);
+fn server_preface_golden_bytes() {
+    // SETTINGS{MAX_CONCURRENT_STREAMS=100, INITIAL_WINDOW_SIZE=1 MiB,
+    // MAX_HEADER_LIST_SIZE=16 KiB}, then WINDOW_UPDATE(0, 8 MiB - 65,535).
+    let mut conn = Connection::new(&TransportConfig::default(), Timestamp::ZERO);
     let mut out = Vec::new();
-    assert!(c.poll_transmit(&mut out));
-    assert_eq!(out, SERVER_PREFACE);
-    assert!(!c.poll_transmit(&mut out), "nothing more");
+    assert!(conn.poll_transmit(&mut out));
+    let expected = hex::decode(concat!(
+        "000012040000000000",
+        "000300000064",
+        "000400100000",
+        "000600004000",
+        "000004080000000000",
+        "007f0001",
+    ))
+    .unwrap();
+    assert_eq!(out, expected);
+    assert!(!conn.poll_transmit(&mut out), "nothing more queued");
 }
 
 #[test]
-fn header_table_size_sent_only_when_not_default() {
+fn no_window_update_when_the_connection_window_is_the_default() {
     let cfg = TransportConfig {
-        header_table_size: 0,
+        connection_window_size: 65_535,
         ..TransportConfig::default()
     };
-    let mut c = Connection::new(&cfg, Timestamp::ZERO);
+    let mut conn = Connection::new(&cfg, Timestamp::ZERO);
     let mut out = Vec::new();
-    c.poll_transmit(&mut out);
-    assert_eq!(&out[..3], &[0, 0, 30]);
-    assert_eq!(&out[33..39], &[0, 1, 0, 0, 0, 0]);
+    conn.poll_transmit(&mut out);
+    assert_eq!(out.len(), 9 + 18);
 }
 
 #[test]
-fn handshake_completes_and_settings_are_acked_both_ways() {
-    let p = pair();
-    assert!(p.saw(|e| *e == ConnEvent::HandshakeCompleted));
+fn valid_handshake_is_acknowledged() {
+    let h = Harness::connected(&TransportConfig::default());
+    assert_eq!(h.client.settings_acks, 1, "our empty SETTINGS acknowledged");
+    assert!(h.client.settings.contains(&(0x4, 1 << 20)));
+    assert!(h.client.window_updates.contains(&(0, (8 << 20) - 65_535)));
+    assert!(!h.conn.is_closed());
+    assert!(h.events.is_empty(), "{:?}", h.events);
     assert_eq!(
-        p.client.settings_acks, 1,
-        "server ACKed the client's SETTINGS"
+        h.conn.poll_timeout(),
+        None,
+        "handshake and SETTINGS ACK timers cleared"
     );
-    assert_eq!(
-        p.client.server_settings,
-        [(3, 100), (4, 1 << 20), (5, 16384), (6, 16384)]
-    );
-    // The client ACKed ours: no SETTINGS_TIMEOUT ever fires.
-    assert_eq!(p.conn.poll_timeout(), None);
 }
 
 #[test]
-fn preface_one_byte_at_a_time() {
-    let mut p = Pair::unconnected(&TransportConfig::default());
-    p.byte_at_a_time = true;
-    p.drive(&mut |_| None);
-    let r = p.unary("/x", b"abc", &opts(), &mut echo).expect("response");
-    assert_eq!(r.message.as_deref(), Some(&b"abc"[..]));
+fn handshake_one_octet_at_a_time() {
+    let mut h = Harness::new(&TransportConfig::default());
+    h.feed_chunk = 1;
+    let hs = h.client.handshake();
+    h.send(&hs);
+    h.pump(&mut echo);
+    assert_eq!(h.client.settings_acks, 1);
+    let r = h.call("/p", b"x", &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message), Some(b"x".to_vec()));
 }
 
 #[test]
-fn bad_preface_is_goaway_protocol_error() {
+fn bad_preface_is_protocol_error() {
     for bad in [
-        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r!",
-        b"X",
+        b"\x16\x03\x01\x02\x00", // a TLS ClientHello
+        b"P",
     ] {
-        let mut p = Pair::unconnected(&TransportConfig::default());
-        p.client = TestClient::new();
-        let _ = p.client.pending_output();
-        p.send(bad);
-        assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0), "{bad:?}");
-        assert!(p.conn.is_closed());
-        assert!(p.saw(
-            |e| matches!(e, ConnEvent::Closed { reason } if *reason == Reason::PROTOCOL_ERROR)
-        ));
+        let mut h = Harness::new(&TransportConfig::default());
+        let mut input = bad.to_vec();
+        if bad == b"P" {
+            input = b"PX".to_vec();
+        }
+        h.send(&input);
+        assert!(h.conn.is_closed(), "{bad:?}");
+        h.pump(&mut echo);
+        assert_eq!(h.client.goaway(), Some((0, Reason::PROTOCOL_ERROR.0)));
+        assert!(h.saw_connection_error(Reason::PROTOCOL_ERROR));
+        assert!(
+            h.events
+                .iter()
+                .any(|e| matches!(e, ConnEvent::Closed { .. }))
+        );
     }
 }
 
 #[test]
-fn first_frame_must_be_settings() {
-    let mut p = Pair::unconnected(&TransportConfig::default());
-    let _ = p.client.pending_output();
-    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    bytes.extend(frame(6, 0, 0, &[0; 8])); // PING first
-    p.send(&bytes);
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
-    let mut p = Pair::unconnected(&TransportConfig::default());
-    let _ = p.client.pending_output();
-    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    bytes.extend(frame(4, 1, 0, &[])); // SETTINGS ACK first
-    p.send(&bytes);
-    assert_eq!(goaway_code(&p), Some(Reason::PROTOCOL_ERROR.0));
+fn a_partial_preface_waits() {
+    let mut h = Harness::new(&TransportConfig::default());
+    h.send(&PREFACE[..10]);
+    h.collect();
+    assert!(!h.conn.is_closed());
+    assert!(h.events.is_empty());
+    h.send(&PREFACE[10..]);
+    h.send(&settings_frame(&[]));
+    h.pump(&mut echo);
+    assert_eq!(h.client.settings_acks, 1);
 }
 
 #[test]
-fn handshake_timeout_closes() {
-    let mut c = Connection::new(&TransportConfig::default(), Timestamp::ZERO);
-    c.handle_bytes(b"PRI * HTTP/2.0\r\n", Timestamp::ZERO);
-    assert!(c.poll_event().is_none());
-    assert_eq!(c.poll_timeout(), Some(Timestamp::from_millis(10_000)));
-    c.handle_timeout(Timestamp::from_millis(9_999));
-    assert!(!c.is_closed());
-    c.handle_timeout(Timestamp::from_millis(10_000));
-    assert!(c.is_closed());
-    assert_eq!(c.poll_timeout(), None);
+fn preface_must_be_followed_by_settings() {
+    // §3.4: the client preface's SETTINGS frame comes first.
+    for first in [
+        ping_frame([0; 8]),
+        raw_frame(0x4, 0x1, 0, &[]), // a SETTINGS ACK is not the preface SETTINGS
+        raw_frame(0xfe, 0, 0, b"x"),
+    ] {
+        let mut h = Harness::new(&TransportConfig::default());
+        let mut input = PREFACE.to_vec();
+        input.extend_from_slice(&first);
+        h.send(&input);
+        h.pump(&mut echo);
+        assert_eq!(h.client.goaway(), Some((0, Reason::PROTOCOL_ERROR.0)));
+    }
 }
 
 #[test]
-fn settings_ack_timeout_is_settings_timeout() {
-    let mut c = Connection::new(&TransportConfig::default(), Timestamp::ZERO);
-    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    bytes.extend(frame(4, 0, 0, &[]));
-    c.handle_bytes(&bytes, Timestamp::ZERO);
-    // Spurious timer calls are no-ops.
-    c.handle_timeout(Timestamp::from_millis(5));
-    assert!(!c.is_closed());
-    assert_eq!(c.poll_timeout(), Some(Timestamp::from_millis(10_000)));
-    c.handle_timeout(Timestamp::from_millis(10_000));
-    assert!(c.is_closed());
-    let mut out = Vec::new();
-    c.poll_transmit(&mut out);
-    // ... SETTINGS, WINDOW_UPDATE, SETTINGS ACK, then GOAWAY(0, SETTINGS_TIMEOUT).
+fn handshake_timeout_closes_the_connection() {
+    let cfg = TransportConfig::default();
+    let mut h = Harness::new(&cfg);
     assert_eq!(
-        &out[out.len() - 17..],
-        &[0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]
+        h.conn.poll_timeout(),
+        Some(Timestamp::ZERO.saturating_add(cfg.handshake_timeout.min(cfg.settings_timeout)))
     );
+    h.send(&PREFACE[..5]);
+    h.advance(
+        cfg.handshake_timeout
+            .saturating_sub(Duration::from_nanos(1)),
+    );
+    assert!(!h.conn.is_closed(), "not yet");
+    h.advance(Duration::from_nanos(1));
+    assert!(h.conn.is_closed());
+    h.pump(&mut echo);
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::SETTINGS_TIMEOUT.0)
+    );
+    assert_eq!(h.conn.poll_timeout(), None);
 }
 
 #[test]
-fn eof_closes_and_cancels_in_flight() {
-    let mut p = pair();
-    let (s, bytes) = p.client.unary("/x", b"a", &opts());
-    p.client.send_raw(&bytes);
-    p.drive(&mut |_| None);
-    p.conn.handle_eof(p.now);
-    p.drive(&mut |_| None);
-    assert!(p.conn.is_closed());
-    assert_eq!(p.cancelled, vec![s]);
-    assert!(!p.conn.wants_read());
+fn spurious_timeouts_are_no_ops() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    for _ in 0..10 {
+        h.conn.handle_timeout(h.now);
+    }
+    h.advance(Duration::from_secs(3600));
+    assert!(!h.conn.is_closed());
+    let r = h.call("/p", b"x", &RequestOptions::default(), &mut echo);
+    assert_eq!(r.and_then(|r| r.message), Some(b"x".to_vec()));
+}
+
+#[test]
+fn eof_closes_the_connection() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.conn.handle_eof(h.now);
+    h.collect();
+    assert!(h.conn.is_closed());
+    assert!(!h.conn.wants_read());
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, ConnEvent::Closed { .. }))
+    );
+    // Input after close is ignored; so is a second EOF.
+    h.send(&ping_frame([1; 8]));
+    h.conn.handle_eof(h.now);
+    assert!(h.take_server_output().is_empty());
 }

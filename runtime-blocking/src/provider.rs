@@ -3,6 +3,14 @@
 //! The core asks for remote work through `Effect::Remote`; the runtime runs the matching
 //! provider call on a worker thread and feeds the answer back with `Plugin::handle_remote`.
 
+pub mod local;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+pub mod remote;
+pub mod resilient;
+pub mod secret_file;
+pub mod vault;
+
 use std::time::Instant;
 
 use kms_plugin_core::secret::Secret32;

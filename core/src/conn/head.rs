@@ -1,138 +1,210 @@
-//! Request header validation (RFC 9113 §8.2, §8.3) and the gRPC fields we read
-//! (PROTOCOL-HTTP2 "Requests"). Fed one decoded field at a time from the HPACK callback.
+//! Request header validation (RFC 9113 §8.1-§8.3, gRPC PROTOCOL-HTTP2 "Requests").
+//!
+//! `:authority` is deliberately never validated: grpc-go sends the percent-encoded socket
+//! path (`%2Ftmp%2Fkms.sock`), older clients the raw path, abstract sockets `@name`, and
+//! kube >= 1.32's v2 client `localhost` (spec §1.3). All of them must reach the service.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use core::time::Duration;
 
 use crate::grpc;
+use crate::rpc::{Code, Response};
 
-/// What one decoded header block told us. `:authority` is deliberately never inspected
-/// (kms-protocol spec §1.3: grpc-go sends a percent-encoded socket path).
-#[derive(Default)]
+/// What a valid request head carries to the service.
 pub(crate) struct RequestHead {
-    /// Sum of name + value + 32 per field (RFC 9113 §6.5.2, RFC 7541 §4.1).
-    pub(crate) list_size: usize,
-    /// The cap on `list_size`; fields beyond it are still decoded but not recorded.
-    pub(crate) list_cap: usize,
-    /// The first §8.2/§8.3 violation.
-    pub(crate) malformed: Option<&'static str>,
-    pub(crate) any_pseudo: bool,
-    regular_seen: bool,
-    pub(crate) method: Option<bool>,
-    scheme: bool,
-    authority: bool,
-    pub(crate) path: Option<String>,
-    /// `Some(true)` for a gRPC content-type.
-    pub(crate) grpc_content_type: Option<bool>,
-    /// `Some(false)` when `grpc-encoding` names anything but identity.
-    pub(crate) identity_encoding: Option<bool>,
-    /// A well-formed `grpc-timeout`.
+    pub(crate) path: Cow<'static, str>,
     pub(crate) timeout: Option<Duration>,
-    /// Whether `grpc-timeout` was present but malformed.
-    pub(crate) timeout_malformed: bool,
 }
 
-impl RequestHead {
-    /// An empty head with the given header-list cap.
-    pub(crate) fn new(list_cap: usize) -> Self {
+/// How a header block failed.
+pub(crate) enum HeadError {
+    /// Malformed (§8.1.1): stream error PROTOCOL_ERROR.
+    Malformed(&'static str),
+    /// Well-formed HTTP/2 but not an acceptable gRPC request: answered with this response
+    /// (and an HTTP status other than 200 when given).
+    Reject(u16, Response),
+}
+
+/// Collects the fields of one header block as the HPACK decoder emits them.
+pub(crate) struct HeadCollector {
+    max_list_size: usize,
+    list_size: usize,
+    trailers: bool,
+    seen_regular: bool,
+    malformed: Option<&'static str>,
+    method_post: Option<bool>,
+    scheme: bool,
+    authority: bool,
+    path: Option<String>,
+    content_type_ok: Option<bool>,
+    timeout: Option<Result<Duration, ()>>,
+    encoding_ok: bool,
+}
+
+/// Paths interned to avoid an allocation per request (the KMS methods, spec §1.4).
+const KNOWN_PATHS: [&str; 6] = [
+    "/v2.KeyManagementService/Status",
+    "/v2.KeyManagementService/Encrypt",
+    "/v2.KeyManagementService/Decrypt",
+    "/v1beta1.KeyManagementService/Version",
+    "/v1beta1.KeyManagementService/Encrypt",
+    "/v1beta1.KeyManagementService/Decrypt",
+];
+
+const CONNECTION_SPECIFIC: [&[u8]; 5] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+impl HeadCollector {
+    /// A collector for a request head (`trailers == false`) or request trailers.
+    pub(crate) fn new(max_list_size: usize, trailers: bool) -> Self {
         Self {
-            list_cap,
-            ..Self::default()
+            max_list_size,
+            list_size: 0,
+            trailers,
+            seen_regular: false,
+            malformed: None,
+            method_post: None,
+            scheme: false,
+            authority: false,
+            path: None,
+            content_type_ok: None,
+            timeout: None,
+            encoding_ok: true,
         }
     }
 
-    /// Whether the decoded list exceeded the cap.
-    pub(crate) fn oversize(&self) -> bool {
-        self.list_size > self.list_cap
+    fn malformed(&mut self, why: &'static str) {
+        if self.malformed.is_none() {
+            self.malformed = Some(why);
+        }
     }
 
-    fn bad(&mut self, why: &'static str) {
-        self.malformed.get_or_insert(why);
-    }
-
-    /// Records one field.
+    /// One decoded field.
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+        // §6.5.2: the size of a field is its name and value lengths plus 32.
         self.list_size = self.list_size.saturating_add(name.len() + value.len() + 32);
-        if self.oversize() || self.malformed.is_some() {
+        if self.list_size > self.max_list_size || self.malformed.is_some() {
             return;
         }
-        // §8.2.1: values must not contain NUL, CR or LF, nor start or end with whitespace.
-        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
-            || value.first().is_some_and(|&b| b == b' ' || b == b'\t')
-            || value.last().is_some_and(|&b| b == b' ' || b == b'\t')
-        {
-            return self.bad("invalid field value");
+        // §8.2.1: field values must not contain NUL, CR or LF.
+        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+            return self.malformed("field value contains NUL, CR or LF");
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
-            self.pseudo(pseudo, value);
-        } else {
-            self.regular(name, value);
-        }
-    }
-
-    fn pseudo(&mut self, name: &[u8], value: &[u8]) {
-        self.any_pseudo = true;
-        // §8.3: pseudo-header fields must precede regular fields.
-        if self.regular_seen {
-            return self.bad("pseudo-header after regular field");
-        }
-        let duplicate = match name {
-            b"method" => self.method.replace(value == b"POST").is_some(),
-            b"scheme" => core::mem::replace(&mut self.scheme, true),
-            b"authority" => core::mem::replace(&mut self.authority, true),
-            b"path" => {
-                // §8.3.1: `:path` must not be empty.
-                let Ok(path) = core::str::from_utf8(value) else {
-                    return self.bad("non-UTF-8 :path");
-                };
-                if path.is_empty() {
-                    return self.bad("empty :path");
-                }
-                self.path.replace(String::from(path)).is_some()
+            // §8.3: pseudo-headers come before regular fields, at most once each, only
+            // the defined request ones, and never in trailers (§8.1).
+            if self.seen_regular || self.trailers {
+                return self.malformed("pseudo-header after regular fields or in trailers");
             }
-            // §8.3: undefined pseudo-headers (and response ones like :status) are malformed.
-            _ => return self.bad("unknown pseudo-header"),
-        };
-        // §8.3.1: each request pseudo-header appears at most once.
-        if duplicate {
-            self.bad("duplicate pseudo-header");
+            match pseudo {
+                b"method" if self.method_post.is_none() => {
+                    self.method_post = Some(value == b"POST");
+                }
+                b"scheme" if !self.scheme => self.scheme = true,
+                b"authority" if !self.authority => self.authority = true, // never validated
+                b"path" if self.path.is_none() => match core::str::from_utf8(value) {
+                    Ok(p) if !p.is_empty() => self.path = Some(String::from(p)),
+                    _ => self.malformed(":path is empty or not UTF-8"),
+                },
+                _ => self.malformed("unknown or repeated pseudo-header"),
+            }
+            return;
         }
-    }
-
-    fn regular(&mut self, name: &[u8], value: &[u8]) {
-        self.regular_seen = true;
-        // §8.2.1: names are lowercase tokens (no uppercase, controls, space, DEL, non-ASCII or ':').
+        self.seen_regular = true;
+        // §8.2.1: field names are lowercase tokens.
         if name.is_empty()
             || name
                 .iter()
-                .any(|&b| b.is_ascii_uppercase() || b <= 0x20 || b >= 0x7f || b == b':')
+                .any(|&b| b.is_ascii_uppercase() || b <= b' ' || b >= 0x7f || b == b':')
         {
-            return self.bad("invalid field name");
+            return self.malformed("field name is empty, has uppercase or invalid characters");
+        }
+        // §8.2.2: connection-specific fields are malformed; `te` may only be "trailers".
+        if CONNECTION_SPECIFIC.contains(&name) {
+            return self.malformed("connection-specific header field");
         }
         match name {
-            // §8.2.2: connection-specific fields are malformed.
-            b"connection" | b"proxy-connection" | b"keep-alive" | b"transfer-encoding"
-            | b"upgrade" => {
-                self.bad("connection-specific field");
-            }
-            // §8.2.2: `te` may only be "trailers".
-            b"te" if value != b"trailers" => self.bad("te other than trailers"),
-            b"content-type" => self.grpc_content_type = Some(grpc::is_grpc_content_type(value)),
-            b"grpc-encoding" => self.identity_encoding = Some(value == b"identity"),
-            b"grpc-timeout" => {
-                self.timeout = grpc::parse_timeout(value);
-                self.timeout_malformed = self.timeout.is_none();
-            }
+            b"te" if value != b"trailers" => self.malformed("te other than trailers"),
+            b"content-type" => self.content_type_ok = Some(grpc::is_grpc_content_type(value)),
+            b"grpc-timeout" => self.timeout = Some(grpc::parse_timeout(value).ok_or(())),
+            b"grpc-encoding" => self.encoding_ok = value == b"identity",
             _ => {}
         }
     }
 
-    /// §8.3.1: a request must carry `:method`, `:scheme` and `:path` (`:authority` optional).
-    pub(crate) fn check_request(&mut self) {
-        if self.malformed.is_none()
-            && (self.method.is_none() || !self.scheme || self.path.is_none())
-        {
-            self.bad("missing pseudo-header");
+    /// Whether the block exceeded the header list size limit.
+    pub(crate) fn too_large(&self) -> bool {
+        self.list_size > self.max_list_size
+    }
+
+    /// The verdict on a request's trailers (§8.1): only malformation matters.
+    pub(crate) fn finish_trailers(&self) -> Result<(), HeadError> {
+        self.malformed
+            .map_or(Ok(()), |m| Err(HeadError::Malformed(m)))
+    }
+
+    /// The verdict on a request head.
+    pub(crate) fn finish(self) -> Result<RequestHead, HeadError> {
+        if self.too_large() {
+            return Err(HeadError::Reject(
+                200,
+                Response::error(Code::ResourceExhausted, "request header list too large"),
+            ));
         }
+        if let Some(m) = self.malformed {
+            return Err(HeadError::Malformed(m));
+        }
+        // §8.3.1: :method, :scheme and :path are mandatory in a request.
+        let (Some(post), true, Some(path)) = (self.method_post, self.scheme, self.path) else {
+            return Err(HeadError::Malformed("missing :method, :scheme or :path"));
+        };
+        // gRPC PROTOCOL-HTTP2: only POST; grpc-go answers other methods with HTTP 405.
+        if !post {
+            return Err(HeadError::Reject(
+                405,
+                Response::error(Code::Internal, "gRPC requires the POST method"),
+            ));
+        }
+        // gRPC PROTOCOL-HTTP2 "Content-Type": anything but application/grpc[+/;..] is
+        // answered with HTTP 415 Unsupported Media Type.
+        if self.content_type_ok != Some(true) {
+            return Err(HeadError::Reject(
+                415,
+                Response::error(Code::Internal, "content-type must be application/grpc"),
+            ));
+        }
+        // We advertise no compression (no grpc-accept-encoding): only identity is accepted.
+        if !self.encoding_ok {
+            return Err(HeadError::Reject(
+                200,
+                Response::error(
+                    Code::Unimplemented,
+                    "grpc-encoding not supported; send identity",
+                ),
+            ));
+        }
+        let timeout = match self.timeout {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            // grpc-go answers an unparseable grpc-timeout with INTERNAL.
+            Some(Err(())) => {
+                return Err(HeadError::Reject(
+                    200,
+                    Response::error(Code::Internal, "malformed grpc-timeout"),
+                ));
+            }
+        };
+        // Well-known paths are shared, sparing an allocation per request.
+        let path = KNOWN_PATHS
+            .iter()
+            .find(|known| **known == path)
+            .map_or(Cow::Owned(path), |known| Cow::Borrowed(*known));
+        Ok(RequestHead { path, timeout })
     }
 }

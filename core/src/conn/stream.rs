@@ -1,149 +1,102 @@
-//! One stream's state (RFC 9113 §5.1) and its single transition function.
+//! One request stream: its state machine (RFC 9113 §5.1, server side of a unary call) and
+//! its buffers.
 
-use alloc::string::String;
-use alloc::vec::Vec;
+use alloc::borrow::Cow;
 use zeroize::Zeroizing;
 
-use crate::grpc::PREFIX_LEN;
-use crate::h2::{FrameError, Reason};
-use crate::rpc::StreamId;
-use crate::secret::SecretBytes;
+use alloc::vec::Vec;
+
 use crate::time::Timestamp;
 
-/// The §5.1 stream states a server-side stream can be in (no push: no reserved states).
+/// The states a client-initiated stream passes through on our side (§5.1). Idle and closed
+/// streams are not stored: idle ones do not exist yet, closed ones are forgotten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamState {
-    /// Not yet opened.
-    Idle,
-    /// Both sides may send.
-    Open,
-    /// The peer ended its side (END_STREAM received); we may still send.
-    HalfClosedRemote,
-    /// We ended our side; the peer may still send.
-    HalfClosedLocal,
-    /// Both sides ended or a RST_STREAM was sent or received.
-    Closed,
+pub(crate) enum StreamState {
+    /// "open": request HEADERS seen, request body still arriving.
+    ReceivingRequest,
+    /// "half-closed (remote)": request complete and handed to the service; we owe a response.
+    AwaitingResponse,
+    /// "half-closed (remote)": response queued, flow-controlled DATA and trailers being sent.
+    SendingResponse,
 }
 
 /// What happens to a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamInput {
-    /// A HEADERS block from the peer.
-    RecvHeaders {
-        /// END_STREAM flag.
-        end_stream: bool,
-    },
-    /// A DATA frame from the peer.
-    RecvData {
-        /// END_STREAM flag.
-        end_stream: bool,
-    },
-    /// We send HEADERS or DATA.
-    Send {
-        /// END_STREAM flag.
-        end_stream: bool,
-    },
-    /// RST_STREAM sent or received.
-    Reset,
+pub(crate) enum StreamInput {
+    /// The client's END_STREAM arrived with a complete request.
+    RequestComplete,
+    /// The service answered.
+    Respond,
 }
 
-/// The one transition function over [`StreamState`] (RFC 9113 §5.1, figure 2). Every allowed
-/// (state, input) pair is listed; any other pair is the error the RFC names for it.
-#[allow(clippy::match_same_arms)] // every (state, input) pair is listed on its own
-pub fn transition(state: StreamState, input: StreamInput) -> Result<StreamState, FrameError> {
-    use StreamInput::{RecvData, RecvHeaders, Reset, Send};
-    use StreamState::{Closed, HalfClosedLocal, HalfClosedRemote, Idle, Open};
-    let ended = |end: bool, open: StreamState, closed: StreamState| if end { closed } else { open };
-    match (state, input) {
-        (_, Reset) => Ok(Closed),
-        // §5.1 idle: HEADERS opens the stream.
-        (Idle, RecvHeaders { end_stream }) => Ok(ended(end_stream, Open, HalfClosedRemote)),
-        // §5.1 idle: any other frame is a connection PROTOCOL_ERROR.
-        (Idle, RecvData { .. } | Send { .. }) => Err(FrameError::Connection(
-            Reason::PROTOCOL_ERROR,
-            "frame on idle stream",
-        )),
-        // §8.1: a second HEADERS (trailers) must carry END_STREAM.
-        (Open | HalfClosedLocal, RecvHeaders { end_stream: false }) => Err(FrameError::Stream(
-            Reason::PROTOCOL_ERROR,
-            "trailers without END_STREAM",
-        )),
-        (Open, RecvHeaders { end_stream: true }) => Ok(HalfClosedRemote),
-        (Open, RecvData { end_stream }) => Ok(ended(end_stream, Open, HalfClosedRemote)),
-        (Open, Send { end_stream }) => Ok(ended(end_stream, Open, HalfClosedLocal)),
-        (HalfClosedLocal, RecvHeaders { end_stream: true }) => Ok(Closed),
-        (HalfClosedLocal, RecvData { end_stream }) => {
-            Ok(ended(end_stream, HalfClosedLocal, Closed))
+impl StreamState {
+    /// The one transition function: allowed `(state, input)` pairs; anything else is `None`
+    /// (the caller treats it as a stream error or ignores a stale answer).
+    pub(crate) fn next(self, input: StreamInput) -> Option<Self> {
+        match (self, input) {
+            (Self::ReceivingRequest, StreamInput::RequestComplete) => Some(Self::AwaitingResponse),
+            (Self::AwaitingResponse, StreamInput::Respond) => Some(Self::SendingResponse),
+            _ => None,
         }
-        // §5.1 half-closed (remote) and closed: frames other than WINDOW_UPDATE, PRIORITY and
-        // RST_STREAM are a stream error of type STREAM_CLOSED.
-        (HalfClosedRemote | Closed, RecvHeaders { .. } | RecvData { .. }) => Err(
-            FrameError::Stream(Reason::STREAM_CLOSED, "frame on closed stream"),
-        ),
-        (HalfClosedRemote, Send { end_stream }) => Ok(ended(end_stream, HalfClosedRemote, Closed)),
-        (HalfClosedLocal | Closed, Send { .. }) => Err(FrameError::Stream(
-            Reason::INTERNAL_ERROR,
-            "send after end of stream",
-        )),
     }
 }
 
-/// How far a request body has arrived (one Length-Prefixed-Message).
-pub(crate) struct Body {
-    /// The 5-byte prefix collected so far.
-    pub(crate) prefix: [u8; PREFIX_LEN],
-    /// How many prefix bytes arrived.
-    pub(crate) prefix_len: usize,
-    /// The declared message length once the prefix is complete (bytes reserved against
-    /// `max_buffered_bytes`).
-    pub(crate) declared: Option<usize>,
-    /// The message bytes; capacity reserved exactly once, wiped on drop.
-    pub(crate) data: Zeroizing<Vec<u8>>,
-}
-
-/// A response waiting for flow-control window.
-pub(crate) struct Pending {
-    /// The 5-byte prefix of the response message.
-    pub(crate) prefix: [u8; PREFIX_LEN],
-    /// The response message.
-    pub(crate) body: SecretBytes,
-    /// Bytes of prefix + body already sent.
-    pub(crate) sent: usize,
-}
-
-/// What the connection is doing with a stream, beside its §5.1 state.
-pub(crate) enum Phase {
-    /// Receiving the request body.
-    Receiving(Body),
-    /// Handed out through `poll_request`; waiting for `respond`.
-    Dispatched,
-    /// Sending the response body, then trailers.
-    Responding(Pending),
-}
-
-/// One open stream.
+/// Per-stream data.
 pub(crate) struct Stream {
-    pub(crate) id: StreamId,
     pub(crate) state: StreamState,
-    pub(crate) phase: Phase,
-    /// The request `:path`.
-    pub(crate) path: String,
-    /// Absolute deadline from `grpc-timeout`.
-    pub(crate) deadline: Option<Timestamp>,
-    /// Our send window (may go negative after a SETTINGS change, §6.9.2).
-    pub(crate) send_window: i64,
-    /// How much more the peer may send us on this stream.
+    /// Our receive window for this stream (may not go below zero, §6.9.1).
     pub(crate) recv_window: i64,
-    /// Bytes received since our last stream WINDOW_UPDATE.
-    pub(crate) recv_unacked: u32,
+    /// The peer's window for our DATA on this stream (may go negative after a SETTINGS
+    /// change, §6.9.2).
+    pub(crate) send_window: i64,
+    pub(crate) path: Cow<'static, str>,
+    pub(crate) deadline: Option<Timestamp>,
+    /// Request body (gRPC prefix + message) received so far. May hold plaintext.
+    pub(crate) body: Zeroizing<Vec<u8>>,
+    /// Response DATA payload still to send, from `out_pos`. May hold plaintext.
+    pub(crate) out: Zeroizing<Vec<u8>>,
+    pub(crate) out_pos: usize,
+    /// Encoded trailers block, sent with END_STREAM after `out`.
+    pub(crate) trailers: Vec<u8>,
 }
 
 impl Stream {
-    /// Bytes reserved against the connection's buffered-bytes cap.
-    pub(crate) fn reserved(&self) -> usize {
-        match &self.phase {
-            Phase::Receiving(b) => b.declared.unwrap_or(0),
-            _ => 0,
+    pub(crate) fn new(
+        recv_window: u32,
+        send_window: u32,
+        path: Cow<'static, str>,
+        deadline: Option<Timestamp>,
+    ) -> Self {
+        Self {
+            state: StreamState::ReceivingRequest,
+            recv_window: i64::from(recv_window),
+            send_window: i64::from(send_window),
+            path,
+            deadline,
+            body: Zeroizing::new(Vec::new()),
+            out: Zeroizing::new(Vec::new()),
+            out_pos: 0,
+            trailers: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        use StreamInput::*;
+        use StreamState::*;
+        assert_eq!(
+            ReceivingRequest.next(RequestComplete),
+            Some(AwaitingResponse)
+        );
+        assert_eq!(AwaitingResponse.next(Respond), Some(SendingResponse));
+        assert_eq!(ReceivingRequest.next(Respond), None);
+        assert_eq!(AwaitingResponse.next(RequestComplete), None);
+        assert_eq!(SendingResponse.next(Respond), None);
+        assert_eq!(SendingResponse.next(RequestComplete), None);
     }
 }

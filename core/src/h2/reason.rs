@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-/// An error code carried by RST_STREAM or GOAWAY. Unknown codes are kept as received (§7:
-/// "MUST NOT trigger any special behavior").
+/// An HTTP/2 error code, as carried by RST_STREAM and GOAWAY (RFC 9113 §7). Unknown codes
+/// received from a peer are kept as their raw value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Reason(pub u32);
 
@@ -23,10 +23,8 @@ impl Reason {
     pub const ENHANCE_YOUR_CALM: Self = Self(0xb);
     pub const INADEQUATE_SECURITY: Self = Self(0xc);
     pub const HTTP_1_1_REQUIRED: Self = Self(0xd);
-}
 
-impl Reason {
-    /// The RFC name, or `UNKNOWN` (bounded set, fit for metric labels).
+    /// The RFC's name, or `UNKNOWN`.
     pub const fn name(self) -> &'static str {
         match self.0 {
             0x0 => "NO_ERROR",
@@ -51,11 +49,5 @@ impl Reason {
 impl fmt::Debug for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}({:#x})", self.name(), self.0)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }

@@ -1,113 +1,88 @@
-//! SETTINGS frame payloads (RFC 9113 §6.5).
+//! SETTINGS (RFC 9113 §6.5): the peer's values and the encoding of ours.
 
 use alloc::vec::Vec;
 
-use super::{FrameError, FrameHead, FrameKind, Reason, flags};
+use super::frame::{self, FrameKind, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE};
+use super::reason::Reason;
 
-/// Setting identifiers (RFC 9113 §6.5.2). Unknown ones are ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum SettingId {
-    HeaderTableSize,
-    EnablePush,
-    MaxConcurrentStreams,
-    InitialWindowSize,
-    MaxFrameSize,
-    MaxHeaderListSize,
-    Unknown(u16),
+/// Setting identifiers (RFC 9113 §6.5.2).
+pub mod id {
+    /// SETTINGS_HEADER_TABLE_SIZE.
+    pub const HEADER_TABLE_SIZE: u16 = 0x1;
+    /// SETTINGS_ENABLE_PUSH.
+    pub const ENABLE_PUSH: u16 = 0x2;
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    /// SETTINGS_INITIAL_WINDOW_SIZE.
+    pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    /// SETTINGS_MAX_FRAME_SIZE.
+    pub const MAX_FRAME_SIZE: u16 = 0x5;
+    /// SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub const MAX_HEADER_LIST_SIZE: u16 = 0x6;
 }
 
-impl SettingId {
-    /// The identifier from its wire value.
-    pub const fn from_u16(v: u16) -> Self {
-        match v {
-            1 => Self::HeaderTableSize,
-            2 => Self::EnablePush,
-            3 => Self::MaxConcurrentStreams,
-            4 => Self::InitialWindowSize,
-            5 => Self::MaxFrameSize,
-            6 => Self::MaxHeaderListSize,
-            other => Self::Unknown(other),
+/// The peer's settings that affect what we send (defaults from RFC 9113 §6.5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSettings {
+    /// The HPACK table size the peer's decoder allows.
+    pub header_table_size: u32,
+    /// Initial send window of every stream.
+    pub initial_window_size: u32,
+    /// The largest frame payload we may send.
+    pub max_frame_size: u32,
+    /// The header list size the peer accepts (advisory).
+    pub max_header_list_size: u32,
+}
+
+impl Default for PeerSettings {
+    fn default() -> Self {
+        Self {
+            header_table_size: 4096,
+            initial_window_size: frame::DEFAULT_WINDOW,
+            max_frame_size: MIN_MAX_FRAME_SIZE,
+            max_header_list_size: u32::MAX,
         }
     }
+}
 
-    /// The wire value.
-    pub const fn as_u16(self) -> u16 {
-        match self {
-            Self::HeaderTableSize => 1,
-            Self::EnablePush => 2,
-            Self::MaxConcurrentStreams => 3,
-            Self::InitialWindowSize => 4,
-            Self::MaxFrameSize => 5,
-            Self::MaxHeaderListSize => 6,
-            Self::Unknown(v) => v,
+impl PeerSettings {
+    /// Applies a SETTINGS payload (§6.5): a length not a multiple of 6 is FRAME_SIZE_ERROR,
+    /// ENABLE_PUSH other than 0/1 and MAX_FRAME_SIZE out of range are PROTOCOL_ERROR,
+    /// INITIAL_WINDOW_SIZE above 2^31-1 is FLOW_CONTROL_ERROR (§6.5.2); unknown identifiers
+    /// are ignored (§6.5.2). Settings are applied in order.
+    pub fn apply(&mut self, payload: &[u8]) -> Result<(), Reason> {
+        if payload.len() % 6 != 0 {
+            return Err(Reason::FRAME_SIZE_ERROR);
         }
+        for entry in payload.chunks_exact(6) {
+            let ident = u16::from_be_bytes([entry[0], entry[1]]);
+            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+            match ident {
+                id::HEADER_TABLE_SIZE => self.header_table_size = value,
+                id::ENABLE_PUSH if value > 1 => return Err(Reason::PROTOCOL_ERROR),
+                id::INITIAL_WINDOW_SIZE if value > MAX_WINDOW => {
+                    return Err(Reason::FLOW_CONTROL_ERROR);
+                }
+                id::INITIAL_WINDOW_SIZE => self.initial_window_size = value,
+                id::MAX_FRAME_SIZE
+                    if !(MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&value) =>
+                {
+                    return Err(Reason::PROTOCOL_ERROR);
+                }
+                id::MAX_FRAME_SIZE => self.max_frame_size = value,
+                id::MAX_HEADER_LIST_SIZE => self.max_header_list_size = value,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
-/// One identifier/value pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Setting {
-    /// Which setting.
-    pub id: SettingId,
-    /// Its value.
-    pub value: u32,
-}
-
-/// Checks a SETTINGS frame's header against §6.5 and returns its pairs, borrowed.
-///
-/// - stream other than 0: connection PROTOCOL_ERROR;
-/// - ACK with a payload, or a length not a multiple of 6: connection FRAME_SIZE_ERROR.
-pub fn parse<'a>(
-    head: &FrameHead,
-    payload: &'a [u8],
-) -> Result<impl Iterator<Item = Setting> + 'a, FrameError> {
-    if head.stream != 0 {
-        return Err(FrameError::Connection(
-            Reason::PROTOCOL_ERROR,
-            "SETTINGS on a stream",
-        ));
+/// Appends a SETTINGS frame carrying `(identifier, value)` pairs.
+pub fn write_settings(out: &mut Vec<u8>, entries: &[(u16, u32)]) {
+    frame::write_head(out, entries.len() * 6, FrameKind::Settings, 0, 0);
+    for (ident, value) in entries {
+        out.extend_from_slice(&ident.to_be_bytes());
+        out.extend_from_slice(&value.to_be_bytes());
     }
-    if head.has(flags::ACK) && !payload.is_empty() {
-        return Err(FrameError::Connection(
-            Reason::FRAME_SIZE_ERROR,
-            "SETTINGS ACK with payload",
-        ));
-    }
-    if payload.len() % 6 != 0 {
-        return Err(FrameError::Connection(
-            Reason::FRAME_SIZE_ERROR,
-            "SETTINGS length not a multiple of 6",
-        ));
-    }
-    Ok(payload.chunks_exact(6).map(|c| Setting {
-        id: SettingId::from_u16(u16::from_be_bytes([c[0], c[1]])),
-        value: u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
-    }))
-}
-
-/// Appends a SETTINGS frame carrying `settings` to `out`.
-pub fn encode(out: &mut Vec<u8>, settings: &[Setting]) {
-    FrameHead {
-        length: (settings.len() * 6) as u32,
-        kind: FrameKind::Settings,
-        flags: 0,
-        stream: 0,
-    }
-    .encode(out);
-    for s in settings {
-        out.extend_from_slice(&s.id.as_u16().to_be_bytes());
-        out.extend_from_slice(&s.value.to_be_bytes());
-    }
-}
-
-/// Appends a SETTINGS ACK (§6.5.3) to `out`.
-pub fn encode_ack(out: &mut Vec<u8>) {
-    FrameHead {
-        length: 0,
-        kind: FrameKind::Settings,
-        flags: flags::ACK,
-        stream: 0,
-    }
-    .encode(out);
 }

@@ -1,0 +1,392 @@
+//! Core micro-benchmarks: request bytes -> response bytes through a `Plugin`, one unary gRPC
+//! call per iteration on one long-lived HTTP/2 connection, the way kube-apiserver reuses its
+//! channel. The client side is a fixed, pre-encoded HPACK header block (literal fields, no
+//! dynamic table) with the stream id patched per call, so the numbers measure the plugin only:
+//! frame parsing, HPACK decoding, gRPC framing, KMS dispatch, crypto, response encoding, and
+//! draining transmit/effects/events as the loop contract requires.
+//!
+//! Run: `cargo bench -p kms-plugin-benches --bench core -- --warm-up-time 1 --measurement-time 3`
+#![allow(missing_docs, clippy::disallowed_methods)]
+
+use core::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kms_plugin_core::effect::Effect;
+use kms_plugin_core::plugin::{ConnId, Plugin};
+use kms_plugin_core::testing::fake_remote::FakeRemote;
+use kms_plugin_core::{Config, Timestamp};
+use kms_plugin_proto::{v1beta1, v2};
+use prost::Message;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const SETTINGS: u8 = 0x4;
+const WINDOW_UPDATE: u8 = 0x8;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+/// RFC 9113 §4.1 frame header + payload.
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    let len = u32::try_from(payload.len())
+        .expect("small frame")
+        .to_be_bytes();
+    out.extend_from_slice(&len[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// HPACK (RFC 7541 §6.2.2) literal without indexing, indexed name (4-bit prefix), plain value.
+fn literal_indexed_name(out: &mut Vec<u8>, index: u8, value: &str) {
+    if index < 15 {
+        out.push(index);
+    } else {
+        out.push(0x0f);
+        out.push(index - 15);
+    }
+    out.push(u8::try_from(value.len()).expect("short value"));
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// HPACK literal without indexing, new name.
+fn literal_new_name(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x00);
+    out.push(u8::try_from(name.len()).expect("short name"));
+    out.extend_from_slice(name.as_bytes());
+    out.push(u8::try_from(value.len()).expect("short value"));
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// The header block kube-apiserver's grpc-go client sends (spec §1.2), minus user-agent.
+fn header_block(path: &str) -> Vec<u8> {
+    let mut h = vec![0x83, 0x86]; // :method POST, :scheme http (static table 3, 6)
+    literal_indexed_name(&mut h, 4, path); // :path
+    literal_indexed_name(&mut h, 1, "localhost"); // :authority
+    literal_indexed_name(&mut h, 31, "application/grpc"); // content-type
+    literal_new_name(&mut h, "te", "trailers");
+    literal_new_name(&mut h, "grpc-timeout", "3000m");
+    h
+}
+
+/// A plugin with one open connection, ready for unary calls.
+struct Bench {
+    plugin: Plugin,
+    conn: ConnId,
+    now: Timestamp,
+    remote: FakeRemote,
+    next_stream: u32,
+    /// Response DATA bytes received since the last connection WINDOW_UPDATE we sent.
+    unacked_data: u32,
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let now = Timestamp::from_millis(1);
+        let plugin = Plugin::new(Config::default(), [3; 32], now).expect("valid config");
+        let mut b = Self {
+            plugin,
+            conn: ConnId(0),
+            now,
+            remote: FakeRemote::new([4; 32]),
+            next_stream: 1,
+            unacked_data: 0,
+            request: Vec::with_capacity(4096),
+            response: Vec::with_capacity(4096),
+        };
+        b.conn = b.plugin.handle_accept(b.now);
+        let mut hello = PREFACE.to_vec();
+        frame(&mut hello, SETTINGS, 0, 0, &[]);
+        b.feed(&hello);
+        let mut ack = Vec::new();
+        frame(&mut ack, SETTINGS, ACK, 0, &[]);
+        b.feed(&ack);
+        // Let the remote status + first wrap complete (the fake remote answers at once).
+        for _ in 0..4 {
+            b.now = b.now.saturating_add(Duration::from_millis(1));
+            b.plugin.handle_timeout(b.now);
+            b.drain();
+        }
+        assert!(b.plugin.status_snapshot(b.now).healthy, "plugin not ready");
+        b
+    }
+
+    /// Feeds client bytes and drains everything (loop contract), answering remote effects.
+    fn feed(&mut self, bytes: &[u8]) {
+        self.plugin
+            .handle_bytes(self.conn, bytes, self.now)
+            .expect("open connection");
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        loop {
+            self.response.clear();
+            let mut progressed = false;
+            while self.plugin.poll_transmit(&mut self.response).is_some() {
+                progressed = true;
+            }
+            self.count_data();
+            while let Some(effect) = self.plugin.poll_effect() {
+                progressed = true;
+                if let Effect::Remote { id, op, .. } = effect {
+                    let result = self.remote.answer(&op).expect("fake remote replies");
+                    self.plugin
+                        .handle_remote(id, result, self.now)
+                        .expect("valid reply");
+                }
+            }
+            while self.plugin.poll_event().is_some() {}
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Adds up response DATA payloads so we can return the flow-control credit.
+    fn count_data(&mut self) {
+        let mut rest = &self.response[..];
+        while rest.len() >= 9 {
+            let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+            if rest[3] == DATA {
+                self.unacked_data += len as u32;
+            }
+            rest = &rest[(9 + len).min(rest.len())..];
+        }
+    }
+
+    /// One unary call: HEADERS + DATA(END_STREAM) (+ a connection WINDOW_UPDATE returning
+    /// the credit of earlier responses). Returns the response bytes' length.
+    fn call(&mut self, block: &[u8], message: &[u8]) -> usize {
+        let stream = self.next_stream;
+        self.next_stream += 2;
+        self.request.clear();
+        if self.unacked_data > 0 {
+            let inc = self.unacked_data.to_be_bytes();
+            frame(&mut self.request, WINDOW_UPDATE, 0, 0, &inc);
+            self.unacked_data = 0;
+        }
+        frame(&mut self.request, HEADERS, END_HEADERS, stream, block);
+        let mut payload = Vec::with_capacity(5 + message.len());
+        payload.push(0);
+        payload.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        payload.extend_from_slice(message);
+        frame(&mut self.request, DATA, END_STREAM, stream, &payload);
+        let req = core::mem::take(&mut self.request);
+        self.now = self.now.saturating_add(Duration::from_micros(1));
+        self.plugin
+            .handle_bytes(self.conn, &req, self.now)
+            .expect("open connection");
+        self.request = req;
+        self.response.clear();
+        while self.plugin.poll_transmit(&mut self.response).is_some() {}
+        while self.plugin.poll_effect().is_some() {}
+        while self.plugin.poll_event().is_some() {}
+        self.count_data();
+        self.response.len()
+    }
+
+    /// The gRPC message of the last response (first DATA frame, without the 5-byte prefix).
+    fn last_message(&self) -> Vec<u8> {
+        let mut rest = &self.response[..];
+        while rest.len() >= 9 {
+            let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+            if rest[3] == DATA && len >= 5 {
+                return rest[9 + 5..9 + len].to_vec();
+            }
+            rest = &rest[(9 + len).min(rest.len())..];
+        }
+        panic!("no DATA frame in the response");
+    }
+}
+
+/// A plugin bench: warms up with one call (checked by `check`), then times `call`.
+fn bench_plugin(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    path: &str,
+    message: impl Fn(&mut Bench) -> Vec<u8>,
+    check: impl Fn(&[u8]),
+) {
+    let block = header_block(path);
+    // Throughput: the request's bytes on the wire (frame headers + header block + message).
+    let probe_len = {
+        let mut b = Bench::new();
+        let msg = message(&mut b);
+        b.call(&block, &msg);
+        check(&b.last_message());
+        9 + block.len() + 9 + 5 + msg.len()
+    };
+    group.throughput(Throughput::Bytes(probe_len as u64));
+    group.bench_function(name, |bencher| {
+        let mut b = Bench::new();
+        let msg = message(&mut b);
+        b.call(&block, &msg);
+        check(&b.last_message());
+        bencher.iter(|| b.call(&block, &msg));
+    });
+}
+
+fn bench_core(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plugin");
+    bench_plugin(
+        &mut group,
+        "v2_status",
+        "/v2.KeyManagementService/Status",
+        |_| v2::StatusRequest {}.encode_to_vec(),
+        |m| assert_eq!(v2::StatusResponse::decode(m).expect("status").healthz, "ok"),
+    );
+    bench_plugin(
+        &mut group,
+        "v2_decrypt_cached_kek",
+        "/v2.KeyManagementService/Decrypt",
+        |b| {
+            // Encrypt once through the plugin; the KEK is then local (current or cached).
+            let enc_block = header_block("/v2.KeyManagementService/Encrypt");
+            let enc_msg = v2::EncryptRequest {
+                plaintext: Bytes::from_static(&[0x5a; 32]),
+                uid: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            }
+            .encode_to_vec();
+            b.call(&enc_block, &enc_msg);
+            let enc = v2::EncryptResponse::decode(&b.last_message()[..]).expect("encrypt");
+            v2::DecryptRequest {
+                ciphertext: enc.ciphertext,
+                uid: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
+                key_id: enc.key_id,
+                annotations: enc.annotations,
+            }
+            .encode_to_vec()
+        },
+        |m| {
+            let dec = v2::DecryptResponse::decode(m).expect("decrypt");
+            assert_eq!(&dec.plaintext[..], &[0x5a; 32]);
+        },
+    );
+    bench_plugin(
+        &mut group,
+        "v1_encrypt",
+        "/v1beta1.KeyManagementService/Encrypt",
+        |_| {
+            v1beta1::EncryptRequest {
+                version: "v1beta1".into(),
+                plain: Bytes::from_static(&[0xa5; 32]),
+            }
+            .encode_to_vec()
+        },
+        |m| {
+            assert!(
+                !v1beta1::EncryptResponse::decode(m)
+                    .expect("v1")
+                    .cipher
+                    .is_empty()
+            );
+        },
+    );
+    group.finish();
+}
+
+/// The KMS services alone (decoded request in, encoded response out), to separate the
+/// transport's share of the plugin numbers.
+fn bench_service(c: &mut Criterion) {
+    use kms_plugin_core::kms::KmsService;
+    use kms_plugin_core::rpc::Request;
+    use kms_plugin_core::secret::SecretBytes;
+
+    fn ready_service() -> (KmsService, FakeRemote, Timestamp) {
+        let now = Timestamp::from_millis(1);
+        let config = Config::default();
+        let mut svc = KmsService::new(&config.kms, [5; 32], now);
+        let mut remote = FakeRemote::new([4; 32]);
+        for _ in 0..4 {
+            while let Some(effect) = svc.poll_effect() {
+                if let Effect::Remote { id, op, .. } = effect {
+                    let result = remote.answer(&op).expect("fake remote replies");
+                    svc.handle_remote(id, result, now).expect("valid reply");
+                }
+            }
+        }
+        while svc.poll_event().is_some() {}
+        (svc, remote, now)
+    }
+    fn one(svc: &mut KmsService, path: &'static str, message: &[u8], now: Timestamp) -> usize {
+        let req = Request {
+            stream: 1,
+            path: path.into(),
+            message: SecretBytes::copy_from(message),
+            deadline: None,
+            received: now,
+        };
+        svc.handle_request(ConnId(0), req, now);
+        let answer = svc.poll_answer().expect("answered at once");
+        while svc.poll_event().is_some() {}
+        answer.response.body.map_or(0, |b| b.len())
+    }
+
+    let mut group = c.benchmark_group("service");
+    let status = v2::StatusRequest {}.encode_to_vec();
+    group.throughput(Throughput::Bytes(status.len().max(1) as u64));
+    group.bench_function("v2_status", |bencher| {
+        let (mut svc, _remote, now) = ready_service();
+        bencher.iter(|| one(&mut svc, "/v2.KeyManagementService/Status", &status, now));
+    });
+    let enc_req = v2::EncryptRequest {
+        plaintext: Bytes::from_static(&[0x5a; 32]),
+        uid: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+    }
+    .encode_to_vec();
+    group.throughput(Throughput::Bytes(enc_req.len() as u64));
+    group.bench_function("v2_decrypt_cached_kek", |bencher| {
+        let (mut svc, _remote, now) = ready_service();
+        let req = Request {
+            stream: 1,
+            path: "/v2.KeyManagementService/Encrypt".into(),
+            message: SecretBytes::copy_from(&enc_req),
+            deadline: None,
+            received: now,
+        };
+        svc.handle_request(ConnId(0), req, now);
+        let body = svc
+            .poll_answer()
+            .expect("encrypted")
+            .response
+            .body
+            .expect("ok");
+        let enc = v2::EncryptResponse::decode(body.expose()).expect("encrypt response");
+        let dec = v2::DecryptRequest {
+            ciphertext: enc.ciphertext,
+            uid: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
+            key_id: enc.key_id,
+            annotations: enc.annotations,
+        }
+        .encode_to_vec();
+        assert!(one(&mut svc, "/v2.KeyManagementService/Decrypt", &dec, now) > 32);
+        bencher.iter(|| one(&mut svc, "/v2.KeyManagementService/Decrypt", &dec, now));
+    });
+    let v1_req = v1beta1::EncryptRequest {
+        version: "v1beta1".into(),
+        plain: Bytes::from_static(&[0xa5; 32]),
+    }
+    .encode_to_vec();
+    group.throughput(Throughput::Bytes(v1_req.len() as u64));
+    group.bench_function("v1_encrypt", |bencher| {
+        let (mut svc, _remote, now) = ready_service();
+        bencher.iter(|| {
+            one(
+                &mut svc,
+                "/v1beta1.KeyManagementService/Encrypt",
+                &v1_req,
+                now,
+            )
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_service, bench_core);
+criterion_main!(benches);

@@ -1,0 +1,168 @@
+//! Control frames: PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY and WINDOW_UPDATE
+//! (RFC 9113 §6.3-§6.9).
+
+use super::closed::ClosedBy;
+use super::{ConnEvent, Connection};
+use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
+use crate::h2::reason::Reason;
+use crate::time::Timestamp;
+
+impl Connection {
+    pub(super) fn on_priority(&mut self, head: FrameHead, payload: &[u8]) {
+        if head.stream == 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
+        }
+        let Some(dep) = payload.first_chunk::<4>().filter(|_| payload.len() == 5) else {
+            // §6.3: stream error FRAME_SIZE_ERROR.
+            return self.stream_error(
+                head.stream,
+                Reason::FRAME_SIZE_ERROR,
+                "PRIORITY length is not 5",
+            );
+        };
+        if u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream {
+            // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
+            self.stream_error(
+                head.stream,
+                Reason::PROTOCOL_ERROR,
+                "stream depends on itself",
+            );
+        }
+    }
+
+    pub(super) fn on_rst_stream(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        // §6.4: length 4, never on stream 0 or an idle stream.
+        let Some(code) = payload.first_chunk::<4>().filter(|_| payload.len() == 4) else {
+            return self.connection_error(Reason::FRAME_SIZE_ERROR, "RST_STREAM length is not 4");
+        };
+        if head.stream == 0 || head.stream > self.last_stream {
+            return self.connection_error(
+                Reason::PROTOCOL_ERROR,
+                "RST_STREAM on stream 0 or an idle stream",
+            );
+        }
+        // Rapid-reset protection (CVE-2023-44487).
+        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
+            self.resets_window_start = now;
+            self.resets_in_window = 0;
+        }
+        self.resets_in_window += 1;
+        if self.resets_in_window > self.config.max_resets_per_window {
+            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
+        }
+        let reason = Reason(u32::from_be_bytes(*code));
+        if self.remove_stream(head.stream) {
+            self.closed.insert(head.stream, ClosedBy::Other);
+            self.events.push_back(ConnEvent::StreamReset {
+                stream: head.stream,
+                reason,
+            });
+        }
+        self.check_drained();
+    }
+
+    pub(super) fn on_settings(&mut self, head: FrameHead, payload: &[u8]) {
+        if head.stream != 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "SETTINGS on a stream"); // §6.5
+        }
+        if head.has(flags::ACK) {
+            if !payload.is_empty() {
+                return self
+                    .connection_error(Reason::FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
+            }
+            self.settings_ack_deadline = None;
+            return;
+        }
+        let old_window = self.peer.initial_window_size;
+        if let Err(reason) = self.peer.apply(payload) {
+            return self.connection_error(reason, "invalid SETTINGS");
+        }
+        // §6.9.2: a new initial window adjusts every open stream's send window.
+        let delta = i64::from(self.peer.initial_window_size) - i64::from(old_window);
+        if delta != 0 {
+            for s in self.streams.values_mut() {
+                s.send_window += delta;
+                if s.send_window > i64::from(MAX_WINDOW) {
+                    return self.connection_error(
+                        Reason::FLOW_CONTROL_ERROR,
+                        "SETTINGS overflowed a stream window",
+                    );
+                }
+            }
+        }
+        self.encoder
+            .set_peer_max_table_size(self.peer.header_table_size as usize);
+        frame::write_settings_ack(&mut self.out);
+        self.flush_streams();
+    }
+
+    pub(super) fn on_ping(&mut self, head: FrameHead, payload: &[u8]) {
+        // §6.7: 8 octets on stream 0; answer unless it is an ACK.
+        let Some(opaque) = payload.first_chunk::<8>().filter(|_| payload.len() == 8) else {
+            return self.connection_error(Reason::FRAME_SIZE_ERROR, "PING length is not 8");
+        };
+        if head.stream != 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "PING on a stream");
+        }
+        if !head.has(flags::ACK) {
+            frame::write_ping_ack(&mut self.out, opaque);
+        }
+    }
+
+    pub(super) fn on_goaway(&mut self, head: FrameHead, payload: &[u8]) {
+        // §6.8: stream 0, at least 8 octets.
+        if head.stream != 0 {
+            return self.connection_error(Reason::PROTOCOL_ERROR, "GOAWAY on a stream");
+        }
+        let Some(fixed) = payload.first_chunk::<8>() else {
+            return self.connection_error(Reason::FRAME_SIZE_ERROR, "GOAWAY shorter than 8 octets");
+        };
+        let last_stream = u32::from_be_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]) & MAX_WINDOW;
+        let reason = Reason(u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]));
+        self.peer_goaway = true;
+        self.events.push_back(ConnEvent::PeerGoAway {
+            reason,
+            last_stream,
+        });
+        self.check_drained();
+    }
+
+    pub(super) fn on_window_update(&mut self, head: FrameHead, payload: &[u8]) {
+        // §6.9: 4 octets; an increment of 0 is PROTOCOL_ERROR; overflow FLOW_CONTROL_ERROR.
+        let Some(bytes) = payload.first_chunk::<4>().filter(|_| payload.len() == 4) else {
+            return self
+                .connection_error(Reason::FRAME_SIZE_ERROR, "WINDOW_UPDATE length is not 4");
+        };
+        let increment = i64::from(u32::from_be_bytes(*bytes) & MAX_WINDOW);
+        if head.stream == 0 {
+            if increment == 0 {
+                return self.connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
+            }
+            self.conn_send_window += increment;
+            if self.conn_send_window > i64::from(MAX_WINDOW) {
+                return self
+                    .connection_error(Reason::FLOW_CONTROL_ERROR, "connection window overflow");
+            }
+        } else if let Some(s) = self.streams.get_mut(&head.stream) {
+            if increment == 0 {
+                return self.stream_error(
+                    head.stream,
+                    Reason::PROTOCOL_ERROR,
+                    "WINDOW_UPDATE of 0",
+                );
+            }
+            s.send_window += increment;
+            if s.send_window > i64::from(MAX_WINDOW) {
+                return self.stream_error(
+                    head.stream,
+                    Reason::FLOW_CONTROL_ERROR,
+                    "stream window overflow",
+                );
+            }
+        } else if head.stream > self.last_stream {
+            return self
+                .connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+        }
+        self.flush_streams();
+    }
+}

@@ -1,0 +1,82 @@
+//! `:path` -> RPC method (spec §1.4). Both services are served on the same socket.
+
+/// The RPCs the plugin serves (a bounded label set for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// `/v1beta1.KeyManagementService/Version`.
+    V1Version,
+    /// `/v1beta1.KeyManagementService/Encrypt`.
+    V1Encrypt,
+    /// `/v1beta1.KeyManagementService/Decrypt`.
+    V1Decrypt,
+    /// `/v2.KeyManagementService/Status`.
+    V2Status,
+    /// `/v2.KeyManagementService/Encrypt`.
+    V2Encrypt,
+    /// `/v2.KeyManagementService/Decrypt`.
+    V2Decrypt,
+    /// Any other path (answered UNIMPLEMENTED).
+    Unknown,
+}
+
+impl Method {
+    /// Every known method with its path.
+    pub const ALL: [(Self, &'static str); 6] = [
+        (Self::V1Version, "/v1beta1.KeyManagementService/Version"),
+        (Self::V1Encrypt, "/v1beta1.KeyManagementService/Encrypt"),
+        (Self::V1Decrypt, "/v1beta1.KeyManagementService/Decrypt"),
+        (Self::V2Status, "/v2.KeyManagementService/Status"),
+        (Self::V2Encrypt, "/v2.KeyManagementService/Encrypt"),
+        (Self::V2Decrypt, "/v2.KeyManagementService/Decrypt"),
+    ];
+
+    /// The method named by a gRPC `:path` (exact, case-sensitive match as grpc-go routes).
+    pub fn from_path(path: &str) -> Self {
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == path)
+            .map_or(Self::Unknown, |(m, _)| *m)
+    }
+
+    /// The gRPC path, or `None` for [`Method::Unknown`].
+    pub fn path(self) -> Option<&'static str> {
+        Self::ALL.iter().find(|(m, _)| *m == self).map(|(_, p)| *p)
+    }
+
+    /// Short name for logs and metric labels, e.g. `v2.Status`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V1Version => "v1beta1.Version",
+            Self::V1Encrypt => "v1beta1.Encrypt",
+            Self::V1Decrypt => "v1beta1.Decrypt",
+            Self::V2Status => "v2.Status",
+            Self::V2Encrypt => "v2.Encrypt",
+            Self::V2Decrypt => "v2.Decrypt",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        for (m, p) in Method::ALL {
+            assert_eq!(Method::from_path(p), m);
+            assert_eq!(m.path(), Some(p));
+        }
+        for bad in [
+            "",
+            "/",
+            "/v2.KeyManagementService/status",
+            "/v2alpha1.KeyManagementService/Status",
+            "/v2.KeyManagementService/Status/",
+            "v2.KeyManagementService/Status",
+        ] {
+            assert_eq!(Method::from_path(bad), Method::Unknown, "{bad}");
+        }
+        assert_eq!(Method::Unknown.path(), None);
+    }
+}

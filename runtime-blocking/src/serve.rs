@@ -1,0 +1,413 @@
+//! The blocking driver: one `Plugin` behind a mutex, a reader thread per connection, a timer
+//! thread, and a small pool of workers for remote KEK calls.
+//!
+//! A connection's thread reads, locks, feeds the bytes and drains every output (writing each
+//! connection's bytes to its socket) before unlocking: a request answered from cache costs no
+//! thread hop. Provider calls run on workers and never hold the lock. The timer thread sleeps
+//! on a condvar until the core's `poll_timeout`, and is woken only when a drain produces an
+//! earlier deadline.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kms_plugin_core::effect::RemoteOp;
+use kms_plugin_core::event::Event;
+use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, Timestamp};
+use zeroize::Zeroize;
+
+use crate::clock::Clock;
+use crate::endpoint::Endpoint;
+use crate::log::{Logger, hash_key_id};
+use crate::provider::{self, KekProvider};
+use crate::socket::BoundSocket;
+
+/// Everything `serve` needs.
+pub struct ServeOptions {
+    /// Where to listen.
+    pub endpoint: Endpoint,
+    /// Mode of a path socket (e.g. 0o600).
+    pub socket_mode: u32,
+    /// The core's configuration.
+    pub config: Config,
+    /// The remote KEK.
+    pub provider: Arc<dyn KekProvider>,
+    /// Where logs go.
+    pub logger: Logger,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Threads executing remote KEK calls.
+    pub remote_workers: usize,
+}
+
+struct Job {
+    id: OpId,
+    op: RemoteOp,
+    deadline: Timestamp,
+}
+
+struct State {
+    plugin: Plugin,
+    writers: HashMap<ConnId, UnixStream>,
+    out: Vec<u8>,
+    /// The deadline the timer thread currently sleeps until (`None`: indefinitely).
+    timer_target: Option<Timestamp>,
+    stopping: bool,
+    finished: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    timer_cv: Condvar,
+    drained_cv: Condvar,
+    clock: Clock,
+    jobs: Mutex<Option<Sender<Job>>>,
+    logger: Logger,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The loop contract: drain transmit, effects, events, then look at the next deadline.
+    fn drain(&self, st: &mut State) {
+        let State {
+            plugin,
+            writers,
+            out,
+            ..
+        } = st;
+        while let Some(conn) = plugin.poll_transmit(out) {
+            if let Some(stream) = writers.get_mut(&conn) {
+                if stream.write_all(out).is_err() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+            out.as_mut_slice().zeroize();
+            out.clear();
+        }
+        while let Some(effect) = plugin.poll_effect() {
+            match effect {
+                Effect::Remote { id, op, deadline } => {
+                    let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(tx) = jobs.as_ref() {
+                        let _ = tx.send(Job { id, op, deadline });
+                    }
+                }
+                // The worker finishes the call; the core drops the late answer.
+                Effect::CancelRemote { .. } => {}
+                Effect::Close { conn } => {
+                    if let Some(stream) = writers.remove(&conn) {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
+        while let Some(event) = plugin.poll_event() {
+            log_event(self.logger, &event);
+        }
+        let next = plugin.poll_timeout();
+        let earlier = match (next, st.timer_target) {
+            (Some(n), Some(t)) => n < t,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            st.timer_target = next;
+            self.timer_cv.notify_one();
+        }
+        if st.stopping && st.plugin.is_drained() {
+            self.drained_cv.notify_all();
+        }
+    }
+}
+
+/// A running server; dropping it does not stop it — call [`Server::shutdown`] then
+/// [`Server::wait`].
+pub struct Server {
+    shared: Arc<Shared>,
+    socket: Arc<BoundSocket>,
+    endpoint: Endpoint,
+    accept: Option<thread::JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Binds the socket and starts serving. Errors are one operator-facing line.
+    pub fn start(options: ServeOptions) -> Result<Self, String> {
+        let socket = Arc::new(BoundSocket::bind(&options.endpoint, options.socket_mode)?);
+        let clock = Clock::new();
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
+        let plugin = Plugin::new(options.config, seed, clock.now())
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        seed.zeroize();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                plugin,
+                writers: HashMap::new(),
+                out: Vec::with_capacity(16 * 1024),
+                timer_target: None,
+                stopping: false,
+                finished: false,
+            }),
+            timer_cv: Condvar::new(),
+            drained_cv: Condvar::new(),
+            clock,
+            jobs: Mutex::new(Some(tx)),
+            logger: options.logger,
+        });
+        shared.drain(&mut shared.lock());
+
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..options.remote_workers.max(1) {
+            let (shared, rx, provider) = (shared.clone(), rx.clone(), options.provider.clone());
+            spawn(&format!("kms-remote-{i}"), move || {
+                remote_worker(&shared, &rx, &*provider);
+            })?;
+        }
+        {
+            let shared = shared.clone();
+            spawn("kms-timer", move || timer_loop(&shared))?;
+        }
+        let accept = {
+            let (shared, socket) = (shared.clone(), socket.clone());
+            spawn("kms-accept", move || accept_loop(&shared, &socket))?
+        };
+        shared.logger.info(
+            "listening",
+            &[
+                ("endpoint", &options.endpoint),
+                ("provider", &options.provider.name()),
+            ],
+        );
+        Ok(Self {
+            shared,
+            socket,
+            endpoint: options.endpoint,
+            accept: Some(accept),
+            grace: options.shutdown_grace,
+        })
+    }
+
+    /// Begins a graceful shutdown: stop accepting, GOAWAY every connection.
+    pub fn shutdown(&self) {
+        let mut st = self.shared.lock();
+        if st.stopping {
+            return;
+        }
+        st.stopping = true;
+        st.plugin.handle_shutdown(self.shared.clock.now());
+        self.shared.drain(&mut st);
+        drop(st);
+        self.shared.logger.info("shutting down", &[]);
+        // Wake the accept loop with a connection to ourselves.
+        let _ = match &self.endpoint {
+            Endpoint::Path(p) => UnixStream::connect(p),
+            Endpoint::Abstract(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(name)
+                    .and_then(|a| UnixStream::connect_addr(&a))
+            }
+        };
+    }
+
+    /// Waits until in-flight requests are answered (at most the grace period), closes every
+    /// connection and unlinks the socket.
+    pub fn wait(mut self) {
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        let deadline = Instant::now() + self.grace;
+        let mut st = self.shared.lock();
+        while !st.plugin.is_drained() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.shared
+                    .logger
+                    .warn("shutdown grace period over; closing connections", &[]);
+                break;
+            }
+            st = self
+                .shared
+                .drained_cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.finished = true;
+        for stream in st.writers.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        st.writers.clear();
+        drop(st);
+        self.shared.timer_cv.notify_all();
+        *self
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        drop(self.socket); // unlinks the socket file once the accept thread's clone is gone
+        self.shared.logger.info("stopped", &[]);
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHandle<()>, String> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(128 * 1024)
+        .spawn(f)
+        .map_err(|e| format!("cannot start thread {name}: {e}"))
+}
+
+fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
+    for stream in socket.listener().incoming() {
+        if shared.lock().stopping {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                shared.logger.warn("accept failed", &[("error", &e)]);
+                // EMFILE and friends: back off briefly instead of spinning.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Ok(writer) = stream.try_clone() else {
+            continue;
+        };
+        let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
+        let conn = {
+            let mut st = shared.lock();
+            let conn = st.plugin.handle_accept(shared.clock.now());
+            st.writers.insert(conn, writer);
+            shared.drain(&mut st);
+            conn
+        };
+        let shared2 = shared.clone();
+        if spawn("kms-conn", move || connection_loop(&shared2, stream, conn)).is_err() {
+            let mut st = shared.lock();
+            let _ = st.plugin.handle_eof(conn, shared.clock.now());
+            shared.drain(&mut st);
+        }
+    }
+}
+
+fn connection_loop(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n,
+        };
+        let mut st = shared.lock();
+        let now = shared.clock.now();
+        let alive = st.writers.contains_key(&conn);
+        if n == 0 || !alive {
+            let _ = st.plugin.handle_eof(conn, now);
+            shared.drain(&mut st);
+            break;
+        }
+        let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
+        shared.drain(&mut st);
+        drop(st);
+        buf[..n].zeroize();
+    }
+}
+
+fn timer_loop(shared: &Shared) {
+    let mut st = shared.lock();
+    loop {
+        if st.finished {
+            return;
+        }
+        let now = shared.clock.now();
+        match st.plugin.poll_timeout() {
+            Some(t) if t <= now => {
+                st.plugin.handle_timeout(now);
+                st.timer_target = None;
+                shared.drain(&mut st);
+            }
+            Some(t) => {
+                st.timer_target = Some(t);
+                let wait = shared
+                    .clock
+                    .instant(t)
+                    .saturating_duration_since(Instant::now());
+                st = shared
+                    .timer_cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            None => {
+                st.timer_target = None;
+                st = shared
+                    .timer_cv
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn KekProvider) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else { return };
+        let deadline = shared.clock.instant(job.deadline);
+        let result = provider::execute(provider, &job.op, deadline);
+        let mut st = shared.lock();
+        if let Err(e) = st.plugin.handle_remote(job.id, result, shared.clock.now()) {
+            shared
+                .logger
+                .error("remote reply rejected by the core", &[("error", &e)]);
+        }
+        shared.drain(&mut st);
+    }
+}
+
+/// Logs one core event (key ids hashed; events never hold secrets).
+fn log_event(logger: Logger, event: &Event) {
+    match event {
+        Event::KeyIdChanged { key_id } => {
+            logger.info("key id changed", &[("key_id_hash", &hash_key_id(key_id))]);
+        }
+        Event::LocalKekRotated { reason } => {
+            logger.info("local KEK rotated", &[("reason", &reason.name())]);
+        }
+        Event::HealthChanged { healthy, cause } => {
+            if *healthy {
+                logger.info("healthy", &[]);
+            } else {
+                logger.warn("unhealthy", &[("cause", cause)]);
+            }
+        }
+        Event::RemoteCompleted {
+            op,
+            error: Some(kind),
+            latency,
+            ..
+        } => logger.warn(
+            "remote operation failed",
+            &[
+                ("op", &op.name()),
+                ("error", &kind.name()),
+                ("latency_ms", &latency.as_millis()),
+            ],
+        ),
+        other => {
+            if logger.enabled(crate::log::Level::Debug) {
+                logger.debug("event", &[("event", &format_args!("{other:?}"))]);
+            }
+        }
+    }
+}
