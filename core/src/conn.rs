@@ -112,6 +112,8 @@ pub struct Connection {
     inbuf: Vec<u8>,
     /// Output not yet taken by `poll_transmit`.
     out: Vec<u8>,
+    /// Reused scratch for encoding one response header block.
+    block_scratch: Vec<u8>,
     streams: BTreeMap<StreamId, Stream>,
     /// Highest client stream id seen (§5.1.1: new ids must be larger).
     last_stream: StreamId,
@@ -174,6 +176,7 @@ impl Connection {
             decoder: Decoder::new(config.header_table_size as usize),
             encoder: Encoder::new(),
             inbuf: Vec::new(),
+            block_scratch: Vec::new(),
             out,
             streams: BTreeMap::new(),
             last_stream: 0,
@@ -501,7 +504,8 @@ impl Connection {
                 "DATA beyond the stream window",
             );
         }
-        s.body.extend_from_slice(content);
+        let limit = PREFIX_LEN + self.config.max_message_size as usize;
+        stream::append_wiping(&mut s.body, content, limit);
         self.buffered += content.len();
         let body_len = s.body.len();
         let declared = s
@@ -815,7 +819,7 @@ impl Connection {
         body.drain(..PREFIX_LEN);
         self.requests.push_back(Request {
             stream: id,
-            path: s.path.clone(),
+            path: mem::take(&mut s.path),
             message: SecretBytes::new(body),
             deadline: s.deadline,
             received: now,

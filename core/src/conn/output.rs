@@ -1,17 +1,18 @@
 //! Response output: encoding answers and sending them within the peer's flow-control windows
 //! (RFC 9113 §6.9; gRPC PROTOCOL-HTTP2 "Responses").
 
-use alloc::vec::Vec;
+use core::mem;
 
 use zeroize::Zeroize;
 
 use super::closed::ClosedBy;
 use super::stream::StreamState;
 use super::{ConnEvent, Connection, Phase};
-use crate::grpc::{self, PREFIX_LEN};
+use crate::grpc;
 use crate::h2::frame::{self, FrameKind, flags};
 use crate::h2::reason::Reason;
 use crate::rpc::{Code, Response, StreamId};
+use crate::secret::SecretBytes;
 
 impl Connection {
     /// Encodes `response` for `id` into the stream's pending output. OK responses are HEADERS
@@ -20,7 +21,8 @@ impl Connection {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        let mut block = Vec::with_capacity(64);
+        let mut block = mem::take(&mut self.block_scratch);
+        block.clear();
         let status = match http_status {
             200 => &b"200"[..],
             405 => b"405",
@@ -31,7 +33,6 @@ impl Connection {
             .encode_field(b":status", status, false, &mut block);
         self.encoder
             .encode_field(b"content-type", b"application/grpc", false, &mut block);
-        let mut trailers = Vec::with_capacity(32);
         let mut code_buf = [0u8; 3];
         let code = format_code(response.code.as_u8(), &mut code_buf);
         match response.body {
@@ -43,15 +44,10 @@ impl Connection {
                     id,
                     &block,
                 );
-                s.out.clear();
-                s.out.reserve(PREFIX_LEN + body.len());
-                s.out.push(0);
-                s.out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-                s.out.extend_from_slice(body.expose());
+                let len = (body.len() as u32).to_be_bytes();
+                s.out_prefix = [0, len[0], len[1], len[2], len[3]];
+                s.out = body;
                 s.out_pos = 0;
-                self.encoder
-                    .encode_field(b"grpc-status", code, false, &mut trailers);
-                s.trailers = trailers;
             }
             _ => {
                 self.encoder
@@ -71,58 +67,69 @@ impl Connection {
                     id,
                     &block,
                 );
-                s.out.clear();
+                s.out = SecretBytes::default();
                 s.out_pos = 0;
-                s.trailers.clear();
                 s.state = StreamState::SendingResponse;
+                self.block_scratch = block;
                 self.finish_sent(id);
+                return;
             }
         }
+        self.block_scratch = block;
     }
 
     /// Sends as much pending response DATA as the windows allow, then trailers (§6.9).
+    /// DATA is written straight from the service's response buffer: no intermediate copy.
     pub(super) fn flush_streams(&mut self) {
         if self.phase == Phase::Closed {
             return;
         }
         let max_frame = self.peer.max_frame_size as usize;
-        let mut done: Vec<StreamId> = Vec::new();
-        for (&id, s) in &mut self.streams {
-            if s.state != StreamState::SendingResponse {
-                continue;
-            }
-            while s.out_pos < s.out.len() {
-                let window = self.conn_send_window.min(s.send_window);
-                if window <= 0 {
+        let mut next = Some(0);
+        // Streams finish one at a time; restart after the first finished id (BTreeMap order).
+        while let Some(from) = next.take() {
+            let mut done = None;
+            for (&id, s) in self.streams.range_mut(from..) {
+                if s.state != StreamState::SendingResponse {
+                    continue;
+                }
+                let total = s.out_len();
+                while s.out_pos < total {
+                    let window = self.conn_send_window.min(s.send_window);
+                    if window <= 0 {
+                        break;
+                    }
+                    let n = (total - s.out_pos)
+                        .min(usize::try_from(window).unwrap_or(0))
+                        .min(max_frame);
+                    frame::write_head(&mut self.out, n, FrameKind::Data, 0, id);
+                    s.write_out(s.out_pos, s.out_pos + n, &mut self.out);
+                    s.out_pos += n;
+                    self.conn_send_window -= i64::try_from(n).unwrap_or(i64::MAX);
+                    s.send_window -= i64::try_from(n).unwrap_or(i64::MAX);
+                }
+                if s.out_pos >= total {
+                    done = Some(id);
                     break;
                 }
-                let n = (s.out.len() - s.out_pos)
-                    .min(usize::try_from(window).unwrap_or(0))
-                    .min(max_frame);
-                frame::write_frame(
-                    &mut self.out,
-                    FrameKind::Data,
-                    0,
-                    id,
-                    &s.out[s.out_pos..s.out_pos + n],
-                );
-                s.out_pos += n;
-                self.conn_send_window -= i64::try_from(n).unwrap_or(i64::MAX);
-                s.send_window -= i64::try_from(n).unwrap_or(i64::MAX);
             }
-            if s.out_pos >= s.out.len() {
+            if let Some(id) = done {
+                // Trailers: `grpc-status: 0` with END_STREAM (PROTOCOL-HTTP2 "Trailers").
+                let mut block = mem::take(&mut self.block_scratch);
+                block.clear();
+                self.encoder
+                    .encode_field(b"grpc-status", b"0", false, &mut block);
                 frame::write_frame(
                     &mut self.out,
                     FrameKind::Headers,
                     flags::END_HEADERS | flags::END_STREAM,
                     id,
-                    &s.trailers,
+                    &block,
                 );
-                done.push(id);
+                self.block_scratch = block;
+                self.finish_sent(id);
+                next = id.checked_add(1);
             }
-        }
-        for id in done {
-            self.finish_sent(id);
         }
     }
 

@@ -2,10 +2,12 @@
 //! its buffers.
 
 use alloc::borrow::Cow;
-use zeroize::Zeroizing;
-
 use alloc::vec::Vec;
 
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::grpc::PREFIX_LEN;
+use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
 /// The states a client-initiated stream passes through on our side (§5.1). Idle and closed
@@ -53,11 +55,33 @@ pub(crate) struct Stream {
     pub(crate) deadline: Option<Timestamp>,
     /// Request body (gRPC prefix + message) received so far. May hold plaintext.
     pub(crate) body: Zeroizing<Vec<u8>>,
-    /// Response DATA payload still to send, from `out_pos`. May hold plaintext.
-    pub(crate) out: Zeroizing<Vec<u8>>,
+    /// The 5-byte prefix of the response message.
+    pub(crate) out_prefix: [u8; PREFIX_LEN],
+    /// The response message (moved in from the service, not copied). May hold plaintext.
+    pub(crate) out: SecretBytes,
+    /// Octets of prefix + message already sent.
     pub(crate) out_pos: usize,
-    /// Encoded trailers block, sent with END_STREAM after `out`.
-    pub(crate) trailers: Vec<u8>,
+}
+
+impl Stream {
+    /// Length of the response DATA payload (prefix + message).
+    pub(crate) fn out_len(&self) -> usize {
+        PREFIX_LEN + self.out.len()
+    }
+
+    /// Appends response DATA octets `from..to` (of prefix + message) to `buf`.
+    pub(crate) fn write_out(&self, from: usize, to: usize, buf: &mut Vec<u8>) {
+        if let Some(p) = self
+            .out_prefix
+            .get(from.min(PREFIX_LEN)..to.min(PREFIX_LEN))
+        {
+            buf.extend_from_slice(p);
+        }
+        let body = self.out.expose();
+        if let Some(b) = body.get(from.saturating_sub(PREFIX_LEN)..to.saturating_sub(PREFIX_LEN)) {
+            buf.extend_from_slice(b);
+        }
+    }
 }
 
 impl Stream {
@@ -74,11 +98,45 @@ impl Stream {
             path,
             deadline,
             body: Zeroizing::new(Vec::new()),
-            out: Zeroizing::new(Vec::new()),
+            out_prefix: [0; PREFIX_LEN],
+            out: SecretBytes::default(),
             out_pos: 0,
-            trailers: Vec::new(),
         }
     }
+}
+
+/// Appends `data` to a request body that may hold plaintext, never leaving a copy behind.
+///
+/// `Vec`'s own growth would free the old allocation without wiping it. Here growth moves the
+/// bytes into a new allocation and wipes the old one first. Once the 5-byte gRPC prefix is
+/// known the new capacity is exactly prefix + declared length (capped by `limit`), so a
+/// request whose first DATA frame carries the prefix allocates once; otherwise capacity at
+/// least doubles (at most twice the bytes received, so a declared length alone never reserves
+/// memory the peer has not sent).
+pub(crate) fn append_wiping(body: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: usize) {
+    let needed = body.len() + data.len();
+    if needed > body.capacity() {
+        let mut prefix = [0u8; PREFIX_LEN];
+        for (dst, src) in prefix.iter_mut().zip(body.iter().chain(data)) {
+            *dst = *src;
+        }
+        let declared = (needed >= PREFIX_LEN).then(|| {
+            PREFIX_LEN + u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize
+        });
+        let doubled = needed.max(body.capacity().saturating_mul(2));
+        let cap = match declared {
+            // Exact when the whole message is within twice what we hold.
+            Some(total) if total <= limit && total <= doubled.saturating_mul(2).max(16 << 10) => {
+                total.max(needed)
+            }
+            _ => doubled.min(limit.max(needed)),
+        };
+        let mut grown = Vec::with_capacity(cap);
+        grown.extend_from_slice(body);
+        body.zeroize();
+        **body = grown;
+    }
+    body.extend_from_slice(data);
 }
 
 #[cfg(test)]
