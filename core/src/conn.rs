@@ -130,6 +130,8 @@ pub struct Connection {
     in_flight: usize,
     handshake_deadline: Option<Timestamp>,
     settings_ack_deadline: Option<Timestamp>,
+    /// The `now` of the latest `handle_bytes`, for the reset budget of stream errors.
+    last_input_at: Timestamp,
     resets_window_start: Timestamp,
     resets_in_window: u32,
     peer_goaway: bool,
@@ -190,6 +192,7 @@ impl Connection {
             in_flight: 0,
             handshake_deadline: Some(now.saturating_add(config.handshake_timeout)),
             settings_ack_deadline: Some(now.saturating_add(config.settings_timeout)),
+            last_input_at: now,
             resets_window_start: now,
             resets_in_window: 0,
             peer_goaway: false,
@@ -202,6 +205,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.last_input_at = now;
         if self.inbuf.is_empty() {
             // Fast path: parse straight from the caller's buffer, keep only a partial frame.
             let used = self.process(input, now);
@@ -867,7 +871,28 @@ impl Connection {
             reason,
             detail,
         });
+        // Reset flood (CVE-2019-9514): stream errors the peer provokes spend the same budget
+        // as its own RST_STREAMs.
+        if self.count_reset(self.last_input_at) {
+            return;
+        }
         self.check_drained();
+    }
+
+    /// Counts one stream reset (sent or provoked by the peer) in the current window; beyond
+    /// `max_resets_per_window` the connection ends with GOAWAY(ENHANCE_YOUR_CALM)
+    /// (CVE-2023-44487, CVE-2019-9514). Returns whether it ended.
+    pub(super) fn count_reset(&mut self, now: Timestamp) -> bool {
+        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
+            self.resets_window_start = now;
+            self.resets_in_window = 0;
+        }
+        self.resets_in_window = self.resets_in_window.saturating_add(1);
+        if self.resets_in_window > self.config.max_resets_per_window {
+            self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
+            return true;
+        }
+        false
     }
 
     /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).

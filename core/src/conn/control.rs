@@ -42,13 +42,8 @@ impl Connection {
             );
         }
         // Rapid-reset protection (CVE-2023-44487).
-        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
-            self.resets_window_start = now;
-            self.resets_in_window = 0;
-        }
-        self.resets_in_window += 1;
-        if self.resets_in_window > self.config.max_resets_per_window {
-            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
+        if self.count_reset(now) {
+            return;
         }
         let reason = Reason(u32::from_be_bytes(*code));
         if self.remove_stream(head.stream) {
