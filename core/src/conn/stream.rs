@@ -157,4 +157,47 @@ mod tests {
         assert_eq!(SendingResponse.next(Respond), None);
         assert_eq!(SendingResponse.next(RequestComplete), None);
     }
+
+    #[test]
+    fn append_wiping_sizes_exactly_once_the_prefix_is_known() {
+        let mut body = Zeroizing::new(Vec::new());
+        append_wiping(&mut body, &[0, 0, 0, 0, 100], 1 << 20);
+        assert_eq!(body.capacity(), 105);
+        for _ in 0..100 {
+            append_wiping(&mut body, &[7], 1 << 20);
+        }
+        assert_eq!((body.len(), body.capacity()), (105, 105));
+    }
+
+    #[test]
+    fn append_wiping_never_reserves_far_beyond_what_arrived() {
+        // Declares 4 MiB, sends 10 octets: capacity stays small.
+        let mut body = Zeroizing::new(Vec::new());
+        append_wiping(&mut body, &[0, 0, 0x40, 0, 0, 1, 2, 3, 4, 5], 5 + (4 << 20));
+        assert!(body.capacity() <= 16 << 10, "{}", body.capacity());
+        // Growth by doubling keeps capacity within twice the received bytes (plus slack).
+        let chunk = [9u8; 1000];
+        for _ in 0..1000 {
+            append_wiping(&mut body, &chunk, 5 + (4 << 20));
+            assert!(
+                body.capacity() <= (2 * body.len()).max(64 << 10),
+                "{} for {}",
+                body.capacity(),
+                body.len()
+            );
+        }
+        assert_eq!(body.len(), 10 + 1_000_000);
+        assert!(body[10..].iter().all(|&b| b == 9));
+        assert_eq!(&body[..10], &[0, 0, 0x40, 0, 0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn append_wiping_without_complete_prefix() {
+        let mut body = Zeroizing::new(Vec::new());
+        for b in [0u8, 0, 0, 0, 3, 1, 2, 3] {
+            append_wiping(&mut body, &[b], 100);
+        }
+        assert_eq!(&body[..], &[0, 0, 0, 0, 3, 1, 2, 3]);
+        assert!(body.capacity() <= 100);
+    }
 }
