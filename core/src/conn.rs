@@ -175,7 +175,11 @@ impl Connection {
             config: config.clone(),
             phase: Phase::ExpectPreface { matched: 0 },
             peer: PeerSettings::default(),
-            decoder: Decoder::new(config.header_table_size as usize),
+            // Until our SETTINGS are acknowledged the peer may use the default table size
+            // (RFC 9113 §6.5.3); a lower configured limit applies from the ACK on.
+            decoder: Decoder::new(
+                (config.header_table_size as usize).max(crate::hpack::DEFAULT_TABLE_SIZE),
+            ),
             encoder: Encoder::new(),
             inbuf: Vec::new(),
             block_scratch: Vec::new(),
