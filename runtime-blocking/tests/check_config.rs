@@ -476,9 +476,17 @@ resources:
       - aescbc:
           keys:
             - name: key1
-              secret: c2VjcmV0IGlzIHNlY3VyZSwgb3IgaXMgaXQ/
+              secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
               extra: TOP-SECRET-VALUE
             - name: key2
+            - name: key3
+              secret: P@ssword-TOP-SECRET
+            - name: key4
+              secret: cGFzc3dvcmQK
+      - secretbox:
+          keys:
+            - name: key5
+              secret: MDEyMzQ1Njc4OWFiY2RlZg==
 ";
     let findings = check(yaml, None);
     let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
@@ -486,7 +494,10 @@ resources:
         paths,
         [
             "resources[0].providers[1].aescbc.keys[0].extra",
-            "resources[0].providers[1].aescbc.keys[1].secret"
+            "resources[0].providers[1].aescbc.keys[1].secret",
+            "resources[0].providers[1].aescbc.keys[2].secret",
+            "resources[0].providers[1].aescbc.keys[3].secret",
+            "resources[0].providers[2].secretbox.keys[0].secret",
         ],
         "{findings:#?}"
     );
@@ -506,7 +517,7 @@ kind: EncryptionConfiguration
 resources:
   - resources: [secrets]
     providers:
-      - aesgcm: {keys: [{name: k, secret: c2VjcmV0IGlzIHNlY3VyZSwgb3IgaXMgaXQ/}]}
+      - aesgcm: {keys: [{name: k, secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}]}
 ";
     let findings = check(yaml, None);
     assert_eq!(findings.len(), 1, "{findings:#?}");

@@ -220,9 +220,7 @@ impl Checker {
             .copied()
             .filter(|k| hash_get(map, k).is_some())
             .collect();
-        let misplaced_kms = KMS_FIELDS
-            .iter()
-            .any(|f| *f != "apiVersion" && hash_get(map, f).is_some());
+        let misplaced_kms = KMS_FIELDS.iter().any(|f| hash_get(map, f).is_some());
         for key in map.keys() {
             let name = key_name(key);
             if PROVIDER_KINDS.contains(&name.as_str()) {
@@ -278,7 +276,9 @@ impl Checker {
                 &inner,
                 "`identity:` is null, so kube-apiserver sees no provider; write `identity: {}`",
             ),
-            ("aescbc" | "aesgcm" | "secretbox", Yaml::Hash(keys)) => self.local_keys(keys, &inner),
+            // AES key sizes (crypto/aes.NewCipher) and the secretbox key size.
+            ("aescbc" | "aesgcm", Yaml::Hash(keys)) => self.local_keys(keys, &inner, &[16, 24, 32]),
+            ("secretbox", Yaml::Hash(keys)) => self.local_keys(keys, &inner, &[32]),
             (_, other) => self.error(
                 &inner,
                 format!("is {}, expected a mapping", type_name(other)),
@@ -296,9 +296,9 @@ impl Checker {
         );
     }
 
-    /// `aescbc`/`aesgcm`/`secretbox`: `keys` present with a name and a secret each. The secret
-    /// is never quoted.
-    fn local_keys(&mut self, map: &yaml_rust2::yaml::Hash, path: &str) {
+    /// `aescbc`/`aesgcm`/`secretbox`: `keys` present, each with a name and a base64 secret of
+    /// an allowed length (`validateKey`). The secret itself is never quoted.
+    fn local_keys(&mut self, map: &yaml_rust2::yaml::Hash, path: &str, sizes: &[usize]) {
         self.unknown_fields(map, path, &["keys"]);
         let keys_path = join(path, "keys");
         let Some(Yaml::Array(keys)) =
@@ -314,13 +314,31 @@ impl Checker {
                 continue;
             };
             self.unknown_fields(k, &key_path, &["name", "secret"]);
-            for field in ["name", "secret"] {
-                if !matches!(hash_get(k, field), Some(Yaml::String(s)) if !s.is_empty()) {
-                    self.error(
-                        &join(&key_path, field),
-                        format!("{field} is a mandatory field for a key"),
-                    );
-                }
+            if !matches!(hash_get(k, "name"), Some(Yaml::String(s)) if !s.is_empty()) {
+                self.error(
+                    &join(&key_path, "name"),
+                    "name is a mandatory field for a key",
+                );
+            }
+            let secret_path = join(&key_path, "secret");
+            let Some(Yaml::String(secret)) =
+                hash_get(k, "secret").filter(|s| !matches!(s, Yaml::String(v) if v.is_empty()))
+            else {
+                self.error(&secret_path, "secret is a mandatory field for a key");
+                continue;
+            };
+            match base64_decoded_len(secret) {
+                None => self.error(
+                    &secret_path,
+                    "secrets must be base64 encoded; generate one with `head -c 32 /dev/urandom | base64`",
+                ),
+                Some(n) if !sizes.contains(&n) => self.error(
+                    &secret_path,
+                    format!(
+                        "secret is not of the expected length, got {n}, expected one of {sizes:?} bytes; generate one with `head -c 32 /dev/urandom | base64`"
+                    ),
+                ),
+                Some(_) => {}
             }
         }
     }
@@ -384,4 +402,25 @@ pub(super) fn shown(value: &Yaml) -> String {
         Yaml::String(s) => format!("`{s}`"),
         other => type_name(other).to_string(),
     }
+}
+
+/// The decoded length of standard, padded base64 (Go `base64.StdEncoding`, which skips `\r` and
+/// `\n`), or `None` if `text` is not valid base64.
+fn base64_decoded_len(text: &str) -> Option<usize> {
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let pad = bytes.iter().rev().take_while(|b| **b == b'=').count();
+    if pad > 2
+        || bytes[..bytes.len() - pad]
+            .iter()
+            .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')))
+    {
+        return None;
+    }
+    Some(bytes.len() / 4 * 3 - pad)
 }
