@@ -9,7 +9,7 @@
 //! still unwraps. key_ids depend only on the keyring's content, so every host given the same
 //! file reports the same key_id (spec §3.9: Status.key_id must not flip-flop across replicas).
 
-mod base64;
+pub(crate) mod base64;
 mod text;
 
 use aes_gcm::aead::AeadInPlace;

@@ -4,6 +4,12 @@
 //! provider call on a worker thread and feeds the answer back with `Plugin::handle_remote`.
 
 pub mod local;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+pub mod remote;
+pub mod resilient;
+pub mod secret_file;
+pub mod vault;
 
 use std::time::Instant;
 

@@ -1,0 +1,290 @@
+//! Building a remote provider (`vault`, `pkcs11`) from the CLI's flags and the environment.
+//!
+//! The CLI owns argument parsing; it can either fill [`ProviderFlags`] from its own parser,
+//! or let [`ProviderFlags::take_from_args`] pull the provider flags out of the argument list
+//! first. Secrets never come from argv: `KMS_USER_ID` (environment) or a file.
+//!
+//! | setting | flag | environment |
+//! |---|---|---|
+//! | Transit key name / PKCS#11 key label | | `KMS_KEY_ID` |
+//! | Vault token / PKCS#11 user PIN | `--token-file` / `--pin-file` | `KMS_USER_ID` |
+//! | Vault address | `--vault-addr` | `VAULT_ADDR` |
+//! | Transit mount | `--transit-mount` (default `transit`) | |
+//! | Vault namespace | `--vault-namespace` | `VAULT_NAMESPACE` |
+//! | CA bundle | `--ca-file` | `VAULT_CACERT` |
+//! | PKCS#11 module | `--pkcs11-module` (default SoftHSM2) | |
+//! | PKCS#11 token label | `--pkcs11-token-label` | |
+
+use std::path::PathBuf;
+
+use kms_plugin_core::kek::resilience::{BreakerConfig, RetryPolicy};
+use zeroize::Zeroizing;
+
+use super::KekProvider;
+use super::resilient::ResilientProvider;
+use super::vault::{TokenSource, VaultConfig, VaultProvider};
+
+/// Provider flags as given on the command line (`None` = not given).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderFlags {
+    /// `--vault-addr`.
+    pub vault_addr: Option<String>,
+    /// `--transit-mount`.
+    pub transit_mount: Option<String>,
+    /// `--vault-namespace`.
+    pub vault_namespace: Option<String>,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// `--token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--pkcs11-module`.
+    pub pkcs11_module: Option<PathBuf>,
+    /// `--pkcs11-token-label`.
+    pub pkcs11_token_label: Option<String>,
+    /// `--pin-file`.
+    pub pin_file: Option<PathBuf>,
+}
+
+/// Flags that would put a secret on the command line; refused with a pointer to the
+/// supported ways.
+const REFUSED: [&str; 4] = ["--token", "--vault-token", "--pin", "--user-pin"];
+
+impl ProviderFlags {
+    /// Every flag this module understands.
+    pub const NAMES: [&'static str; 8] = [
+        "--vault-addr",
+        "--transit-mount",
+        "--vault-namespace",
+        "--ca-file",
+        "--token-file",
+        "--pkcs11-module",
+        "--pkcs11-token-label",
+        "--pin-file",
+    ];
+
+    /// Removes the provider flags (`--flag value` or `--flag=value`) from `args` and returns
+    /// them with the remaining arguments, in order, for the CLI's own parser.
+    pub fn take_from_args(args: Vec<String>) -> Result<(Self, Vec<String>), String> {
+        let mut flags = Self::default();
+        let mut rest = Vec::with_capacity(args.len());
+        let mut iter = args.into_iter();
+        while let Some(arg) = iter.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            if REFUSED.contains(&name.as_str()) {
+                return Err(format!(
+                    "{name} is not accepted: secrets never go on the command line; \
+                     use KMS_USER_ID or --token-file / --pin-file"
+                ));
+            }
+            if !Self::NAMES.contains(&name.as_str()) {
+                rest.push(arg);
+                continue;
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => iter.next().ok_or_else(|| format!("{name} needs a value"))?,
+            };
+            if value.is_empty() {
+                return Err(format!("{name} needs a non-empty value"));
+            }
+            flags.set(&name, value);
+        }
+        Ok((flags, rest))
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        match name {
+            "--vault-addr" => self.vault_addr = Some(value),
+            "--transit-mount" => self.transit_mount = Some(value),
+            "--vault-namespace" => self.vault_namespace = Some(value),
+            "--ca-file" => self.ca_file = Some(value.into()),
+            "--token-file" => self.token_file = Some(value.into()),
+            "--pkcs11-module" => self.pkcs11_module = Some(value.into()),
+            "--pkcs11-token-label" => self.pkcs11_token_label = Some(value),
+            "--pin-file" => self.pin_file = Some(value.into()),
+            _ => {}
+        }
+    }
+}
+
+/// Reads an environment variable (injected so tests and embedders need not touch the real
+/// environment).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn required(env: Env<'_>, name: &str, what: &str) -> Result<String, String> {
+    env(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} must name the {what}"))
+}
+
+/// The Vault configuration from `flags` and `env` (see the module table).
+pub fn vault_config(flags: &ProviderFlags, env: Env<'_>) -> Result<VaultConfig, String> {
+    let addr = flags
+        .vault_addr
+        .clone()
+        .or_else(|| env("VAULT_ADDR"))
+        .ok_or("--vault-addr (or VAULT_ADDR) is required for --provider vault")?;
+    let key = required(env, "KMS_KEY_ID", "Transit key")?;
+    let token = match (
+        &flags.token_file,
+        env("KMS_USER_ID").filter(|t| !t.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the Vault token either in KMS_USER_ID or --token-file, not both".into(),
+            );
+        }
+        (Some(path), None) => TokenSource::File(path.clone()),
+        (None, Some(token)) => TokenSource::Value(Zeroizing::new(token)),
+        (None, None) => return Err("the Vault token must be in KMS_USER_ID or --token-file".into()),
+    };
+    Ok(VaultConfig {
+        addr,
+        namespace: flags
+            .vault_namespace
+            .clone()
+            .or_else(|| env("VAULT_NAMESPACE")),
+        mount: flags
+            .transit_mount
+            .clone()
+            .unwrap_or_else(|| "transit".into()),
+        key,
+        token,
+        ca_file: flags
+            .ca_file
+            .clone()
+            .or_else(|| env("VAULT_CACERT").map(PathBuf::from)),
+    })
+}
+
+/// The PKCS#11 configuration from `flags` and `env` (see the module table).
+#[cfg(feature = "pkcs11")]
+pub fn pkcs11_config(
+    flags: &ProviderFlags,
+    env: Env<'_>,
+) -> Result<super::pkcs11::Pkcs11Config, String> {
+    use super::pkcs11::{DEFAULT_MODULE, PinSource, Pkcs11Config};
+    let key_label = required(env, "KMS_KEY_ID", "PKCS#11 key label")?;
+    let pin = match (
+        &flags.pin_file,
+        env("KMS_USER_ID").filter(|p| !p.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err("give the PIN either in KMS_USER_ID or --pin-file, not both".into());
+        }
+        (Some(path), None) => PinSource::File(path.clone()),
+        (None, Some(pin)) => PinSource::Value(Zeroizing::new(pin)),
+        (None, None) => return Err("the PKCS#11 PIN must be in KMS_USER_ID or --pin-file".into()),
+    };
+    Ok(Pkcs11Config {
+        module: flags
+            .pkcs11_module
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODULE)),
+        token_label: flags
+            .pkcs11_token_label
+            .clone()
+            .ok_or("--pkcs11-token-label is required for --provider pkcs11")?,
+        key_label,
+        pin,
+        max_idle_sessions: 4,
+    })
+}
+
+/// Builds remote provider `name` (`vault`, or `pkcs11` when built with that feature),
+/// wrapped in [`ResilientProvider`] with the default retry policy and breaker. Does no
+/// network IO: the plugin starts (and reports not-ok health) while the remote is down.
+pub fn build(
+    name: &str,
+    flags: &ProviderFlags,
+    env: Env<'_>,
+) -> Result<Box<dyn KekProvider>, String> {
+    let policy = RetryPolicy::default();
+    let breaker = BreakerConfig::default();
+    match name {
+        "vault" => {
+            let vault = VaultProvider::new(vault_config(flags, env)?)?;
+            Ok(Box::new(ResilientProvider::new(vault, policy, breaker)))
+        }
+        #[cfg(feature = "pkcs11")]
+        "pkcs11" => {
+            let hsm = super::pkcs11::Pkcs11Provider::new(pkcs11_config(flags, env)?)?;
+            Ok(Box::new(ResilientProvider::new(hsm, policy, breaker)))
+        }
+        #[cfg(not(feature = "pkcs11"))]
+        "pkcs11" => Err("this build has no PKCS#11 support (cargo feature `pkcs11`)".into()),
+        other => Err(format!("unknown remote provider {other:?} (vault, pkcs11)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn provider_flags_are_taken_out_and_the_rest_kept_in_order() {
+        let (flags, rest) = ProviderFlags::take_from_args(args(&[
+            "serve",
+            "--vault-addr",
+            "https://v:8200",
+            "--listen=/run/kms.sock",
+            "--transit-mount=kms/transit",
+            "--token-file",
+            "/run/token",
+            "-v",
+        ]))
+        .unwrap();
+        assert_eq!(rest, args(&["serve", "--listen=/run/kms.sock", "-v"]));
+        assert_eq!(flags.vault_addr.as_deref(), Some("https://v:8200"));
+        assert_eq!(flags.transit_mount.as_deref(), Some("kms/transit"));
+        assert_eq!(flags.token_file, Some(PathBuf::from("/run/token")));
+    }
+
+    #[test]
+    fn secrets_on_the_command_line_and_missing_values_are_refused() {
+        for bad in [
+            &["--token", "x"][..],
+            &["--pin=1234"],
+            &["--vault-addr"],
+            &["--ca-file="],
+        ] {
+            assert!(ProviderFlags::take_from_args(args(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vault_config_from_flags_and_env() {
+        let env = |k: &str| match k {
+            "KMS_KEY_ID" => Some("kms".to_owned()),
+            "KMS_USER_ID" => Some("hvs.x".to_owned()),
+            "VAULT_ADDR" => Some("https://env:8200".to_owned()),
+            _ => None,
+        };
+        let cfg = vault_config(&ProviderFlags::default(), &env).unwrap();
+        assert_eq!(cfg.addr, "https://env:8200");
+        assert_eq!(cfg.mount, "transit");
+        assert_eq!(cfg.key, "kms");
+        assert!(matches!(cfg.token, TokenSource::Value(_)));
+        let flags = ProviderFlags {
+            vault_addr: Some("http://flag:8200".into()),
+            token_file: Some("/t".into()),
+            ..ProviderFlags::default()
+        };
+        let err = vault_config(&flags, &env).err().unwrap();
+        assert!(err.contains("not both"), "{err}");
+        let no_token = |k: &str| (k == "KMS_KEY_ID").then(|| "kms".to_owned());
+        let cfg = vault_config(&flags, &no_token).unwrap();
+        assert_eq!(cfg.addr, "http://flag:8200");
+        assert!(matches!(cfg.token, TokenSource::File(_)));
+        assert!(vault_config(&ProviderFlags::default(), &no_token).is_err());
+        assert!(build("vault", &flags, &no_token).is_ok());
+        assert!(build("nope", &flags, &no_token).is_err());
+    }
+}
