@@ -328,11 +328,7 @@ fn protocol_errors_surface_as_typed_transport_events_and_close_the_connection() 
         e,
         Event::Transport { conn: x, event: ConnEvent::ProtocolError { stream: None, .. } } if *x == conn
     )));
-    assert!(
-        sim.events
-            .iter()
-            .any(|e| *e == Event::ConnectionClosed { conn })
-    );
+    assert!(sim.events.contains(&Event::ConnectionClosed { conn }));
     // Other connections are unaffected.
     let d = sim.connect();
     ok(&sim.call(d, msg::V2_STATUS, &msg::v2_status(), &opts("localhost")));
