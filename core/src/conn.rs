@@ -504,6 +504,10 @@ impl Connection {
         s.body.extend_from_slice(content);
         self.buffered += content.len();
         let body_len = s.body.len();
+        if s.content_length.is_some_and(|cl| body_len as u64 > cl) {
+            // §8.1.1: more DATA than content-length: malformed.
+            return self.stream_error(id, Reason::PROTOCOL_ERROR, "DATA exceeds content-length");
+        }
         let declared = s
             .body
             .first_chunk::<PREFIX_LEN>()
@@ -750,12 +754,13 @@ impl Connection {
             }
         };
         let deadline = head.timeout.map(|t| now.saturating_add(t));
-        let stream = Stream::new(
+        let mut stream = Stream::new(
             self.config.initial_window_size,
             self.peer.initial_window_size,
             head.path,
             deadline,
         );
+        stream.content_length = head.content_length;
         self.streams.insert(id, stream);
         if end_stream {
             self.finish_request(id, now);
@@ -778,6 +783,14 @@ impl Connection {
             return;
         };
         let body_len = s.body.len();
+        if s.content_length.is_some_and(|cl| cl != body_len as u64) {
+            // §8.1.1: content-length not matching the DATA received: malformed.
+            return self.stream_error(
+                id,
+                Reason::PROTOCOL_ERROR,
+                "content-length does not match the DATA",
+            );
+        }
         self.buffered -= body_len;
         // gRPC PROTOCOL-HTTP2 "Length-Prefixed-Message": exactly one message for unary.
         let Some(prefix) = s.body.first_chunk::<PREFIX_LEN>() else {

@@ -51,6 +51,8 @@ pub(crate) struct Stream {
     pub(crate) send_window: i64,
     pub(crate) path: Cow<'static, str>,
     pub(crate) deadline: Option<Timestamp>,
+    /// The request's `content-length`, if sent.
+    pub(crate) content_length: Option<u64>,
     /// Request body (gRPC prefix + message) received so far. May hold plaintext.
     pub(crate) body: Zeroizing<Vec<u8>>,
     /// Response DATA payload still to send, from `out_pos`. May hold plaintext.
@@ -73,6 +75,7 @@ impl Stream {
             send_window: i64::from(send_window),
             path,
             deadline,
+            content_length: None,
             body: Zeroizing::new(Vec::new()),
             out: Zeroizing::new(Vec::new()),
             out_pos: 0,
