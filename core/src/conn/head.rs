@@ -38,7 +38,7 @@ pub(crate) struct HeadCollector {
     method_post: Option<bool>,
     scheme: bool,
     authority: bool,
-    path: Option<String>,
+    path: Option<Cow<'static, str>>,
     content_type_ok: Option<bool>,
     content_length: Option<u64>,
     timeout: Option<Result<Duration, ()>>,
@@ -113,7 +113,14 @@ impl HeadCollector {
                 b"scheme" if !self.scheme => self.scheme = true,
                 b"authority" if !self.authority => self.authority = true, // never validated
                 b"path" if self.path.is_none() => match core::str::from_utf8(value) {
-                    Ok(p) if !p.is_empty() => self.path = Some(String::from(p)),
+                    // Well-known paths are shared, sparing an allocation per request.
+                    Ok(p) if !p.is_empty() => {
+                        self.path =
+                            Some(KNOWN_PATHS.iter().find(|k| **k == p).map_or_else(
+                                || Cow::Owned(String::from(p)),
+                                |k| Cow::Borrowed(*k),
+                            ));
+                    }
                     _ => self.malformed(":path is empty or not UTF-8"),
                 },
                 _ => self.malformed("unknown or repeated pseudo-header"),
@@ -209,11 +216,6 @@ impl HeadCollector {
                 ));
             }
         };
-        // Well-known paths are shared, sparing an allocation per request.
-        let path = KNOWN_PATHS
-            .iter()
-            .find(|known| **known == path)
-            .map_or(Cow::Owned(path), |known| Cow::Borrowed(*known));
         Ok(RequestHead {
             path,
             timeout,

@@ -386,7 +386,7 @@ impl Connection {
         body.drain(..PREFIX_LEN);
         self.requests.push_back(Request {
             stream: id,
-            path: s.path.clone(),
+            path: mem::take(&mut s.path),
             message: SecretBytes::new(body),
             deadline: s.deadline,
             received: now,
