@@ -93,7 +93,8 @@ fn per_request(calls: usize, size: usize, path: &str) -> f64 {
     let used = allocations() - before;
     assert_eq!(conn.in_flight(), 0);
     assert!(replies.next().is_none(), "every call was served");
-    used as f64 / calls as f64
+    f64::from(u32::try_from(used).unwrap_or(u32::MAX))
+        / f64::from(u32::try_from(calls).unwrap_or(1))
 }
 
 #[test]
