@@ -128,6 +128,8 @@ pub struct Connection {
     settings_ack_deadline: Option<Timestamp>,
     resets_window_start: Timestamp,
     resets_in_window: u32,
+    /// The latest time passed in (for checks deep in frame handling).
+    now: Timestamp,
     peer_goaway: bool,
     /// Recently closed streams and who closed them (§5.1 "closed").
     closed: ClosedStreams,
@@ -187,6 +189,7 @@ impl Connection {
             settings_ack_deadline: Some(now.saturating_add(config.settings_timeout)),
             resets_window_start: now,
             resets_in_window: 0,
+            now,
             peer_goaway: false,
             closed: ClosedStreams::default(),
         }
@@ -197,6 +200,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.now = self.now.max(now);
         if self.inbuf.is_empty() {
             // Fast path: parse straight from the caller's buffer, keep only a partial frame.
             let used = self.process(input, now);
@@ -228,6 +232,7 @@ impl Connection {
     /// Fires due timers: handshake and SETTINGS acknowledgement timeouts (§6.5.3) and the end
     /// of a graceful shutdown. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
         if self.handshake_deadline.is_some_and(|t| t <= now) {
             self.handshake_deadline = None;
             if matches!(
@@ -481,6 +486,8 @@ impl Connection {
     }
 
     /// A stream error (§5.4.2): RST_STREAM and forget the stream.
+    /// Stream errors count against the reset budget, so a peer cannot make us reset streams
+    /// (and abandon their work) faster than it may reset them itself.
     fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
         self.remove_stream(id);
         self.send_reset(id, reason);
@@ -489,6 +496,9 @@ impl Connection {
             reason,
             detail,
         });
+        if self.over_reset_budget(self.now) {
+            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream errors");
+        }
         self.check_drained();
     }
 
