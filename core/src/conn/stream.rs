@@ -53,35 +53,18 @@ pub(crate) struct Stream {
     pub(crate) send_window: i64,
     pub(crate) path: Cow<'static, str>,
     pub(crate) deadline: Option<Timestamp>,
+    /// The request's `content-length`, if sent.
+    pub(crate) content_length: Option<u64>,
     /// Request body (gRPC prefix + message) received so far. May hold plaintext.
     pub(crate) body: Zeroizing<Vec<u8>>,
-    /// The 5-byte prefix of the response message.
-    pub(crate) out_prefix: [u8; PREFIX_LEN],
-    /// The response message (moved in from the service, not copied). May hold plaintext.
-    pub(crate) out: SecretBytes,
-    /// Octets of prefix + message already sent.
+    /// The response message being sent (OK responses); zeroized when dropped.
+    pub(crate) response: Option<SecretBytes>,
+    /// The response's 5-octet gRPC prefix, sent before `response`.
+    pub(crate) prefix: [u8; 5],
+    /// Octets of prefix + message already sent as DATA.
     pub(crate) out_pos: usize,
-}
-
-impl Stream {
-    /// Length of the response DATA payload (prefix + message).
-    pub(crate) fn out_len(&self) -> usize {
-        PREFIX_LEN + self.out.len()
-    }
-
-    /// Appends response DATA octets `from..to` (of prefix + message) to `buf`.
-    pub(crate) fn write_out(&self, from: usize, to: usize, buf: &mut Vec<u8>) {
-        if let Some(p) = self
-            .out_prefix
-            .get(from.min(PREFIX_LEN)..to.min(PREFIX_LEN))
-        {
-            buf.extend_from_slice(p);
-        }
-        let body = self.out.expose();
-        if let Some(b) = body.get(from.saturating_sub(PREFIX_LEN)..to.saturating_sub(PREFIX_LEN)) {
-            buf.extend_from_slice(b);
-        }
-    }
+    /// The response, trailers included, is fully queued: the stream is about to be removed.
+    pub(crate) sent: bool,
 }
 
 impl Stream {
@@ -97,10 +80,12 @@ impl Stream {
             send_window: i64::from(send_window),
             path,
             deadline,
+            content_length: None,
             body: Zeroizing::new(Vec::new()),
-            out_prefix: [0; PREFIX_LEN],
-            out: SecretBytes::default(),
+            response: None,
+            prefix: [0; 5],
             out_pos: 0,
+            sent: false,
         }
     }
 }
@@ -109,10 +94,10 @@ impl Stream {
 ///
 /// `Vec`'s own growth would free the old allocation without wiping it. Here growth moves the
 /// bytes into a new allocation and wipes the old one first. Once the 5-byte gRPC prefix is
-/// known the new capacity is exactly prefix + declared length (capped by `limit`), so a
-/// request whose first DATA frame carries the prefix allocates once; otherwise capacity at
-/// least doubles (at most twice the bytes received, so a declared length alone never reserves
-/// memory the peer has not sent).
+/// known the new capacity is exactly prefix + declared length (capped by `limit`) when that
+/// is within a few times what arrived, so a request whose first DATA frame carries the prefix
+/// allocates once; otherwise capacity doubles (a declared length alone never reserves memory
+/// the peer has not sent).
 pub(crate) fn append_wiping(body: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: usize) {
     let needed = body.len() + data.len();
     if needed > body.capacity() {
@@ -125,7 +110,6 @@ pub(crate) fn append_wiping(body: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: u
         });
         let doubled = needed.max(body.capacity().saturating_mul(2));
         let cap = match declared {
-            // Exact when the whole message is within twice what we hold.
             Some(total) if total <= limit && total <= doubled.saturating_mul(2).max(16 << 10) => {
                 total.max(needed)
             }
@@ -175,16 +159,10 @@ mod tests {
         let mut body = Zeroizing::new(Vec::new());
         append_wiping(&mut body, &[0, 0, 0x40, 0, 0, 1, 2, 3, 4, 5], 5 + (4 << 20));
         assert!(body.capacity() <= 16 << 10, "{}", body.capacity());
-        // Growth by doubling keeps capacity within twice the received bytes (plus slack).
         let chunk = [9u8; 1000];
         for _ in 0..1000 {
             append_wiping(&mut body, &chunk, 5 + (4 << 20));
-            assert!(
-                body.capacity() <= (2 * body.len()).max(64 << 10),
-                "{} for {}",
-                body.capacity(),
-                body.len()
-            );
+            assert!(body.capacity() <= (2 * body.len()).max(64 << 10));
         }
         assert_eq!(body.len(), 10 + 1_000_000);
         assert!(body[10..].iter().all(|&b| b == 9));
