@@ -213,7 +213,8 @@ impl Connection {
                     .extend_from_slice(input.get(used..).unwrap_or_default());
             }
         } else {
-            self.inbuf.extend_from_slice(input);
+            // Partial frames may hold request plaintext: grow without leaving copies behind.
+            extend_wiping(&mut self.inbuf, input);
             let mut buf = mem::take(&mut self.inbuf);
             let used = self.process(&buf, now);
             buf[..used].zeroize();
@@ -555,4 +556,25 @@ impl Connection {
 /// The path used for streams rejected before their `:path` mattered.
 fn head_path() -> alloc::borrow::Cow<'static, str> {
     alloc::borrow::Cow::Borrowed("")
+}
+
+/// Appends `data` to `buf`; when `buf` must grow, the bytes move to a new allocation and the
+/// old one is wiped first (`Vec`'s own growth frees it unwiped).
+fn extend_wiping(buf: &mut Vec<u8>, data: &[u8]) {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let mut grown = Vec::with_capacity(needed.max(buf.capacity().saturating_mul(2)));
+        grown.extend_from_slice(buf);
+        buf.zeroize();
+        *buf = grown;
+    }
+    buf.extend_from_slice(data);
+}
+
+impl Drop for Connection {
+    /// A partial frame may hold request plaintext: wipe it even if the driver drops the
+    /// connection without closing it.
+    fn drop(&mut self) {
+        self.inbuf.zeroize();
+    }
 }
