@@ -160,3 +160,88 @@ fn many_unknown_settings_are_ignored() {
     assert_eq!(p.goaway(), None);
     assert!(p.frames.iter().any(|f| f.kind == 4 && f.flags == 1));
 }
+
+fn with_fields(extra: &[(&str, &str)], message: &[u8]) -> Peer {
+    let mut fields = GOOD.to_vec();
+    fields.extend_from_slice(extra);
+    let mut p = Peer::connected(&cfg());
+    let mut bytes = raw_frame(1, 0x4, 1, &block(&fields));
+    bytes.extend(raw_frame(0, 1, 1, &grpc_message(message)));
+    p.feed(&bytes);
+    p
+}
+
+#[test]
+fn content_length_must_match_the_data() {
+    // 5-byte prefix + 3-byte message = 8 octets.
+    assert_eq!(
+        with_fields(&[("content-length", "8")], b"abc")
+            .requests
+            .len(),
+        1
+    );
+    for bad in ["7", "9", "abc", "-1", ""] {
+        let p = with_fields(&[("content-length", bad)], b"abc");
+        assert!(p.requests.is_empty(), "content-length {bad:?}");
+        assert_eq!(
+            p.rst(1),
+            Some(Reason::PROTOCOL_ERROR.0),
+            "content-length {bad:?}"
+        );
+        assert_eq!(p.goaway(), None);
+    }
+}
+
+#[test]
+fn largest_stream_id_works() {
+    let mut p = Peer::connected(&cfg());
+    p.feed(&request(0x7fff_ffff, b"last"));
+    assert_eq!(p.requests.len(), 1);
+    assert_eq!(p.requests[0].stream, 0x7fff_ffff);
+}
+
+#[test]
+fn longest_grpc_timeout_saturates_safely() {
+    // 99,999,999 hours is more nanoseconds than a u64 holds: saturates to "never".
+    let p = with_fields(&[("grpc-timeout", "99999999H")], b"a");
+    assert_eq!(p.requests.len(), 1);
+    assert_eq!(p.requests[0].deadline, Some(Timestamp::MAX));
+    let p = with_fields(&[("grpc-timeout", "99999999n")], b"a");
+    assert_eq!(
+        p.requests[0].deadline,
+        Some(Timestamp::from_nanos(99_999_999))
+    );
+    // Arriving near the end of time saturates instead of wrapping.
+    let mut late = Peer::connected(&cfg());
+    late.now = Timestamp::from_nanos(u64::MAX - 10);
+    let mut fields = GOOD.to_vec();
+    fields.push(("grpc-timeout", "1S"));
+    let mut bytes = raw_frame(1, 0x4, 1, &block(&fields));
+    bytes.extend(raw_frame(0, 1, 1, &grpc_message(b"a")));
+    late.feed(&bytes);
+    assert_eq!(late.requests[0].deadline, Some(Timestamp::MAX));
+}
+
+#[test]
+fn hundred_thousand_sequential_calls_keep_state_bounded() {
+    let mut p = Peer::connected(&cfg());
+    for i in 0..100_000u32 {
+        let s = 2 * i + 1;
+        p.conn.handle_bytes(&request(s, b"m"), p.now);
+        let req = p.conn.poll_request().expect("request");
+        let Request {
+            stream, message, ..
+        } = req;
+        p.conn.respond(stream, Response::ok(message), p.now);
+        let mut out = Vec::new();
+        p.conn.poll_transmit(&mut out);
+        while p.conn.poll_event().is_some() {}
+        if i % 10_000 == 0 {
+            // The client replenishes our connection send window now and then.
+            p.conn.handle_bytes(&window_update_frame(0, 1 << 20), p.now);
+        }
+        assert_eq!(p.conn.buffered_input(), 0);
+        assert_eq!(p.conn.in_flight(), 0);
+    }
+    assert!(!p.conn.is_closed());
+}
