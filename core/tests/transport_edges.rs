@@ -245,3 +245,56 @@ fn hundred_thousand_sequential_calls_keep_state_bounded() {
     }
     assert!(!p.conn.is_closed());
 }
+
+#[test]
+fn oversized_header_list_is_refused_per_stream_and_hpack_stays_in_sync() {
+    let mut p = Peer::connected(&cfg());
+    let big = "v".repeat(12_000);
+    // A small literal with incremental indexing inserts `x-small: 1` into the dynamic table,
+    // so the server must decode the block even though it refuses the request. The two big
+    // fields are literals without indexing (an entry larger than the table would empty it,
+    // RFC 7541 §4.4).
+    let mut blk = block(GOOD);
+    blk.extend([0x40, 7]);
+    blk.extend(b"x-small");
+    blk.extend([1, b'1']);
+    for name in ["x-b1", "x-b2"] {
+        let mut e = Vec::new();
+        e.push(0x00);
+        e.push(name.len() as u8);
+        e.extend(name.as_bytes());
+        // 12,000 as an HPACK integer with a 7-bit prefix: 127, then 11873 in 7-bit groups.
+        let mut rest = 12_000 - 127;
+        e.push(0x7f);
+        while rest >= 128 {
+            e.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        e.push(rest as u8);
+        e.extend(big.as_bytes());
+        blk.extend(e);
+    }
+    let mut d = kms_plugin_core::hpack::Decoder::new(4096);
+    let r = d.decode(&blk, &mut |_, _, _| {});
+    assert_eq!(r, Ok(()), "the test's block is valid HPACK");
+    let (first, second) = blk.split_at(16_000);
+    let mut bytes = raw_frame(1, 0, 1, first);
+    bytes.extend(raw_frame(9, 0x4, 1, second));
+    bytes.extend(raw_frame(0, 1, 1, &grpc_message(b"a")));
+    p.feed(&bytes);
+    assert!(p.requests.is_empty(), "refused");
+    assert_eq!(p.goaway(), None, "a stream-level refusal");
+    assert!(p.rst(1).is_some() || p.ended(1));
+    // Dynamic table in sync: index 62 is `x-small: 1`.
+    let mut blk = block(GOOD);
+    blk.push(0x80 | 0x3e);
+    let mut bytes = raw_frame(1, 0x4, 3, &blk);
+    bytes.extend(raw_frame(0, 1, 3, &grpc_message(b"b")));
+    p.feed(&bytes);
+    assert_eq!(p.goaway(), None);
+    assert_eq!(
+        p.requests.len(),
+        1,
+        "the next request decodes against the same table"
+    );
+}
