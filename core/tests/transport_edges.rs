@@ -264,7 +264,7 @@ fn oversized_header_list_is_refused_per_stream_and_hpack_stays_in_sync() {
         e.push(name.len() as u8);
         e.extend(name.as_bytes());
         // 12,000 as an HPACK integer with a 7-bit prefix: 127, then 11873 in 7-bit groups.
-        let mut rest = 12_000 - 127;
+        let mut rest: u32 = 12_000 - 127;
         e.push(0x7f);
         while rest >= 128 {
             e.push((rest % 128) as u8 | 0x80);
