@@ -570,11 +570,3 @@ fn extend_wiping(buf: &mut Vec<u8>, data: &[u8]) {
     }
     buf.extend_from_slice(data);
 }
-
-impl Drop for Connection {
-    /// A partial frame may hold request plaintext: wipe it even if the driver drops the
-    /// connection without closing it.
-    fn drop(&mut self) {
-        self.inbuf.zeroize();
-    }
-}
