@@ -548,6 +548,14 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Partial input and unsent output can hold request or response plaintext.
+    fn drop(&mut self) {
+        self.inbuf.zeroize();
+        self.out.zeroize();
+    }
+}
+
 /// The path used for streams rejected before their `:path` mattered.
 fn head_path() -> alloc::borrow::Cow<'static, str> {
     alloc::borrow::Cow::Borrowed("")
