@@ -350,7 +350,7 @@ impl Connection {
         self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }
 
-    /// Requests handed out by `poll_request` and not yet answered.
+    /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
