@@ -86,3 +86,39 @@ fn large_request_transcript_shows_credit_returned() {
     assert!(updates.contains(&0) && updates.contains(&1), "{updates:?}");
     assert!(h.client.window_updates.iter().all(|&(_, inc)| inc > 0));
 }
+
+/// Runs a fixed conversation with client bytes fed in `chunk`-octet pieces.
+fn conversation(chunk: usize) -> Vec<u8> {
+    let mut h = Harness::new(&TransportConfig::default());
+    h.feed_chunk = chunk;
+    let hs = h.client.handshake();
+    h.send(&hs);
+    h.pump(&mut echo);
+    for i in 0..5u8 {
+        let opts = RequestOptions {
+            header_chunk: Some(9),
+            padding: Some(i),
+            data_chunk: Some(100),
+            ..RequestOptions::default()
+        };
+        let r = h.call(
+            "/v2.KeyManagementService/Decrypt",
+            &vec![i; 1000],
+            &opts,
+            &mut echo,
+        );
+        assert_eq!(r.and_then(|r| r.message), Some(vec![i; 1000]));
+    }
+    h.send(&ping_frame([7; 8]));
+    h.conn.start_shutdown(h.now);
+    h.pump(&mut echo);
+    h.transcript
+}
+
+#[test]
+fn output_does_not_depend_on_input_chunking() {
+    let whole = conversation(usize::MAX);
+    for chunk in [1, 2, 9, 10, 1000] {
+        assert_eq!(conversation(chunk), whole, "chunk {chunk}");
+    }
+}
