@@ -355,7 +355,7 @@ impl Connection {
         self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }
 
-    /// Requests handed out by `poll_request` and not yet answered.
+    /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -550,6 +550,14 @@ impl Connection {
         {
             self.close("graceful shutdown complete");
         }
+    }
+}
+
+impl Drop for Connection {
+    /// Partial input and unsent output can hold request or response plaintext.
+    fn drop(&mut self) {
+        self.inbuf.zeroize();
+        self.out.zeroize();
     }
 }
 
