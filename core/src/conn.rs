@@ -83,8 +83,12 @@ enum Phase {
     ExpectSettings,
     /// Exchanging frames.
     Open,
-    /// We sent GOAWAY(NO_ERROR): streams up to the last one finish, then we close.
-    Draining { force_at: Timestamp },
+    /// We sent GOAWAY(NO_ERROR) naming `last_stream`: streams up to it finish, then we close.
+    Draining {
+        force_at: Timestamp,
+        /// The last-stream-id we sent; a later GOAWAY must not name a higher one (§6.8).
+        last_stream: StreamId,
+    },
     /// Done: only the queued output remains to be flushed.
     Closed,
 }
@@ -260,7 +264,7 @@ impl Connection {
             );
             return;
         }
-        if let Phase::Draining { force_at } = self.phase {
+        if let Phase::Draining { force_at, .. } = self.phase {
             if force_at <= now {
                 self.close("shutdown grace period over");
             }
@@ -318,7 +322,7 @@ impl Connection {
     /// The earliest timer, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let draining = match self.phase {
-            Phase::Draining { force_at } => Some(force_at),
+            Phase::Draining { force_at, .. } => Some(force_at),
             Phase::Closed => return None,
             _ => None,
         };
@@ -339,6 +343,7 @@ impl Connection {
                 frame::write_goaway(&mut self.out, self.last_stream, Reason::NO_ERROR);
                 self.phase = Phase::Draining {
                     force_at: now.saturating_add(self.config.shutdown_grace),
+                    last_stream: self.last_stream,
                 };
                 self.check_drained();
             }
@@ -518,7 +523,12 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        frame::write_goaway(&mut self.out, self.last_stream, reason);
+        // §6.8: endpoints MUST NOT increase the last-stream-id of a GOAWAY already sent.
+        let last = match self.phase {
+            Phase::Draining { last_stream, .. } => last_stream,
+            _ => self.last_stream,
+        };
+        frame::write_goaway(&mut self.out, last, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: None,
             reason,
