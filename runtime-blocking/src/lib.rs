@@ -9,6 +9,7 @@ pub mod clock;
 pub mod endpoint;
 pub mod keyfile;
 pub mod log;
+pub mod observe;
 pub mod probe;
 pub mod provider;
 pub mod serve;
