@@ -24,6 +24,7 @@ use crate::plugin::Plugin;
 use crate::rpc::Code;
 use crate::time::Timestamp;
 
+pub mod addr;
 pub mod exposition;
 pub mod log;
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-/// The default port when `--metrics-addr` names none (the Prometheus exporter range).
-pub const DEFAULT_PORT: u16 = 9464;
+use kms_plugin_core::metrics::addr::readyz_answer;
+pub use kms_plugin_core::metrics::addr::{DEFAULT_PORT, is_loopback, parse_addr};
 
 /// What the responder serves; implemented by the running server.
 pub trait Probe: Send + Sync + 'static {
@@ -47,37 +47,6 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// Parses `--metrics-addr`: `PORT`, `:PORT`, `HOST:PORT` or `[V6]:PORT`, where an empty host or
-/// `localhost` means 127.0.0.1. Only IP literals and `localhost` are accepted (no DNS). A
-/// non-loopback address is accepted only because it was written explicitly; the caller should
-/// log a warning for it ([`is_loopback`]).
-pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    let bad = || {
-        format!(
-            "--metrics-addr {s:?}: expected PORT, :PORT or IP:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}"
-        )
-    };
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    match host {
-        "" | "localhost" => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
-        _ => Err(format!(
-            "--metrics-addr {s:?}: use an IP address (host names are not resolved), e.g. 127.0.0.1:{port}"
-        )),
-    }
-}
-
-/// Whether `addr` is reachable only from this host.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
 }
 
 /// A running responder; [`MetricsServer::stop`] ends it.
@@ -161,7 +130,7 @@ fn accept_loop(
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(mut stream) = stream else {
+        let Ok(stream) = stream else {
             // EMFILE and friends: back off briefly instead of spinning.
             thread::sleep(Duration::from_millis(50));
             continue;
@@ -170,13 +139,7 @@ fn accept_loop(
         let _ = stream.set_write_timeout(Some(limits.write_timeout));
         if active.fetch_add(1, Ordering::SeqCst) >= limits.max_connections {
             active.fetch_sub(1, Ordering::SeqCst);
-            let _ = respond(
-                &mut stream,
-                false,
-                503,
-                "text/plain; charset=utf-8",
-                b"too many connections\n",
-            );
+            refuse(stream);
             continue;
         }
         let slot = Slot(active.clone());
@@ -188,6 +151,29 @@ fn accept_loop(
                 let _slot = slot;
                 serve_one(stream, &*probe, limits.max_request_bytes);
             });
+    }
+}
+
+/// Answers `503` without serving, on the accept thread without blocking it: whatever request
+/// bytes already arrived are drained first, so the close is a FIN rather than a reset that
+/// could destroy the answer in flight.
+fn refuse(mut stream: TcpStream) {
+    let _ = respond(
+        &mut stream,
+        false,
+        503,
+        "text/plain; charset=utf-8",
+        b"too many connections\n",
+    );
+    let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_nonblocking(true).is_ok() {
+        let mut sink = [0u8; 1024];
+        for _ in 0..16 {
+            match stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
     }
 }
 
@@ -269,13 +255,11 @@ fn serve_one(mut stream: TcpStream, probe: &dyn Probe, max_request_bytes: usize)
             )
         }
         "/livez" => respond(&mut stream, head_only, 200, TEXT, b"ok\n"),
-        "/readyz" => match probe.readiness() {
-            Ok(()) => respond(&mut stream, head_only, 200, TEXT, b"ok\n"),
-            Err(cause) => {
-                let body = format!("not ready: {cause}\n");
-                respond(&mut stream, head_only, 503, TEXT, body.as_bytes())
-            }
-        },
+        "/readyz" => {
+            let (status, body) =
+                readyz_answer(probe.readiness().as_ref().map_err(String::as_str).copied());
+            respond(&mut stream, head_only, status, TEXT, body.as_bytes())
+        }
         _ => respond(
             &mut stream,
             head_only,
