@@ -4,7 +4,11 @@
 //! scrape whose every family is present with bounded labels, readiness following the key
 //! file, and a search of every log byte for the key file's keys, the plaintexts and the raw
 //! key id.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types, clippy::float_cmp)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::float_cmp
+)]
 
 #[path = "../../core/tests/metrics_support/mod.rs"]
 mod metrics_support;
