@@ -8,6 +8,7 @@
 //! GOAWAY (connection errors, after which [`Connection::is_closed`] is true), a gRPC status,
 //! and a [`ConnEvent`].
 
+mod closed;
 mod config;
 mod control;
 mod head;
@@ -20,6 +21,7 @@ use core::mem;
 
 use zeroize::Zeroize;
 
+use closed::{ClosedBy, ClosedStreams};
 pub use config::TransportConfig;
 use head::{HeadCollector, HeadError};
 use stream::{Stream, StreamInput, StreamState};
@@ -93,6 +95,8 @@ enum Phase {
 struct PendingBlock {
     stream: StreamId,
     end_stream: bool,
+    /// The HEADERS frame's PRIORITY made the stream depend on itself (RFC 9113 §5.3.1).
+    self_dependent: bool,
     continuations: u32,
     fragment: Vec<u8>,
 }
@@ -127,6 +131,8 @@ pub struct Connection {
     resets_window_start: Timestamp,
     resets_in_window: u32,
     peer_goaway: bool,
+    /// Recently closed streams and who closed them (§5.1 "closed").
+    closed: ClosedStreams,
 }
 
 impl Connection {
@@ -184,6 +190,7 @@ impl Connection {
             resets_window_start: now,
             resets_in_window: 0,
             peer_goaway: false,
+            closed: ClosedStreams::default(),
         }
     }
 
@@ -345,6 +352,23 @@ impl Connection {
         self.in_flight
     }
 
+    /// Octets of a partial frame held between `handle_bytes` calls; never more than one
+    /// frame head plus our SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2).
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len()
+    }
+
+    /// Request body octets (gRPC prefixes included) held across streams; never more than
+    /// `max_buffered_bytes` between calls.
+    pub fn buffered_request_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Octets queued for the socket and not yet taken by `poll_transmit`.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
     // --- input --------------------------------------------------------------------------
 
     /// Parses as many whole frames from `data` as possible; returns the octets consumed.
@@ -457,8 +481,12 @@ impl Connection {
                 // §5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR.
                 return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on an idle stream");
             }
-            // A stream we closed or reset: ignored (§5.1 "closed"); the connection window
-            // was accounted above.
+            // §5.1 "closed": frames on a stream we reset are ignored (the peer may have sent
+            // them before seeing our RST_STREAM); DATA on any other closed stream is a stream
+            // error STREAM_CLOSED (§6.1). The connection window was accounted above.
+            if self.closed.find(id) != Some(ClosedBy::UsWithReset) {
+                self.stream_error(id, Reason::STREAM_CLOSED, "DATA on a closed stream");
+            }
             return;
         };
         if s.state != StreamState::ReceivingRequest {
@@ -539,17 +567,22 @@ impl Connection {
             return self
                 .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
         };
+        let mut self_dependent = false;
         if head.has(flags::PRIORITY) {
             // §6.2: 4-octet dependency + 1-octet weight; ignored (RFC 9113 deprecates them).
-            let Some(rest) = fragment.get(5..) else {
+            let Some((dep, rest)) = fragment
+                .split_first_chunk::<4>()
+                .filter(|(_, r)| !r.is_empty())
+            else {
                 return self
                     .connection_error(Reason::FRAME_SIZE_ERROR, "HEADERS too short for PRIORITY");
             };
-            fragment = rest;
+            self_dependent = u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream;
+            fragment = rest.get(1..).unwrap_or_default();
         }
         let end_stream = head.has(flags::END_STREAM);
         if head.has(flags::END_HEADERS) {
-            self.on_header_block(head.stream, end_stream, fragment, now);
+            self.on_header_block(head.stream, end_stream, self_dependent, fragment, now);
         } else {
             if fragment.len() > self.max_block_len() {
                 return self.connection_error(Reason::ENHANCE_YOUR_CALM, "header block too large");
@@ -557,6 +590,7 @@ impl Connection {
             self.pending_block = Some(PendingBlock {
                 stream: head.stream,
                 end_stream,
+                self_dependent,
                 continuations: 0,
                 fragment: fragment.to_vec(),
             });
@@ -587,13 +621,26 @@ impl Connection {
         }
         block.fragment.extend_from_slice(payload);
         if head.has(flags::END_HEADERS) {
-            self.on_header_block(block.stream, block.end_stream, &block.fragment, now);
+            self.on_header_block(
+                block.stream,
+                block.end_stream,
+                block.self_dependent,
+                &block.fragment,
+                now,
+            );
         } else {
             self.pending_block = Some(block);
         }
     }
 
-    fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: &[u8], now: Timestamp) {
+    fn on_header_block(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        self_dependent: bool,
+        block: &[u8],
+        now: Timestamp,
+    ) {
         let existing = self.streams.get(&id).map(|s| s.state);
         let mut fields = HeadCollector::new(
             self.config.max_header_list_size as usize,
@@ -606,6 +653,32 @@ impl Connection {
         {
             let _ = e;
             return self.connection_error(Reason::COMPRESSION_ERROR, "HPACK decoding failed");
+        }
+        if existing.is_none() && id <= self.last_stream && id % 2 == 1 {
+            return match self.closed.find(id) {
+                // §5.1 "closed": ignored after our RST_STREAM.
+                Some(ClosedBy::UsWithReset) => {}
+                // §5.1 "closed": frames after END_STREAM or the peer's RST_STREAM.
+                Some(ClosedBy::Other) => {
+                    self.connection_error(Reason::STREAM_CLOSED, "HEADERS on a closed stream");
+                }
+                // §5.1.1: an id not above every earlier one.
+                None => self
+                    .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing"),
+            };
+        }
+        if self_dependent {
+            // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
+            if existing.is_none() {
+                if id % 2 == 0 {
+                    return self.connection_error(
+                        Reason::PROTOCOL_ERROR,
+                        "stream id not odd and increasing",
+                    );
+                }
+                self.last_stream = id;
+            }
+            return self.stream_error(id, Reason::PROTOCOL_ERROR, "stream depends on itself");
         }
         match existing {
             Some(StreamState::ReceivingRequest) => {
@@ -643,12 +716,11 @@ impl Connection {
         self.last_stream = id;
         // §6.8: after our GOAWAY no new streams are processed.
         if matches!(self.phase, Phase::Draining { .. }) {
-            frame::write_rst_stream(&mut self.out, id, Reason::REFUSED_STREAM);
-            return;
+            return self.send_reset(id, Reason::REFUSED_STREAM);
         }
         // §5.1.2: beyond SETTINGS_MAX_CONCURRENT_STREAMS -> REFUSED_STREAM.
         if self.streams.len() >= self.config.max_concurrent_streams as usize {
-            frame::write_rst_stream(&mut self.out, id, Reason::REFUSED_STREAM);
+            self.send_reset(id, Reason::REFUSED_STREAM);
             self.events.push_back(ConnEvent::ProtocolError {
                 stream: Some(id),
                 reason: Reason::REFUSED_STREAM,
@@ -660,7 +732,7 @@ impl Connection {
             Ok(head) => head,
             Err(HeadError::Malformed(why)) => {
                 // §8.1.1: malformed requests are stream errors PROTOCOL_ERROR.
-                frame::write_rst_stream(&mut self.out, id, Reason::PROTOCOL_ERROR);
+                self.send_reset(id, Reason::PROTOCOL_ERROR);
                 self.events.push_back(ConnEvent::ProtocolError {
                     stream: Some(id),
                     reason: Reason::PROTOCOL_ERROR,
@@ -769,7 +841,13 @@ impl Connection {
             StreamState::ReceivingRequest => self.buffered -= s.body.len(),
             StreamState::AwaitingResponse => {
                 self.in_flight -= 1;
-                self.cancelled.push_back(id);
+                // A request not yet handed out is dropped (zeroized) here; only handed-out
+                // ones are reported as cancelled.
+                let queued = self.requests.len();
+                self.requests.retain(|r| r.stream != id);
+                if self.requests.len() == queued {
+                    self.cancelled.push_back(id);
+                }
             }
             StreamState::SendingResponse => {}
         }
@@ -778,14 +856,20 @@ impl Connection {
 
     /// A stream error (§5.4.2): RST_STREAM and forget the stream.
     fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
-        frame::write_rst_stream(&mut self.out, id, reason);
         self.remove_stream(id);
+        self.send_reset(id, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: Some(id),
             reason,
             detail,
         });
         self.check_drained();
+    }
+
+    /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
+    fn send_reset(&mut self, id: StreamId, reason: Reason) {
+        frame::write_rst_stream(&mut self.out, id, reason);
+        self.closed.insert(id, ClosedBy::UsWithReset);
     }
 
     /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.

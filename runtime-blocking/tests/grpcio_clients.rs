@@ -104,7 +104,11 @@ fn key_rotation_is_picked_up_without_restart_and_old_ciphertexts_still_decrypt()
         .trim()
         .to_string();
     // The plugin logs the key id change (hashed) once the refresh has wrapped a new local KEK.
-    plugin.wait_log("key id changed", std::time::Duration::from_secs(20));
+    let hash = kms_plugin_blocking::log::hash_key_id(&new_key_id);
+    plugin.wait_log(
+        &format!("key id changed key_id_hash={hash}"),
+        std::time::Duration::from_secs(20),
+    );
     let (ok, out) = grpcio(&listen, "localhost", &["check", saved.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(

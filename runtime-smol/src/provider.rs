@@ -1,5 +1,6 @@
 //! Remote KEK providers as the smol runtime executes them (async, cancel on drop).
 
+pub mod local;
 pub mod resilient;
 pub mod secret_file;
 pub mod vault;

@@ -1,6 +1,7 @@
 //! Control frames: PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY and WINDOW_UPDATE
 //! (RFC 9113 §6.3-§6.9).
 
+use super::closed::ClosedBy;
 use super::{ConnEvent, Connection};
 use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
@@ -11,12 +12,20 @@ impl Connection {
         if head.stream == 0 {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
         }
-        if payload.len() != 5 {
+        let Some(dep) = payload.first_chunk::<4>().filter(|_| payload.len() == 5) else {
             // §6.3: stream error FRAME_SIZE_ERROR.
-            self.stream_error(
+            return self.stream_error(
                 head.stream,
                 Reason::FRAME_SIZE_ERROR,
                 "PRIORITY length is not 5",
+            );
+        };
+        if u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream {
+            // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
+            self.stream_error(
+                head.stream,
+                Reason::PROTOCOL_ERROR,
+                "stream depends on itself",
             );
         }
     }
@@ -43,6 +52,7 @@ impl Connection {
         }
         let reason = Reason(u32::from_be_bytes(*code));
         if self.remove_stream(head.stream) {
+            self.closed.insert(head.stream, ClosedBy::Other);
             self.events.push_back(ConnEvent::StreamReset {
                 stream: head.stream,
                 reason,

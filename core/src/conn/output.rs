@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
+use super::closed::ClosedBy;
 use super::stream::StreamState;
 use super::{ConnEvent, Connection, Phase};
 use crate::grpc::{self, PREFIX_LEN};
@@ -58,7 +59,7 @@ impl Connection {
                 if !response.message.is_empty() {
                     let mut msg = alloc::string::String::new();
                     let text: &str = &response.message;
-                    grpc::percent_encode(text.get(..512).unwrap_or(text), &mut msg);
+                    grpc::percent_encode(truncate(text, MAX_GRPC_MESSAGE), &mut msg);
                     self.encoder
                         .encode_field(b"grpc-message", msg.as_bytes(), false, &mut block);
                 }
@@ -131,6 +132,7 @@ impl Connection {
             if s.state == StreamState::ReceivingRequest {
                 self.buffered -= s.body.len();
             }
+            self.closed.insert(id, ClosedBy::Other);
         }
         self.check_drained();
     }
@@ -167,12 +169,24 @@ impl Connection {
             s.state = StreamState::SendingResponse;
         }
         self.queue_response(id, http_status, response);
-        if !request_complete {
-            frame::write_rst_stream(&mut self.out, id, Reason::NO_ERROR);
-        }
         self.streams.remove(&id);
+        if !request_complete {
+            self.send_reset(id, Reason::NO_ERROR);
+        }
         self.check_drained();
     }
+}
+
+/// The longest `grpc-message` we send, in octets before percent-encoding.
+const MAX_GRPC_MESSAGE: usize = 512;
+
+/// The longest prefix of `text` of at most `max` octets that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 /// Formats a gRPC status code (0..=16) as ASCII digits.

@@ -14,7 +14,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_kms-plugin");
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_kms-plugin") {
+    Some(bin) => bin,
+    None => "kms-plugin",
+};
 
 /// A fresh private directory under the system temp dir (removed on drop).
 pub struct TempDir(pub PathBuf);
@@ -65,10 +68,16 @@ pub struct Plugin {
 impl Plugin {
     /// Starts `serve` with `args` and waits (bounded) for its "listening" log line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
+        let mut full = vec!["serve"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--log-format", "text", "--log-level", "debug"]);
+        Self::start_bin(BIN, &full)
+    }
+
+    /// Starts `bin` with `args` and waits (bounded) for its "listening" log line.
+    pub fn start_bin(bin: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(bin)
             .args(args)
-            .args(["--log-format", "text", "--log-level", "debug"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,77 @@
+//! Example binary of the smol runtime: `kms-plugin-smol --listen unix:///path|unix:///@name
+//! --key-file FILE [--key-name NAME]`. The static production binary is `kms-plugin` (blocking
+//! runtime); this one shows how to embed the plugin in an async application.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_io::Async;
+use kms_plugin_smol::provider::local::LocalKeyring;
+use kms_plugin_smol::serve::{ServeOptions, serve};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("kms-plugin-smol: error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn bind(listen: &str) -> Result<UnixListener, String> {
+    let path = listen
+        .strip_prefix("unix://")
+        .ok_or_else(|| format!("--listen {listen:?}: use unix:///path or unix:///@name"))?;
+    if let Some(name) = path.strip_prefix("/@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(|e| e.to_string())?;
+        return UnixListener::bind_addr(&addr).map_err(|e| format!("--listen {listen}: {e}"));
+    }
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(|e| format!("--listen {listen}: {e}"))
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let listen = get("--listen").unwrap_or_else(|| "unix:///tmp/kms.sock".into());
+    let key_file = get("--key-file").ok_or("--key-file FILE is required")?;
+    let key_name = get("--key-name").unwrap_or_else(|| "default".into());
+    let provider = LocalKeyring::open(std::path::Path::new(&key_file), &key_name)?;
+    let listener = bind(&listen)?;
+    let listener = Async::new(listener).map_err(|e| e.to_string())?;
+
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = stop_tx.send_blocking(());
+        }
+    });
+
+    let executor = Arc::new(smol::Executor::new());
+    let options = ServeOptions {
+        config: kms_plugin_core::Config::default(),
+        provider: Arc::new(provider),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    eprintln!("{{\"level\":\"info\",\"msg\":\"listening\",\"endpoint\":\"{listen}\"}}");
+    let shutdown = async move {
+        let _ = stop_rx.recv().await;
+    };
+    let result = smol::block_on(executor.run(serve(executor.clone(), listener, options, shutdown)));
+    if !listen.contains("/@") {
+        let _ = std::fs::remove_file(listen.trim_start_matches("unix://"));
+    }
+    result
+}
