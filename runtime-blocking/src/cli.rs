@@ -461,7 +461,7 @@ fn start_metrics(
     let m = MetricsServer::start(addr, server.probe(), Limits::default())
         .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
     let bound = m.local_addr();
-    logger.info("metrics listening", &[("addr", &bound)]);
+    logger.info("serving metrics", &[("addr", &bound)]);
     if !is_loopback(&bound) {
         logger.warn(
             "metrics served on a non-loopback address; /metrics and /readyz are reachable from the network",

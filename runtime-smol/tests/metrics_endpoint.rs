@@ -267,11 +267,7 @@ fn simulated_plugin_scrape_and_log_redaction() {
         logger.event(e);
         metrics.record(e);
     }
-    logger.log(
-        Level::Info,
-        "metrics listening",
-        &[("addr", &"127.0.0.1:0")],
-    );
+    logger.log(Level::Info, "serving metrics", &[("addr", &"127.0.0.1:0")]);
     let probe = Arc::new(SimProbe {
         state: Mutex::new((sim, metrics)),
     });
@@ -310,4 +306,37 @@ fn simulated_plugin_scrape_and_log_redaction() {
             assert_absent(haystack, p, "plaintext");
         }
     }
+}
+
+#[path = "../../runtime-blocking/tests/metrics_e2e/mod.rs"]
+mod metrics_e2e;
+
+#[test]
+fn real_binary_scrape_and_log_redaction() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = std::env::temp_dir().join(format!("kms-smol-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).unwrap();
+    let mut keyring = Keyring::new();
+    keyring
+        .add_key("default", Secret32::from_bytes(key))
+        .unwrap();
+    let key_file = dir.join("keyring");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_file)
+        .unwrap();
+    f.write_all(&keyring.serialize()).unwrap();
+    drop(f);
+    metrics_e2e::session(
+        env!("CARGO_BIN_EXE_kms-plugin-smol"),
+        &[],
+        &key_file,
+        &key,
+        false,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
