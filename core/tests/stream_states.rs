@@ -146,3 +146,30 @@ fn in_flight_counts_requests_until_answered() {
     );
     assert_eq!(h.conn.in_flight(), 2);
 }
+
+#[test]
+fn content_length_must_match_the_data() {
+    // §8.1.1: a request whose content-length differs from the DATA length is malformed.
+    for (declared, ok) in [
+        ("6", true),
+        ("5", false),
+        ("7", false),
+        ("0", false),
+        ("x", false),
+    ] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        let opts = RequestOptions {
+            extra_headers: vec![("content-length".into(), declared.into())],
+            data_chunk: Some(2),
+            ..RequestOptions::default()
+        };
+        let r = h.call(PATH, b"m", &opts, &mut echo).expect("finished");
+        if ok {
+            assert_eq!(r.message, Some(b"m".to_vec()));
+        } else {
+            assert_eq!(r.reset, Some(Reason::PROTOCOL_ERROR.0), "{declared}");
+            assert!(h.parked.is_empty());
+        }
+        assert!(!h.conn.is_closed());
+    }
+}

@@ -8,6 +8,18 @@ use crate::h2::reason::Reason;
 use crate::time::Timestamp;
 
 impl Connection {
+    /// Counts one stream reset, by the peer or provoked by its protocol errors, and says
+    /// whether the budget of `max_resets_per_window` per `reset_window` is exceeded
+    /// (CVE-2023-44487 rapid reset; CVE-2025-8671 "MadeYouReset").
+    pub(super) fn over_reset_budget(&mut self, now: Timestamp) -> bool {
+        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
+            self.resets_window_start = now;
+            self.resets_in_window = 0;
+        }
+        self.resets_in_window = self.resets_in_window.saturating_add(1);
+        self.resets_in_window > self.config.max_resets_per_window
+    }
+
     pub(super) fn on_priority(&mut self, head: FrameHead, payload: &[u8]) {
         if head.stream == 0 {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
@@ -42,12 +54,7 @@ impl Connection {
             );
         }
         // Rapid-reset protection (CVE-2023-44487).
-        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
-            self.resets_window_start = now;
-            self.resets_in_window = 0;
-        }
-        self.resets_in_window += 1;
-        if self.resets_in_window > self.config.max_resets_per_window {
+        if self.over_reset_budget(now) {
             return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
         }
         let reason = Reason(u32::from_be_bytes(*code));

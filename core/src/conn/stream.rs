@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use alloc::vec::Vec;
 
+use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
 /// The states a client-initiated stream passes through on our side (§5.1). Idle and closed
@@ -51,13 +52,18 @@ pub(crate) struct Stream {
     pub(crate) send_window: i64,
     pub(crate) path: Cow<'static, str>,
     pub(crate) deadline: Option<Timestamp>,
+    /// The request's `content-length`, if sent.
+    pub(crate) content_length: Option<u64>,
     /// Request body (gRPC prefix + message) received so far. May hold plaintext.
     pub(crate) body: Zeroizing<Vec<u8>>,
-    /// Response DATA payload still to send, from `out_pos`. May hold plaintext.
-    pub(crate) out: Zeroizing<Vec<u8>>,
+    /// The response message being sent (OK responses); zeroized when dropped.
+    pub(crate) response: Option<SecretBytes>,
+    /// The response's 5-octet gRPC prefix, sent before `response`.
+    pub(crate) prefix: [u8; 5],
+    /// Octets of prefix + message already sent as DATA.
     pub(crate) out_pos: usize,
-    /// Encoded trailers block, sent with END_STREAM after `out`.
-    pub(crate) trailers: Vec<u8>,
+    /// The response, trailers included, is fully queued: the stream is about to be removed.
+    pub(crate) sent: bool,
 }
 
 impl Stream {
@@ -73,10 +79,12 @@ impl Stream {
             send_window: i64::from(send_window),
             path,
             deadline,
+            content_length: None,
             body: Zeroizing::new(Vec::new()),
-            out: Zeroizing::new(Vec::new()),
+            response: None,
+            prefix: [0; 5],
             out_pos: 0,
-            trailers: Vec::new(),
+            sent: false,
         }
     }
 }
