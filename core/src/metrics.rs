@@ -17,6 +17,7 @@ use core::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::conn::ConnEvent;
 use crate::effect::{RemoteErrorKind, RemoteOpKind};
 use crate::event::{Event, RotationReason};
 use crate::kms::Method;
@@ -138,6 +139,28 @@ const fn error_name(i: usize) -> &'static str {
     }
 }
 
+/// Transport event kinds, in index order (the `kind` label).
+pub const TRANSPORT_KINDS: [&str; 5] = [
+    "protocol_error",
+    "request_rejected",
+    "peer_goaway",
+    "stream_reset",
+    "closed",
+];
+
+/// The `kind` index of a transport event and, for the HTTP/2 ones, its error code (0..=13 are
+/// RFC 9113 §7 codes, 14 = any other).
+fn transport_index(e: &ConnEvent) -> (usize, Option<usize>) {
+    let code = |r: crate::h2::reason::Reason| Some((r.0 as usize).min(14));
+    match e {
+        ConnEvent::ProtocolError { reason, .. } => (0, code(*reason)),
+        ConnEvent::RequestRejected { .. } => (1, None),
+        ConnEvent::PeerGoAway { reason, .. } => (2, code(*reason)),
+        ConnEvent::StreamReset { reason, .. } => (3, code(*reason)),
+        ConnEvent::Closed { .. } => (4, None),
+    }
+}
+
 const fn reason_index(r: RotationReason) -> usize {
     match r {
         RotationReason::Initial => 0,
@@ -200,7 +223,9 @@ pub struct Metrics {
     conns_accepted: u64,
     conns_refused: u64,
     conns_closed: u64,
-    transport_events: u64,
+    transport_events: [u64; 5],
+    /// `[kind 0 | 2 | 3][HTTP/2 error code 0..=14]`.
+    http2_errors: [[u64; 15]; 5],
     key_id_changes: u64,
     kek_rotations: [u64; 4],
     health_changes: u64,
@@ -239,7 +264,8 @@ impl Metrics {
             conns_accepted: 0,
             conns_refused: 0,
             conns_closed: 0,
-            transport_events: 0,
+            transport_events: [0; 5],
+            http2_errors: [[0; 15]; 5],
             key_id_changes: 0,
             kek_rotations: [0; 4],
             health_changes: 0,
@@ -260,7 +286,13 @@ impl Metrics {
             Event::ConnectionAccepted { .. } => bump(&mut self.conns_accepted),
             Event::ConnectionRefused { .. } => bump(&mut self.conns_refused),
             Event::ConnectionClosed { .. } => bump(&mut self.conns_closed),
-            Event::TransportEvent { .. } => bump(&mut self.transport_events),
+            Event::Transport { event, .. } => {
+                let (kind, code) = transport_index(event);
+                bump(&mut self.transport_events[kind]);
+                if let Some(code) = code {
+                    bump(&mut self.http2_errors[kind][code]);
+                }
+            }
             Event::RequestCompleted {
                 method,
                 code,
@@ -483,7 +515,7 @@ impl Metrics {
     }
 
     fn render_cache_and_connections(&self, out: &mut String) {
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 6] = [
             (
                 "kms_plugin_unwrap_cache_hits_total",
                 "Decrypts answered OK from an already unwrapped local KEK.",
@@ -514,15 +546,35 @@ impl Metrics {
                 "Connections closed.",
                 self.conns_closed,
             ),
-            (
-                "kms_plugin_transport_events_total",
-                "HTTP/2 protocol errors and notable transport conditions.",
-                self.transport_events,
-            ),
         ];
         for (name, help, n) in counters {
             header(out, name, Kind::Counter, help);
             sample(out, name, &[], n);
+        }
+        let name = "kms_plugin_transport_events_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "HTTP/2 transport events by kind: protocol errors we detected, requests the transport answered itself, peer GOAWAYs, peer stream resets, connection closes.",
+        );
+        for (kind, n) in TRANSPORT_KINDS.iter().zip(&self.transport_events) {
+            sample(out, name, &[("kind", kind)], *n);
+        }
+        let name = "kms_plugin_http2_errors_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "HTTP/2 error codes (RFC 9113 section 7) of protocol errors we sent, peer GOAWAYs and peer stream resets.",
+        );
+        for (kind, row) in TRANSPORT_KINDS.iter().zip(&self.http2_errors) {
+            for (code, n) in row.iter().enumerate() {
+                if *n > 0 {
+                    let reason = crate::h2::reason::Reason(code as u32).name();
+                    sample(out, name, &[("kind", kind), ("reason", reason)], *n);
+                }
+            }
         }
         let g = &self.gauges;
         for (name, help, v) in [

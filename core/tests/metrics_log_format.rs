@@ -137,3 +137,37 @@ fn format_line_types_values() {
     );
     assert_eq!(line, "0.000000 error m s=\"a b\" e=\"\"\n");
 }
+
+#[test]
+fn transport_events_name_kind_code_and_stream() {
+    use kms_plugin_core::conn::ConnEvent;
+    use kms_plugin_core::h2::reason::Reason;
+    let conn_error = Event::Transport {
+        conn: ConnId(9),
+        event: ConnEvent::ProtocolError {
+            stream: None,
+            reason: Reason::PROTOCOL_ERROR,
+            detail: "DATA on stream 0",
+        },
+    };
+    let (level, line) = format_event(&conn_error, LogFormat::Json, TS).unwrap();
+    assert_eq!(level, Level::Info);
+    assert_eq!(
+        line,
+        "{\"ts\":1763856000.123456,\"level\":\"info\",\"msg\":\"HTTP/2 connection error sent (GOAWAY)\",\
+         \"reason\":\"PROTOCOL_ERROR\",\"detail\":\"DATA on stream 0\",\"conn\":9}\n"
+    );
+    let reset = Event::Transport {
+        conn: ConnId(9),
+        event: ConnEvent::StreamReset {
+            stream: 5,
+            reason: Reason::CANCEL,
+        },
+    };
+    let (level, line) = format_event(&reset, LogFormat::Text, TS).unwrap();
+    assert_eq!(level, Level::Debug);
+    assert_eq!(
+        line,
+        "1763856000.123456 debug peer reset a stream reason=CANCEL conn=9 stream=5\n"
+    );
+}

@@ -4,8 +4,10 @@
 
 use core::time::Duration;
 
+use kms_plugin_core::conn::ConnEvent;
 use kms_plugin_core::effect::{OpId, RemoteErrorKind, RemoteOpKind};
 use kms_plugin_core::event::{Event, RotationReason};
+use kms_plugin_core::h2::reason::Reason;
 use kms_plugin_core::kms::Method;
 use kms_plugin_core::metrics::{Metrics, hash_key_id};
 use kms_plugin_core::plugin::ConnId;
@@ -51,6 +53,13 @@ fn small_registry() -> Metrics {
             reason: RotationReason::Initial,
         },
         Event::ConnectionRefused { conn: ConnId(1) },
+        Event::Transport {
+            conn: ConnId(0),
+            event: ConnEvent::StreamReset {
+                stream: 3,
+                reason: Reason::CANCEL,
+            },
+        },
     ];
     for e in &events {
         m.record(e);
@@ -70,10 +79,19 @@ fn small_registry_matches_golden() {
         std::fs::write(path, &out).unwrap();
     }
     let golden = std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 to create)");
-    assert_eq!(
-        out, golden,
-        "rendering changed; review and rerun with UPDATE_GOLDEN=1"
-    );
+    if out != golden {
+        let first = out
+            .lines()
+            .zip(golden.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| out.lines().count().min(golden.lines().count()));
+        panic!(
+            "rendering changed at line {}: got {:?}, golden {:?}; review and rerun with UPDATE_GOLDEN=1",
+            first + 1,
+            out.lines().nth(first),
+            golden.lines().nth(first)
+        );
+    }
     let exp = parse(&out);
     check_bounded(&exp);
     // Unobserved gauges have no samples yet; counters and histograms always do.

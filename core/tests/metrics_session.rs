@@ -146,6 +146,12 @@ fn run_session() -> Session {
         )));
         assert_eq!(back, plaintexts()[0]);
     }
+    // A client breaking HTTP/2: DATA on stream 0 is a connection error (RFC 9113 §6.1).
+    let bad = sim.connect();
+    sim.clients[bad]
+        .client
+        .send_raw(&[0, 0, 0, 0x0, 0, 0, 0, 0, 0]);
+    sim.step();
     let r = sim.call(c, "/v9.Nope/Nothing", &[], &opts()).to_rpc();
     assert_eq!(r.code, Code::Unimplemented);
     sync(&sim, &mut metrics);
@@ -251,8 +257,19 @@ fn every_family_has_samples_with_bounded_labels_and_counts_match_the_session() {
         ) >= 2.0
     );
     assert_eq!(v("kms_plugin_remote_operations_in_flight", &[]), 0.0);
-    assert_eq!(v("kms_plugin_connections_accepted_total", &[]), 1.0);
-    assert_eq!(v("kms_plugin_connections_closed_total", &[]), 1.0);
+    assert_eq!(v("kms_plugin_connections_accepted_total", &[]), 2.0);
+    assert_eq!(v("kms_plugin_connections_closed_total", &[]), 2.0);
+    let h2 = "kms_plugin_http2_errors_total";
+    assert_eq!(
+        v(
+            h2,
+            &[("kind", "protocol_error"), ("reason", "PROTOCOL_ERROR")]
+        ),
+        1.0
+    );
+    let te = "kms_plugin_transport_events_total";
+    assert_eq!(v(te, &[("kind", "protocol_error")]), 1.0);
+    assert_eq!(v(te, &[("kind", "closed")]), 2.0);
     assert_eq!(v("kms_plugin_connections_open", &[]), 0.0);
     assert_eq!(v("kms_plugin_healthz", &[]), 1.0);
     assert!(v("kms_plugin_health_changes_total", &[]) >= 3.0);

@@ -28,7 +28,7 @@ use kms_plugin_core::testing::sim::Sim;
 use kms_plugin_core::testing::wire_client::CallOptions;
 use kms_plugin_smol::observe::log::{EventLogger, Level, LogFormat};
 use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
-use metrics_support::{FAMILIES, assert_absent, check_bounded, parse};
+use metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
 fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
@@ -277,8 +277,16 @@ fn simulated_plugin_scrape_and_log_redaction() {
     assert_eq!(code, 200);
     let exp = parse(&body);
     let seen = check_bounded(&exp);
-    for (family, _, _) in FAMILIES {
-        assert!(seen.contains(*family), "{family} missing");
+    for (family, ty, _) in FAMILIES {
+        assert_eq!(
+            exp.types.get(*family).map(String::as_str),
+            Some(*ty),
+            "{family}"
+        );
+        assert!(
+            seen.contains(*family) || !always_sampled(family),
+            "{family} missing"
+        );
     }
     assert_eq!(
         exp.value(

@@ -12,9 +12,11 @@ use core::fmt::{self, Write as _};
 use core::time::Duration;
 
 use super::hash_key_id;
+use crate::conn::ConnEvent;
 use crate::effect::RemoteOpKind;
 use crate::event::Event;
 use crate::kms::Method;
+use crate::plugin::ConnId;
 use crate::rpc::Code;
 
 /// Longest request uid written (characters); longer ones are cut and marked with `…`.
@@ -209,8 +211,13 @@ pub fn event_level(event: &Event) -> Level {
         | Event::RemoteStarted { .. }
         | Event::UnwrapJoined { .. } => Level::Debug,
         Event::ConnectionRefused { .. } | Event::ParkedLimitReached { .. } => Level::Warn,
-        Event::TransportEvent { .. }
-        | Event::RequestAbandoned { .. }
+        Event::Transport { event, .. } => match event {
+            ConnEvent::ProtocolError { .. } | ConnEvent::RequestRejected { .. } => Level::Info,
+            ConnEvent::PeerGoAway { .. }
+            | ConnEvent::StreamReset { .. }
+            | ConnEvent::Closed { .. } => Level::Debug,
+        },
+        Event::RequestAbandoned { .. }
         | Event::LateRemoteReplyDropped { .. }
         | Event::KeyIdChanged { .. }
         | Event::LocalKekRotated { .. }
@@ -278,10 +285,7 @@ pub fn format_event(event: &Event, format: LogFormat, ts: Duration) -> Option<(L
         Event::ConnectionClosed { conn } => {
             line("connection closed", &[("conn", Value::U64(conn.0))])
         }
-        Event::TransportEvent { conn, detail } => line(
-            "transport event",
-            &[("conn", Value::U64(conn.0)), ("detail", Value::Str(detail))],
-        ),
+        Event::Transport { conn, event } => transport_line(*conn, event, &line),
         Event::RequestCompleted {
             conn,
             method,
@@ -384,6 +388,65 @@ pub fn format_event(event: &Event, format: LogFormat, ts: Duration) -> Option<(L
         Event::ShutdownStarted => line("graceful shutdown started", &[]),
     };
     Some((level, text))
+}
+
+/// Formats a message and its fields into a line (level and time already bound).
+type LineFn<'a> = dyn Fn(&str, &[(&str, Value<'_>)]) -> String + 'a;
+
+/// The line of a transport event: its kind, HTTP/2 error code name, stream and static detail.
+fn transport_line(conn: ConnId, event: &ConnEvent, line: &LineFn<'_>) -> String {
+    let c = ("conn", Value::U64(conn.0));
+    match event {
+        ConnEvent::ProtocolError {
+            stream,
+            reason,
+            detail,
+        } => {
+            let fields = [
+                ("reason", Value::Str(reason.name())),
+                ("detail", Value::Str(detail)),
+                c,
+                ("stream", Value::U64(u64::from(stream.unwrap_or(0)))),
+            ];
+            let (msg, n) = if stream.is_some() {
+                ("HTTP/2 stream error sent (RST_STREAM)", 4)
+            } else {
+                ("HTTP/2 connection error sent (GOAWAY)", 3)
+            };
+            line(msg, fields.get(..n).unwrap_or(&fields))
+        }
+        ConnEvent::RequestRejected { stream, code } => line(
+            "request rejected by the transport",
+            &[
+                ("code", Value::Str(code.name())),
+                c,
+                ("stream", Value::U64(u64::from(*stream))),
+            ],
+        ),
+        ConnEvent::PeerGoAway {
+            reason,
+            last_stream,
+        } => line(
+            "peer sent GOAWAY",
+            &[
+                ("reason", Value::Str(reason.name())),
+                c,
+                ("last_stream", Value::U64(u64::from(*last_stream))),
+            ],
+        ),
+        ConnEvent::StreamReset { stream, reason } => line(
+            "peer reset a stream",
+            &[
+                ("reason", Value::Str(reason.name())),
+                c,
+                ("stream", Value::U64(u64::from(*stream))),
+            ],
+        ),
+        ConnEvent::Closed { reason } => line(
+            "connection closed by the transport",
+            &[("reason", Value::Str(reason)), c],
+        ),
+    }
 }
 
 /// Message for a remote operation's start/end; status refreshes read as health polling.

@@ -239,7 +239,12 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_connections_accepted_total", "counter", &[]),
     ("kms_plugin_connections_refused_total", "counter", &[]),
     ("kms_plugin_connections_closed_total", "counter", &[]),
-    ("kms_plugin_transport_events_total", "counter", &[]),
+    ("kms_plugin_transport_events_total", "counter", &["kind"]),
+    (
+        "kms_plugin_http2_errors_total",
+        "counter",
+        &["kind", "reason"],
+    ),
     ("kms_plugin_unwrap_cache_size", "gauge", &[]),
     ("kms_plugin_connections_open", "gauge", &[]),
     ("kms_plugin_key_id_info", "gauge", &["key_id_hash"]),
@@ -256,6 +261,14 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_healthz", "gauge", &[]),
     ("kms_plugin_shutting_down", "gauge", &[]),
 ];
+
+/// Families whose samples appear only once something happened (no pre-initialised series).
+pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];
+
+/// Whether `family` must have samples in any scrape.
+pub fn always_sampled(family: &str) -> bool {
+    !OPTIONAL_FAMILIES.contains(&family)
+}
 
 /// The allowed values of every label (the bounded sets), or `None` for `key_id_hash`, which
 /// must match `sha256:<16 lower-case hex>`.
@@ -302,6 +315,7 @@ pub fn allowed_values(label: &str) -> Option<BTreeSet<&'static str>> {
             "corrupt",
             "other",
         ],
+        // Rotation reasons, abandonment reasons and HTTP/2 error codes (RFC 9113 §7).
         "reason" => &[
             "initial",
             "remote_key_changed",
@@ -309,6 +323,28 @@ pub fn allowed_values(label: &str) -> Option<BTreeSet<&'static str>> {
             "age",
             "timeout",
             "cancelled",
+            "NO_ERROR",
+            "PROTOCOL_ERROR",
+            "INTERNAL_ERROR",
+            "FLOW_CONTROL_ERROR",
+            "SETTINGS_TIMEOUT",
+            "STREAM_CLOSED",
+            "FRAME_SIZE_ERROR",
+            "REFUSED_STREAM",
+            "CANCEL",
+            "COMPRESSION_ERROR",
+            "CONNECT_ERROR",
+            "ENHANCE_YOUR_CALM",
+            "INADEQUATE_SECURITY",
+            "HTTP_1_1_REQUIRED",
+            "UNKNOWN",
+        ],
+        "kind" => &[
+            "protocol_error",
+            "request_rejected",
+            "peer_goaway",
+            "stream_reset",
+            "closed",
         ],
         "le" => &[
             "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",

@@ -22,7 +22,7 @@ use kms_plugin_core::rpc::Code;
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::wire_client::{CallOptions, ClientResponse, WireClient};
 
-use crate::metrics_support::{FAMILIES, assert_absent, check_bounded, parse};
+use crate::metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
 /// A real HTTP/1.1 GET (or any raw request); returns (status, headers, body).
 pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
@@ -267,8 +267,16 @@ pub fn session(
     assert_eq!(code, 200);
     let exp = parse(&body);
     let seen = check_bounded(&exp);
-    for (family, _, _) in FAMILIES {
-        assert!(seen.contains(*family), "{family} missing:\n{body}");
+    for (family, ty, _) in FAMILIES {
+        assert_eq!(
+            exp.types.get(*family).map(String::as_str),
+            Some(*ty),
+            "{family}"
+        );
+        assert!(
+            seen.contains(*family) || !always_sampled(family),
+            "{family} missing:\n{body}"
+        );
     }
     let n = |name: &str, labels: &[(&str, &str)]| exp.value(name, labels).unwrap_or(-1.0);
     let req = "kms_plugin_grpc_requests_total";
