@@ -171,7 +171,11 @@ impl Connection {
             config: config.clone(),
             phase: Phase::ExpectPreface { matched: 0 },
             peer: PeerSettings::default(),
-            decoder: Decoder::new(config.header_table_size as usize),
+            // Until our SETTINGS are acknowledged the peer may use the default table size
+            // (RFC 9113 §6.5.3); a lower configured limit applies from the ACK on.
+            decoder: Decoder::new(
+                (config.header_table_size as usize).max(crate::hpack::DEFAULT_TABLE_SIZE),
+            ),
             encoder: Encoder::new(),
             inbuf: Vec::new(),
             out,
@@ -209,7 +213,8 @@ impl Connection {
                     .extend_from_slice(input.get(used..).unwrap_or_default());
             }
         } else {
-            self.inbuf.extend_from_slice(input);
+            // Partial frames may hold request plaintext: grow without leaving copies behind.
+            extend_wiping(&mut self.inbuf, input);
             let mut buf = mem::take(&mut self.inbuf);
             let used = self.process(&buf, now);
             buf[..used].zeroize();
@@ -350,7 +355,7 @@ impl Connection {
         self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }
 
-    /// Requests handed out by `poll_request` and not yet answered.
+    /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -548,7 +553,28 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Partial input and unsent output can hold request or response plaintext.
+    fn drop(&mut self) {
+        self.inbuf.zeroize();
+        self.out.zeroize();
+    }
+}
+
 /// The path used for streams rejected before their `:path` mattered.
 fn head_path() -> alloc::borrow::Cow<'static, str> {
     alloc::borrow::Cow::Borrowed("")
+}
+
+/// Appends `data` to `buf`; when `buf` must grow, the bytes move to a new allocation and the
+/// old one is wiped first (`Vec`'s own growth frees it unwiped).
+fn extend_wiping(buf: &mut Vec<u8>, data: &[u8]) {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let mut grown = Vec::with_capacity(needed.max(buf.capacity().saturating_mul(2)));
+        grown.extend_from_slice(buf);
+        buf.zeroize();
+        *buf = grown;
+    }
+    buf.extend_from_slice(data);
 }

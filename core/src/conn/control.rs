@@ -78,6 +78,13 @@ impl Connection {
                     .connection_error(Reason::FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
             }
             self.settings_ack_deadline = None;
+            // RFC 9113 §6.5.3: our SETTINGS_HEADER_TABLE_SIZE binds the peer's encoder only
+            // once acknowledged; a limit below the default applies from now on (the peer's
+            // next block must start with a size update, RFC 7541 §4.2).
+            let ours = self.config.header_table_size as usize;
+            if ours < self.decoder.max_table_size() {
+                self.decoder.set_max_table_size(ours);
+            }
             return;
         }
         let old_window = self.peer.initial_window_size;

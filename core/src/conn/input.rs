@@ -59,7 +59,8 @@ impl Connection {
                 "DATA beyond the stream window",
             );
         }
-        s.body.extend_from_slice(content);
+        let limit = PREFIX_LEN + self.config.max_message_size as usize;
+        super::stream::append_wiping(&mut s.body, content, limit);
         self.buffered += content.len();
         let body_len = s.body.len();
         if s.content_length.is_some_and(|cl| body_len as u64 > cl) {
