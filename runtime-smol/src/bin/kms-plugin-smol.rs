@@ -31,8 +31,30 @@ fn bind(listen: &str) -> Result<UnixListener, String> {
             .map_err(|e| e.to_string())?;
         return UnixListener::bind_addr(&addr).map_err(|e| format!("--listen {listen}: {e}"));
     }
-    let _ = std::fs::remove_file(path);
+    reclaim_stale(path)?;
     UnixListener::bind(path).map_err(|e| format!("--listen {listen}: {e}"))
+}
+
+/// Removes a leftover socket file nothing answers on (connect: ECONNREFUSED); refuses a live
+/// listener, a symlink or any other file instead of deleting it.
+fn reclaim_stale(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(()); // nothing there
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "--listen: {path} exists and is not a socket; remove it or choose another path"
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(format!(
+            "--listen: another process is listening on {path}; stop it or choose another path"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|e| format!("--listen: cannot remove the stale socket {path}: {e}")),
+        Err(e) => Err(format!("--listen: cannot check {path}: {e}")),
+    }
 }
 
 fn run() -> Result<(), String> {
