@@ -248,3 +248,20 @@ pub fn grpc_go_authority(path: &Path) -> String {
     }
     out
 }
+
+/// Waits (bounded, 20 s) until `kms-plugin probe` reports healthy: "listening" comes before the
+/// first remote Status has answered, so healthz may not be `ok` yet right after start.
+pub fn wait_healthy(listen: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(&["probe", "--listen", listen, "--timeout", "2"]);
+        if out.status.code() == Some(0) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "plugin not healthy within 20 s: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
