@@ -177,16 +177,6 @@ fn headers_after_end_stream_is_stream_closed() {
 }
 
 #[test]
-fn data_on_a_finished_stream_is_ignored_but_counted() {
-    let mut h = Harness::connected(&TransportConfig::default());
-    let r = h.call(PATH, b"m", &RequestOptions::default(), &mut echo);
-    assert!(r.is_some());
-    h.send(&raw_frame(0x0, 0, 1, b"late"));
-    h.pump(&mut echo);
-    assert_eq!(h.client.goaway(), None);
-}
-
-#[test]
 fn data_on_an_idle_stream_is_protocol_error() {
     let mut h = Harness::connected(&TransportConfig::default());
     h.send(&raw_frame(0x0, 0, 5, b"x"));

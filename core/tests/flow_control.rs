@@ -47,7 +47,11 @@ fn request_larger_than_the_default_window_completes_through_window_update() {
     assert!(wu.iter().any(|&(s, _)| s == id), "{wu:?}");
     let credited: u64 = wu.iter().filter(|w| w.0 == 0).map(|w| u64::from(w.1)).sum();
     assert!(credited + 65_535 >= 300_005, "{credited}");
-    assert!(h.client.protocol_errors.is_empty(), "{:?}", h.client.protocol_errors);
+    assert!(
+        h.client.protocol_errors.is_empty(),
+        "{:?}",
+        h.client.protocol_errors
+    );
 }
 
 #[test]
@@ -107,9 +111,18 @@ fn initial_window_size_change_adjusts_open_streams() {
     let req = h.parked.pop().expect("parked");
     h.send(&settings_frame(&[(0x4, 10)]));
     h.pump(&mut park);
-    h.respond(req.stream, Response::ok(SecretBytes::copy_from(&pattern(100))));
+    h.respond(
+        req.stream,
+        Response::ok(SecretBytes::copy_from(&pattern(100))),
+    );
     h.pump(&mut park);
-    let data: u32 = h.client.frames.iter().filter(|f| f.kind == 0).map(|f| f.len).sum();
+    let data: u32 = h
+        .client
+        .frames
+        .iter()
+        .filter(|f| f.kind == 0)
+        .map(|f| f.len)
+        .sum();
     assert_eq!(data, 10);
     // Raising it again releases the rest.
     h.send(&settings_frame(&[(0x4, 1000)]));
@@ -151,7 +164,10 @@ fn settings_initial_window_overflowing_a_stream_is_flow_control_error() {
     h.send(&window_update_frame(id, 0x7fff_0000));
     h.send(&settings_frame(&[(0x4, 0x7fff_ffff)]));
     h.pump(&mut park);
-    assert_eq!(h.client.goaway().map(|g| g.1), Some(Reason::FLOW_CONTROL_ERROR.0));
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::FLOW_CONTROL_ERROR.0)
+    );
 }
 
 #[test]
@@ -179,7 +195,10 @@ fn window_update_wrong_length_is_frame_size_error() {
     let mut h = Harness::connected(&TransportConfig::default());
     h.send(&raw_frame(0x8, 0, 0, &[0, 0, 1]));
     h.pump(&mut echo);
-    assert_eq!(h.client.goaway().map(|g| g.1), Some(Reason::FRAME_SIZE_ERROR.0));
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::FRAME_SIZE_ERROR.0)
+    );
 }
 
 #[test]
@@ -198,7 +217,11 @@ fn data_beyond_the_connection_window_is_flow_control_error() {
     h.send(&raw_frame(0x0, 0, id, &grpc_message(&pattern(70_000))));
     h.pump(&mut echo);
     assert_eq!(h.client.goaway(), Some((id, Reason::FLOW_CONTROL_ERROR.0)));
-    assert!(h.events.iter().any(|e| matches!(e, ConnEvent::Closed { .. })));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, ConnEvent::Closed { .. }))
+    );
 }
 
 #[test]

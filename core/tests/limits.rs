@@ -50,7 +50,7 @@ fn a_larger_configured_max_frame_size_is_advertised_and_honoured() {
     };
     let mut h = Harness::connected(&cfg);
     assert!(h.client.settings.contains(&(0x5, 65_536)));
-    h.send(&raw_frame(0xfe, 0, 0, &[0; 65_536]));
+    h.send(&raw_frame(0xfe, 0, 0, &vec![0; 65_536]));
     h.pump(&mut echo);
     assert_eq!(h.client.goaway(), None);
 }
@@ -278,4 +278,28 @@ fn pending_output_over_its_cap_stops_reading() {
     let out = h.take_server_output();
     assert_eq!(out.len(), 2000 * 17);
     assert!(h.conn.wants_read());
+}
+
+#[test]
+fn provoked_stream_errors_count_as_resets() {
+    // CVE-2025-8671 ("MadeYouReset"): stream errors the peer provokes (here WINDOW_UPDATE
+    // of 0 on a stream whose request was handed out) count against the reset budget.
+    let cfg = TransportConfig {
+        max_resets_per_window: 10,
+        ..TransportConfig::default()
+    };
+    let mut h = Harness::connected(&cfg);
+    for _ in 0..11 {
+        let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+        h.send(&bytes);
+        h.send(&kms_plugin_core::testing::client::window_update_frame(
+            id, 0,
+        ));
+    }
+    h.pump(&mut park);
+    assert_eq!(
+        h.client.goaway().map(|g| g.1),
+        Some(Reason::ENHANCE_YOUR_CALM.0)
+    );
+    assert_eq!(h.conn.in_flight(), 0);
 }

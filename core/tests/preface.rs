@@ -6,7 +6,7 @@ use core::time::Duration;
 use kms_plugin_core::Timestamp;
 use kms_plugin_core::conn::{ConnEvent, Connection, TransportConfig};
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{ping_frame, raw_frame, settings_frame};
+use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -66,7 +66,7 @@ fn handshake_one_octet_at_a_time() {
     h.send(&hs);
     h.pump(&mut echo);
     assert_eq!(h.client.settings_acks, 1);
-    let r = h.call("/p", b"x", &Default::default(), &mut echo);
+    let r = h.call("/p", b"x", &RequestOptions::default(), &mut echo);
     assert_eq!(r.and_then(|r| r.message), Some(b"x".to_vec()));
 }
 
@@ -135,7 +135,10 @@ fn handshake_timeout_closes_the_connection() {
         Some(Timestamp::ZERO.saturating_add(cfg.handshake_timeout.min(cfg.settings_timeout)))
     );
     h.send(&PREFACE[..5]);
-    h.advance(cfg.handshake_timeout - Duration::from_nanos(1));
+    h.advance(
+        cfg.handshake_timeout
+            .saturating_sub(Duration::from_nanos(1)),
+    );
     assert!(!h.conn.is_closed(), "not yet");
     h.advance(Duration::from_nanos(1));
     assert!(h.conn.is_closed());
@@ -155,7 +158,7 @@ fn spurious_timeouts_are_no_ops() {
     }
     h.advance(Duration::from_secs(3600));
     assert!(!h.conn.is_closed());
-    let r = h.call("/p", b"x", &Default::default(), &mut echo);
+    let r = h.call("/p", b"x", &RequestOptions::default(), &mut echo);
     assert_eq!(r.and_then(|r| r.message), Some(b"x".to_vec()));
 }
 

@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use kms_plugin_core::conn::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{ping_frame, raw_frame, settings_frame};
+use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -118,7 +118,7 @@ fn header_table_size_zero_makes_responses_avoid_the_dynamic_table() {
     h.pump(&mut echo);
     for i in 0..3u8 {
         let r = h
-            .call("/p", &[i], &Default::default(), &mut echo)
+            .call("/p", &[i], &RequestOptions::default(), &mut echo)
             .expect("done");
         assert_eq!(r.message, Some(vec![i]));
     }
@@ -140,7 +140,7 @@ fn peer_max_frame_size_bounds_our_data_frames() {
     h.pump(&mut echo);
     let big = vec![3u8; 50_000];
     let r = h
-        .call("/p", &big, &Default::default(), &mut echo)
+        .call("/p", &big, &RequestOptions::default(), &mut echo)
         .expect("done");
     assert_eq!(r.message.as_deref(), Some(&big[..]));
     let max = h

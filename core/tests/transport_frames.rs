@@ -275,3 +275,30 @@ fn rapid_reset_is_enhance_your_calm() {
     c.handle_bytes(&raw.take(), Timestamp::ZERO);
     assert_eq!(goaway_code(&output(&mut c)), Some(0xb));
 }
+
+#[test]
+fn goaway_after_graceful_goaway_never_raises_the_last_stream_id() {
+    // RFC 9113 §6.8: "Endpoints MUST NOT increase the value they send in the last stream
+    // identifier". Found by the plugin_session fuzz target.
+    let mut c = conn();
+    let mut raw = Raw::new();
+    raw.handshake(&[]).unary(1, "/x", Some("localhost"), b"a");
+    c.handle_bytes(&raw.take(), Timestamp::ZERO);
+    let _req = c.poll_request().unwrap();
+    output(&mut c);
+    c.start_shutdown(Timestamp::ZERO);
+    output(&mut c);
+    raw.unary(3, "/x", Some("localhost"), b"b"); // refused: after our GOAWAY
+    raw.frame(FrameKind::Ping, 0, 1, &[0; 8]); // PING on a stream: connection error
+    c.handle_bytes(&raw.take(), Timestamp::ZERO);
+    let out = output(&mut c);
+    let goaway = frames(&out)
+        .into_iter()
+        .find(|f| f.head.kind == FrameKind::GoAway)
+        .expect("GOAWAY");
+    assert_eq!(
+        u32::from_be_bytes(goaway.payload[..4].try_into().unwrap()),
+        1
+    );
+    assert_eq!(goaway_code(&out), Some(PROTOCOL_ERROR));
+}

@@ -167,6 +167,12 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "error, warn, info (default) or debug",
     },
     FlagSpec {
+        name: "metrics-addr",
+        value: "[IP:]PORT",
+        commands: SERVE,
+        help: "serve /metrics, /livez and /readyz over HTTP on this address (off by default; a bare PORT or :PORT means 127.0.0.1; a non-loopback IP must be written out)",
+    },
+    FlagSpec {
         name: "status-refresh",
         value: "SECONDS",
         commands: SERVE,
@@ -432,6 +438,10 @@ fn serve(args: &Args) -> Result<(), String> {
     if config.kms.status_staleness < config.kms.status_refresh_interval * 3 {
         config.kms.status_staleness = config.kms.status_refresh_interval * 3;
     }
+    let metrics_addr = args
+        .get("metrics-addr")
+        .map(crate::observe::metrics_server::parse_addr)
+        .transpose()?;
     let provider = build_provider(args, &logger)?;
     let server = Server::start(ServeOptions {
         endpoint,
@@ -442,10 +452,36 @@ fn serve(args: &Args) -> Result<(), String> {
         shutdown_grace: seconds(args, "shutdown-grace", 5)?,
         remote_workers: 4,
     })?;
+    let metrics = match metrics_addr {
+        Some(addr) => Some(start_metrics(addr, &server, logger)?),
+        None => None,
+    };
     wait_for_signal()?;
     server.shutdown();
     server.wait();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     Ok(())
+}
+
+fn start_metrics(
+    addr: std::net::SocketAddr,
+    server: &Server,
+    logger: Logger,
+) -> Result<crate::observe::metrics_server::MetricsServer, String> {
+    use crate::observe::metrics_server::{Limits, MetricsServer, is_loopback};
+    let m = MetricsServer::start(addr, server.probe(), Limits::default())
+        .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
+    let bound = m.local_addr();
+    logger.info("serving metrics", &[("addr", &bound)]);
+    if !is_loopback(&bound) {
+        logger.warn(
+            "metrics served on a non-loopback address; /metrics and /readyz are reachable from the network",
+            &[("addr", &bound)],
+        );
+    }
+    Ok(m)
 }
 
 fn wait_for_signal() -> Result<(), String> {

@@ -10,6 +10,7 @@ pub mod encryption_config;
 pub mod endpoint;
 pub mod keyfile;
 pub mod log;
+pub mod observe;
 pub mod probe;
 pub mod provider;
 pub mod serve;

@@ -17,13 +17,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::effect::RemoteOp;
-use kms_plugin_core::event::Event;
+use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, Timestamp};
 use zeroize::Zeroize;
 
 use crate::clock::Clock;
 use crate::endpoint::Endpoint;
-use crate::log::{Logger, hash_key_id};
+use crate::log::Logger;
+use crate::observe::log::log_event;
+use crate::observe::metrics_server::Probe;
 use crate::provider::{self, KekProvider};
 use crate::socket::BoundSocket;
 
@@ -59,6 +61,8 @@ struct State {
     timer_target: Option<Timestamp>,
     stopping: bool,
     finished: bool,
+    /// Fed every event; gauges refreshed after each drain and at scrape time.
+    metrics: Metrics,
 }
 
 struct Shared {
@@ -81,6 +85,7 @@ impl Shared {
             plugin,
             writers,
             out,
+            metrics,
             ..
         } = st;
         while let Some(conn) = plugin.poll_transmit(out) {
@@ -109,8 +114,14 @@ impl Shared {
                 }
             }
         }
+        let mut any_event = false;
         while let Some(event) = plugin.poll_event() {
-            log_event(self.logger, &event);
+            log_event(&self.logger, &event);
+            metrics.record(&event);
+            any_event = true;
+        }
+        if any_event {
+            metrics.observe(plugin, self.clock.now());
         }
         let next = plugin.poll_timeout();
         let earlier = match (next, st.timer_target) {
@@ -157,6 +168,7 @@ impl Server {
                 timer_target: None,
                 stopping: false,
                 finished: false,
+                metrics: Metrics::new(options.provider.name()),
             }),
             timer_cv: Condvar::new(),
             drained_cv: Condvar::new(),
@@ -195,6 +207,11 @@ impl Server {
             accept: Some(accept),
             grace: options.shutdown_grace,
         })
+    }
+
+    /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
+    pub fn probe(&self) -> Arc<dyn Probe> {
+        Arc::new(ServerProbe(self.shared.clone()))
     }
 
     /// Begins a graceful shutdown: stop accepting, GOAWAY every connection.
@@ -375,39 +392,28 @@ fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn Ke
     }
 }
 
-/// Logs one core event (key ids hashed; events never hold secrets).
-fn log_event(logger: Logger, event: &Event) {
-    match event {
-        Event::KeyIdChanged { key_id } => {
-            logger.info("key id changed", &[("key_id_hash", &hash_key_id(key_id))]);
-        }
-        Event::LocalKekRotated { reason } => {
-            logger.info("local KEK rotated", &[("reason", &reason.name())]);
-        }
-        Event::HealthChanged { healthy, cause } => {
-            if *healthy {
-                logger.info("healthy", &[]);
-            } else {
-                logger.warn("unhealthy", &[("cause", cause)]);
-            }
-        }
-        Event::RemoteCompleted {
-            op,
-            error: Some(kind),
-            latency,
-            ..
-        } => logger.warn(
-            "remote operation failed",
-            &[
-                ("op", &op.name()),
-                ("error", &kind.name()),
-                ("latency_ms", &latency.as_millis()),
-            ],
-        ),
-        other => {
-            if logger.enabled(crate::log::Level::Debug) {
-                logger.debug("event", &[("event", &format_args!("{other:?}"))]);
-            }
+/// The metrics and readiness of a running server (see [`Server::probe`]).
+struct ServerProbe(Arc<Shared>);
+
+impl Probe for ServerProbe {
+    fn render_metrics(&self, out: &mut String) {
+        let mut st = self.0.lock();
+        let State {
+            plugin, metrics, ..
+        } = &mut *st;
+        metrics.observe(plugin, self.0.clock.now());
+        metrics.render(out);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let st = self.0.lock();
+        let snap = st.plugin.status_snapshot(self.0.clock.now());
+        if snap.shutting_down {
+            Err("shutting down".into())
+        } else if snap.healthy {
+            Ok(())
+        } else {
+            Err(snap.healthz.into())
         }
     }
 }

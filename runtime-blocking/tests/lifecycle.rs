@@ -221,7 +221,10 @@ fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
     // this exact cause also consumes any start-up health lines, which may come before or after
     // "listening", so the "healthy" awaited below is the recovery.)
     std::fs::write(&key_file, b"garbage\n").unwrap();
-    plugin.wait_log("warn  unhealthy cause=remote kms error: corrupt", timeout);
+    plugin.wait_log(
+        "warn  unhealthy cause=\"remote kms error: corrupt\"",
+        timeout,
+    );
     let probe = run(&["probe", "--listen", &listen]);
     assert_eq!(
         probe.status.code(),
