@@ -6,6 +6,13 @@
 //! thread hop. Provider calls run on workers and never hold the lock. The timer thread sleeps
 //! on a condvar until the core's `poll_timeout`, and is woken only when a drain produces an
 //! earlier deadline.
+//!
+//! Known limit: socket writes are blocking and happen under the lock, bounded by a 5 s write
+//! timeout per connection (after which that connection is shut down). A peer that stops
+//! reading while widening its HTTP/2 flow-control windows can fill its socket buffer and so
+//! stall every other connection for up to that timeout. Only peers allowed to connect to the
+//! socket (mode 0600 by default: the apiserver's user) can do this. Lifting it needs
+//! non-blocking writes with a per-connection backlog flushed by its own thread.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
