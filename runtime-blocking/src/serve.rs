@@ -7,14 +7,13 @@
 //! on a condvar until the core's `poll_timeout`, and is woken only when a drain produces an
 //! earlier deadline.
 //!
-//! Known limit: socket writes are blocking and happen under the lock, bounded by a 5 s write
-//! timeout per connection (after which that connection is shut down). A peer that stops
-//! reading while widening its HTTP/2 flow-control windows can fill its socket buffer and so
-//! stall every other connection for up to that timeout. Only peers allowed to connect to the
-//! socket (mode 0600 by default: the apiserver's user) can do this. Lifting it needs
-//! non-blocking writes with a per-connection backlog flushed by its own thread.
+//! Socket writes never happen under the plugin lock: a drain queues each connection's bytes
+//! (in order, under the lock) on that connection's [`ConnWriter`], and the returned [`Flush`]
+//! writes them after the lock is released, holding only that connection's write lock. A peer
+//! that stops reading stalls only the threads writing to it (bounded by a 5 s write timeout,
+//! after which its connection is shut down), never the other connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
@@ -60,9 +59,69 @@ struct Job {
     deadline: Timestamp,
 }
 
+/// One connection's outgoing side: chunks queued in drain order, written by whichever thread
+/// holds `stream` (FIFO, so order is kept whoever writes). `None` in the queue = shut down.
+struct ConnWriter {
+    queue: Mutex<VecDeque<Option<Vec<u8>>>>,
+    stream: Mutex<UnixStream>,
+}
+
+impl ConnWriter {
+    fn new(stream: UnixStream) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(VecDeque::new()),
+            stream: Mutex::new(stream),
+        })
+    }
+
+    fn push(&self, chunk: Option<Vec<u8>>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(chunk);
+    }
+
+    /// Writes everything queued so far (and anything queued while writing).
+    fn flush(&self) {
+        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
+            match next {
+                None => return,
+                Some(Some(mut chunk)) => {
+                    if stream.write_all(&chunk).is_err() {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    chunk.zeroize();
+                }
+                Some(None) => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+}
+
+/// Connections with queued bytes; written when dropped, which callers do after releasing the
+/// plugin lock (`let f = shared.drain(&mut st); drop(st); drop(f);`).
+#[must_use]
+struct Flush(Vec<Arc<ConnWriter>>);
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        for writer in self.0.drain(..) {
+            writer.flush();
+        }
+    }
+}
+
 struct State {
     plugin: Plugin,
-    writers: HashMap<ConnId, UnixStream>,
+    writers: HashMap<ConnId, Arc<ConnWriter>>,
     out: Vec<u8>,
     /// The deadline the timer thread currently sleeps until (`None`: indefinitely).
     timer_target: Option<Timestamp>,
@@ -87,7 +146,7 @@ impl Shared {
     }
 
     /// The loop contract: drain transmit, effects, events, then look at the next deadline.
-    fn drain(&self, st: &mut State) {
+    fn drain(&self, st: &mut State) -> Flush {
         let State {
             plugin,
             writers,
@@ -95,14 +154,17 @@ impl Shared {
             metrics,
             ..
         } = st;
+        let mut flush = Flush(Vec::new());
         while let Some(conn) = plugin.poll_transmit(out) {
-            if let Some(stream) = writers.get_mut(&conn) {
-                if stream.write_all(out).is_err() {
-                    let _ = stream.shutdown(Shutdown::Both);
+            if let Some(writer) = writers.get(&conn) {
+                writer.push(Some(std::mem::take(out)));
+                if !flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
+                    flush.0.push(writer.clone());
                 }
+            } else {
+                out.as_mut_slice().zeroize();
+                out.clear();
             }
-            out.as_mut_slice().zeroize();
-            out.clear();
         }
         while let Some(effect) = plugin.poll_effect() {
             match effect {
@@ -115,8 +177,10 @@ impl Shared {
                 // The worker finishes the call; the core drops the late answer.
                 Effect::CancelRemote { .. } => {}
                 Effect::Close { conn } => {
-                    if let Some(stream) = writers.remove(&conn) {
-                        let _ = stream.shutdown(Shutdown::Both);
+                    // After the bytes queued before it (GOAWAY, last responses).
+                    if let Some(writer) = writers.remove(&conn) {
+                        writer.push(None);
+                        flush.0.push(writer);
                     }
                 }
             }
@@ -143,6 +207,7 @@ impl Shared {
         if st.stopping && st.plugin.is_drained() {
             self.drained_cv.notify_all();
         }
+        flush
     }
 }
 
@@ -183,7 +248,8 @@ impl Server {
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
         });
-        shared.drain(&mut shared.lock());
+        let flush = shared.drain(&mut shared.lock());
+        drop(flush); // no connection exists yet: nothing to write
 
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..options.remote_workers.max(1) {
@@ -229,8 +295,9 @@ impl Server {
         }
         st.stopping = true;
         st.plugin.handle_shutdown(self.shared.clock.now());
-        self.shared.drain(&mut st);
+        let flush = self.shared.drain(&mut st);
         drop(st);
+        drop(flush);
         self.shared.logger.info("shutting down", &[]);
         // Wake the accept loop with a connection to ourselves.
         let _ = match &self.endpoint {
@@ -267,11 +334,12 @@ impl Server {
                 .0;
         }
         st.finished = true;
-        for stream in st.writers.values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        st.writers.clear();
+        let writers: Vec<Arc<ConnWriter>> = st.writers.drain().map(|(_, w)| w).collect();
         drop(st);
+        for writer in writers {
+            writer.push(None);
+            writer.flush();
+        }
         self.shared.timer_cv.notify_all();
         *self
             .shared
@@ -312,15 +380,19 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
         let conn = {
             let mut st = shared.lock();
             let conn = st.plugin.handle_accept(shared.clock.now());
-            st.writers.insert(conn, writer);
-            shared.drain(&mut st);
+            st.writers.insert(conn, ConnWriter::new(writer));
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
             conn
         };
         let shared2 = shared.clone();
         if spawn("kms-conn", move || connection_loop(&shared2, stream, conn)).is_err() {
             let mut st = shared.lock();
             let _ = st.plugin.handle_eof(conn, shared.clock.now());
-            shared.drain(&mut st);
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
         }
     }
 }
@@ -337,12 +409,15 @@ fn connection_loop(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
         let alive = st.writers.contains_key(&conn);
         if n == 0 || !alive {
             let _ = st.plugin.handle_eof(conn, now);
-            shared.drain(&mut st);
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
             break;
         }
         let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
-        shared.drain(&mut st);
+        let flush = shared.drain(&mut st);
         drop(st);
+        drop(flush);
         buf[..n].zeroize();
     }
 }
@@ -358,7 +433,10 @@ fn timer_loop(shared: &Shared) {
             Some(t) if t <= now => {
                 st.plugin.handle_timeout(now);
                 st.timer_target = None;
-                shared.drain(&mut st);
+                let flush = shared.drain(&mut st);
+                drop(st);
+                drop(flush);
+                st = shared.lock();
             }
             Some(t) => {
                 st.timer_target = Some(t);
@@ -395,7 +473,9 @@ fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn Ke
                 .logger
                 .error("remote reply rejected by the core", &[("error", &e)]);
         }
-        shared.drain(&mut st);
+        let flush = shared.drain(&mut st);
+        drop(st);
+        drop(flush);
     }
 }
 
