@@ -31,6 +31,7 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections must be at least 1"));
         }
+        self.transport.validate().map_err(ConfigError::new)?;
         self.kms.validate()
     }
 }
@@ -246,6 +247,22 @@ mod tests {
             f(&mut c);
             assert!(c.validate().is_err());
         }
+    }
+
+    #[test]
+    fn plugin_config_checks_every_part() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let c = Config {
+            max_connections: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.transport.max_frame_size = 1;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.kms.max_uses = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! GOAWAY (connection errors, after which [`Connection::is_closed`] is true), a gRPC status,
 //! and a [`ConnEvent`].
 
+mod closed;
 mod config;
 mod control;
 mod head;
+mod input;
 mod output;
 mod stream;
 
@@ -20,17 +22,15 @@ use core::mem;
 
 use zeroize::Zeroize;
 
+use closed::{ClosedBy, ClosedStreams};
 pub use config::TransportConfig;
-use head::{HeadCollector, HeadError};
 use stream::{Stream, StreamInput, StreamState};
 
-use crate::grpc::PREFIX_LEN;
-use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags};
+use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, PREFACE, flags};
 use crate::h2::reason::Reason;
 use crate::h2::settings::{self, PeerSettings};
 use crate::hpack::{Decoder, Encoder};
 use crate::rpc::{Code, Request, Response, StreamId};
-use crate::secret::SecretBytes;
 use crate::time::{Timestamp, earliest};
 
 /// Something notable that happened on a connection (never holds secrets).
@@ -83,8 +83,12 @@ enum Phase {
     ExpectSettings,
     /// Exchanging frames.
     Open,
-    /// We sent GOAWAY(NO_ERROR): streams up to the last one finish, then we close.
-    Draining { force_at: Timestamp },
+    /// We sent GOAWAY(NO_ERROR) naming `last_stream`: streams up to it finish, then we close.
+    Draining {
+        force_at: Timestamp,
+        /// The last-stream-id we sent; a later GOAWAY must not name a higher one (§6.8).
+        last_stream: StreamId,
+    },
     /// Done: only the queued output remains to be flushed.
     Closed,
 }
@@ -93,6 +97,8 @@ enum Phase {
 struct PendingBlock {
     stream: StreamId,
     end_stream: bool,
+    /// The HEADERS frame's PRIORITY made the stream depend on itself (RFC 9113 §5.3.1).
+    self_dependent: bool,
     continuations: u32,
     fragment: Vec<u8>,
 }
@@ -126,7 +132,11 @@ pub struct Connection {
     settings_ack_deadline: Option<Timestamp>,
     resets_window_start: Timestamp,
     resets_in_window: u32,
+    /// The latest time passed in (for checks deep in frame handling).
+    now: Timestamp,
     peer_goaway: bool,
+    /// Recently closed streams and who closed them (§5.1 "closed").
+    closed: ClosedStreams,
 }
 
 impl Connection {
@@ -165,7 +175,11 @@ impl Connection {
             config: config.clone(),
             phase: Phase::ExpectPreface { matched: 0 },
             peer: PeerSettings::default(),
-            decoder: Decoder::new(config.header_table_size as usize),
+            // Until our SETTINGS are acknowledged the peer may use the default table size
+            // (RFC 9113 §6.5.3); a lower configured limit applies from the ACK on.
+            decoder: Decoder::new(
+                (config.header_table_size as usize).max(crate::hpack::DEFAULT_TABLE_SIZE),
+            ),
             encoder: Encoder::new(),
             inbuf: Vec::new(),
             out,
@@ -183,7 +197,9 @@ impl Connection {
             settings_ack_deadline: Some(now.saturating_add(config.settings_timeout)),
             resets_window_start: now,
             resets_in_window: 0,
+            now,
             peer_goaway: false,
+            closed: ClosedStreams::default(),
         }
     }
 
@@ -192,6 +208,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.now = self.now.max(now);
         if self.inbuf.is_empty() {
             // Fast path: parse straight from the caller's buffer, keep only a partial frame.
             let used = self.process(input, now);
@@ -200,7 +217,8 @@ impl Connection {
                     .extend_from_slice(input.get(used..).unwrap_or_default());
             }
         } else {
-            self.inbuf.extend_from_slice(input);
+            // Partial frames may hold request plaintext: grow without leaving copies behind.
+            extend_wiping(&mut self.inbuf, input);
             let mut buf = mem::take(&mut self.inbuf);
             let used = self.process(&buf, now);
             buf[..used].zeroize();
@@ -223,6 +241,7 @@ impl Connection {
     /// Fires due timers: handshake and SETTINGS acknowledgement timeouts (§6.5.3) and the end
     /// of a graceful shutdown. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
         if self.handshake_deadline.is_some_and(|t| t <= now) {
             self.handshake_deadline = None;
             if matches!(
@@ -245,7 +264,7 @@ impl Connection {
             );
             return;
         }
-        if let Phase::Draining { force_at } = self.phase {
+        if let Phase::Draining { force_at, .. } = self.phase {
             if force_at <= now {
                 self.close("shutdown grace period over");
             }
@@ -303,7 +322,7 @@ impl Connection {
     /// The earliest timer, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let draining = match self.phase {
-            Phase::Draining { force_at } => Some(force_at),
+            Phase::Draining { force_at, .. } => Some(force_at),
             Phase::Closed => return None,
             _ => None,
         };
@@ -324,6 +343,7 @@ impl Connection {
                 frame::write_goaway(&mut self.out, self.last_stream, Reason::NO_ERROR);
                 self.phase = Phase::Draining {
                     force_at: now.saturating_add(self.config.shutdown_grace),
+                    last_stream: self.last_stream,
                 };
                 self.check_drained();
             }
@@ -340,9 +360,26 @@ impl Connection {
         self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }
 
-    /// Requests handed out by `poll_request` and not yet answered.
+    /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Octets of a partial frame held between `handle_bytes` calls; never more than one
+    /// frame head plus our SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2).
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len()
+    }
+
+    /// Request body octets (gRPC prefixes included) held across streams; never more than
+    /// `max_buffered_bytes` between calls.
+    pub fn buffered_request_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Octets queued for the socket and not yet taken by `poll_transmit`.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
     }
 
     // --- input --------------------------------------------------------------------------
@@ -433,330 +470,6 @@ impl Connection {
         }
     }
 
-    fn on_data(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
-        if head.stream == 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on stream 0"); // §6.1
-        }
-        // §6.9.1: the whole payload, padding included, counts against the windows.
-        let len = i64::from(head.len);
-        self.conn_recv_window -= len;
-        if self.conn_recv_window < 0 {
-            return self.connection_error(
-                Reason::FLOW_CONTROL_ERROR,
-                "DATA beyond the connection window",
-            );
-        }
-        self.replenish_connection_window();
-        let Some(content) = frame::strip_padding(payload, head.flags) else {
-            return self
-                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
-        };
-        let id = head.stream;
-        let Some(s) = self.streams.get_mut(&id) else {
-            if id > self.last_stream {
-                // §5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR.
-                return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on an idle stream");
-            }
-            // A stream we closed or reset: ignored (§5.1 "closed"); the connection window
-            // was accounted above.
-            return;
-        };
-        if s.state != StreamState::ReceivingRequest {
-            // §5.1 half-closed (remote): stream error STREAM_CLOSED.
-            return self.stream_error(id, Reason::STREAM_CLOSED, "DATA after END_STREAM");
-        }
-        s.recv_window -= len;
-        if s.recv_window < 0 {
-            return self.stream_error(
-                id,
-                Reason::FLOW_CONTROL_ERROR,
-                "DATA beyond the stream window",
-            );
-        }
-        s.body.extend_from_slice(content);
-        self.buffered += content.len();
-        let body_len = s.body.len();
-        let declared = s
-            .body
-            .first_chunk::<PREFIX_LEN>()
-            .map(|p| u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize);
-        if declared.is_some_and(|d| d > self.config.max_message_size as usize) {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::ResourceExhausted,
-                    "request message larger than the maximum",
-                ),
-            );
-        }
-        if declared.is_some_and(|d| body_len > PREFIX_LEN + d) {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::Unimplemented,
-                    "more than one request message on a unary method",
-                ),
-            );
-        }
-        if self.buffered > self.config.max_buffered_bytes {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::ResourceExhausted,
-                    "too many request bytes buffered on this connection",
-                ),
-            );
-        }
-        if head.has(flags::END_STREAM) {
-            return self.finish_request(id, now);
-        }
-        // Keep the stream window open while the request keeps coming (§6.9).
-        let initial = i64::from(self.config.initial_window_size);
-        if s.recv_window <= initial / 2 {
-            let increment = u32::try_from(initial - s.recv_window).unwrap_or(MAX_WINDOW);
-            s.recv_window = initial;
-            frame::write_window_update(&mut self.out, id, increment);
-        }
-    }
-
-    fn replenish_connection_window(&mut self) {
-        let target = i64::from(self.config.connection_window_size);
-        if self.conn_recv_window <= target / 2 {
-            let increment = u32::try_from(target - self.conn_recv_window).unwrap_or(MAX_WINDOW);
-            self.conn_recv_window = target;
-            frame::write_window_update(&mut self.out, 0, increment);
-        }
-    }
-
-    fn on_headers(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
-        if head.stream == 0 {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "HEADERS on stream 0"); // §6.2
-        }
-        let Some(mut fragment) = frame::strip_padding(payload, head.flags) else {
-            return self
-                .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
-        };
-        if head.has(flags::PRIORITY) {
-            // §6.2: 4-octet dependency + 1-octet weight; ignored (RFC 9113 deprecates them).
-            let Some(rest) = fragment.get(5..) else {
-                return self
-                    .connection_error(Reason::FRAME_SIZE_ERROR, "HEADERS too short for PRIORITY");
-            };
-            fragment = rest;
-        }
-        let end_stream = head.has(flags::END_STREAM);
-        if head.has(flags::END_HEADERS) {
-            self.on_header_block(head.stream, end_stream, fragment, now);
-        } else {
-            if fragment.len() > self.max_block_len() {
-                return self.connection_error(Reason::ENHANCE_YOUR_CALM, "header block too large");
-            }
-            self.pending_block = Some(PendingBlock {
-                stream: head.stream,
-                end_stream,
-                continuations: 0,
-                fragment: fragment.to_vec(),
-            });
-        }
-    }
-
-    fn max_block_len(&self) -> usize {
-        2 * self.config.max_header_list_size as usize
-    }
-
-    fn on_continuation(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
-        // §6.10: CONTINUATION must follow HEADERS/CONTINUATION without END_HEADERS on the
-        // same stream.
-        let Some(mut block) = self.pending_block.take() else {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "CONTINUATION without HEADERS");
-        };
-        if block.stream != head.stream {
-            return self.connection_error(Reason::PROTOCOL_ERROR, "CONTINUATION on another stream");
-        }
-        block.continuations += 1;
-        if block.continuations > self.config.max_continuation_frames
-            || block.fragment.len() + payload.len() > self.max_block_len()
-        {
-            return self.connection_error(
-                Reason::ENHANCE_YOUR_CALM,
-                "header block too large or too fragmented",
-            );
-        }
-        block.fragment.extend_from_slice(payload);
-        if head.has(flags::END_HEADERS) {
-            self.on_header_block(block.stream, block.end_stream, &block.fragment, now);
-        } else {
-            self.pending_block = Some(block);
-        }
-    }
-
-    fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: &[u8], now: Timestamp) {
-        let existing = self.streams.get(&id).map(|s| s.state);
-        let mut fields = HeadCollector::new(
-            self.config.max_header_list_size as usize,
-            existing.is_some(),
-        );
-        // Every block is decoded, even for refused streams, to keep HPACK in sync (§4.3).
-        if let Err(e) = self
-            .decoder
-            .decode(block, &mut |n, v, _| fields.field(n, v))
-        {
-            let _ = e;
-            return self.connection_error(Reason::COMPRESSION_ERROR, "HPACK decoding failed");
-        }
-        match existing {
-            Some(StreamState::ReceivingRequest) => {
-                // §8.1: trailers end the request; a second HEADERS without END_STREAM is
-                // malformed.
-                if !end_stream {
-                    return self.stream_error(
-                        id,
-                        Reason::PROTOCOL_ERROR,
-                        "HEADERS in the middle of a request",
-                    );
-                }
-                if let Err(HeadError::Malformed(why)) = fields.finish_trailers() {
-                    return self.stream_error(id, Reason::PROTOCOL_ERROR, why);
-                }
-                self.finish_request(id, now);
-            }
-            Some(_) => self.stream_error(id, Reason::STREAM_CLOSED, "HEADERS after END_STREAM"), // §5.1
-            None => self.open_stream(id, end_stream, fields, now),
-        }
-    }
-
-    fn open_stream(
-        &mut self,
-        id: StreamId,
-        end_stream: bool,
-        fields: HeadCollector,
-        now: Timestamp,
-    ) {
-        // §5.1.1: client streams are odd and increasing.
-        if id % 2 == 0 || id <= self.last_stream {
-            return self
-                .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
-        }
-        self.last_stream = id;
-        // §6.8: after our GOAWAY no new streams are processed.
-        if matches!(self.phase, Phase::Draining { .. }) {
-            frame::write_rst_stream(&mut self.out, id, Reason::REFUSED_STREAM);
-            return;
-        }
-        // §5.1.2: beyond SETTINGS_MAX_CONCURRENT_STREAMS -> REFUSED_STREAM.
-        if self.streams.len() >= self.config.max_concurrent_streams as usize {
-            frame::write_rst_stream(&mut self.out, id, Reason::REFUSED_STREAM);
-            self.events.push_back(ConnEvent::ProtocolError {
-                stream: Some(id),
-                reason: Reason::REFUSED_STREAM,
-                detail: "too many concurrent streams",
-            });
-            return;
-        }
-        let head = match fields.finish() {
-            Ok(head) => head,
-            Err(HeadError::Malformed(why)) => {
-                // §8.1.1: malformed requests are stream errors PROTOCOL_ERROR.
-                frame::write_rst_stream(&mut self.out, id, Reason::PROTOCOL_ERROR);
-                self.events.push_back(ConnEvent::ProtocolError {
-                    stream: Some(id),
-                    reason: Reason::PROTOCOL_ERROR,
-                    detail: why,
-                });
-                return;
-            }
-            Err(HeadError::Reject(status, response)) => {
-                self.streams.insert(
-                    id,
-                    Stream::new(0, self.peer.initial_window_size, head_path(), None),
-                );
-                self.mark_received(id);
-                return self.reject_with_state(id, status, response, end_stream);
-            }
-        };
-        let deadline = head.timeout.map(|t| now.saturating_add(t));
-        let stream = Stream::new(
-            self.config.initial_window_size,
-            self.peer.initial_window_size,
-            head.path,
-            deadline,
-        );
-        self.streams.insert(id, stream);
-        if end_stream {
-            self.finish_request(id, now);
-        }
-    }
-
-    /// Marks a freshly created stream as fully received (used for rejects).
-    fn mark_received(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.state = StreamState::AwaitingResponse;
-        }
-    }
-
-    /// The request on `id` is complete: validate the gRPC framing and hand it out.
-    fn finish_request(&mut self, id: StreamId, now: Timestamp) {
-        let Some(s) = self.streams.get_mut(&id) else {
-            return;
-        };
-        let Some(next) = s.state.next(StreamInput::RequestComplete) else {
-            return;
-        };
-        let body_len = s.body.len();
-        self.buffered -= body_len;
-        // gRPC PROTOCOL-HTTP2 "Length-Prefixed-Message": exactly one message for unary.
-        let Some(prefix) = s.body.first_chunk::<PREFIX_LEN>() else {
-            s.state = next;
-            self.in_flight += 1;
-            let r = Response::error(Code::Unimplemented, "unary request without a message");
-            return self.respond_now(id, r);
-        };
-        let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-        let flag = prefix[0];
-        let error = if flag == 1 {
-            Some(Response::error(
-                Code::Unimplemented,
-                "compressed messages are not supported (no grpc-encoding negotiated)",
-            ))
-        } else if flag != 0 {
-            Some(Response::error(
-                Code::Internal,
-                "invalid compressed-flag octet",
-            ))
-        } else if declared != body_len - PREFIX_LEN {
-            Some(Response::error(
-                Code::Internal,
-                "request message length does not match the data received",
-            ))
-        } else {
-            None
-        };
-        s.state = next;
-        self.in_flight += 1;
-        if let Some(r) = error {
-            return self.respond_now(id, r);
-        }
-        let mut body = mem::take(&mut *s.body);
-        body.drain(..PREFIX_LEN);
-        self.requests.push_back(Request {
-            stream: id,
-            path: s.path.clone(),
-            message: SecretBytes::new(body),
-            deadline: s.deadline,
-            received: now,
-        });
-    }
-
-    fn respond_now(&mut self, id: StreamId, response: Response) {
-        let code = response.code;
-        self.events
-            .push_back(ConnEvent::RequestRejected { stream: id, code });
-        self.respond(id, response, Timestamp::ZERO);
-    }
-
     // --- errors and closing ---------------------------------------------------------------
 
     /// Removes a stream; if its request was handed out and unanswered, it is cancelled.
@@ -769,7 +482,13 @@ impl Connection {
             StreamState::ReceivingRequest => self.buffered -= s.body.len(),
             StreamState::AwaitingResponse => {
                 self.in_flight -= 1;
-                self.cancelled.push_back(id);
+                // A request not yet handed out is dropped (zeroized) here; only handed-out
+                // ones are reported as cancelled.
+                let queued = self.requests.len();
+                self.requests.retain(|r| r.stream != id);
+                if self.requests.len() == queued {
+                    self.cancelled.push_back(id);
+                }
             }
             StreamState::SendingResponse => {}
         }
@@ -777,15 +496,26 @@ impl Connection {
     }
 
     /// A stream error (§5.4.2): RST_STREAM and forget the stream.
+    /// Stream errors count against the reset budget, so a peer cannot make us reset streams
+    /// (and abandon their work) faster than it may reset them itself.
     fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
-        frame::write_rst_stream(&mut self.out, id, reason);
         self.remove_stream(id);
+        self.send_reset(id, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: Some(id),
             reason,
             detail,
         });
+        if self.over_reset_budget(self.now) {
+            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream errors");
+        }
         self.check_drained();
+    }
+
+    /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
+    fn send_reset(&mut self, id: StreamId, reason: Reason) {
+        frame::write_rst_stream(&mut self.out, id, reason);
+        self.closed.insert(id, ClosedBy::UsWithReset);
     }
 
     /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.
@@ -793,7 +523,12 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        frame::write_goaway(&mut self.out, self.last_stream, reason);
+        // §6.8: endpoints MUST NOT increase the last-stream-id of a GOAWAY already sent.
+        let last = match self.phase {
+            Phase::Draining { last_stream, .. } => last_stream,
+            _ => self.last_stream,
+        };
+        frame::write_goaway(&mut self.out, last, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: None,
             reason,
@@ -828,7 +563,28 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Partial input and unsent output can hold request or response plaintext.
+    fn drop(&mut self) {
+        self.inbuf.zeroize();
+        self.out.zeroize();
+    }
+}
+
 /// The path used for streams rejected before their `:path` mattered.
 fn head_path() -> alloc::borrow::Cow<'static, str> {
     alloc::borrow::Cow::Borrowed("")
+}
+
+/// Appends `data` to `buf`; when `buf` must grow, the bytes move to a new allocation and the
+/// old one is wiped first (`Vec`'s own growth frees it unwiped).
+fn extend_wiping(buf: &mut Vec<u8>, data: &[u8]) {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let mut grown = Vec::with_capacity(needed.max(buf.capacity().saturating_mul(2)));
+        grown.extend_from_slice(buf);
+        buf.zeroize();
+        *buf = grown;
+    }
+    buf.extend_from_slice(data);
 }

@@ -7,6 +7,7 @@
 use alloc::string::String;
 use core::time::Duration;
 
+use crate::conn::ConnEvent;
 use crate::effect::{OpId, RemoteErrorKind, RemoteOpKind};
 use crate::kms::Method;
 use crate::plugin::ConnId;
@@ -31,12 +32,13 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
-    /// The transport saw a protocol problem or a notable condition on a connection.
-    TransportEvent {
+    /// The transport saw a protocol problem or a notable condition on a connection (typed, so
+    /// metrics can count by kind and reason without parsing strings).
+    Transport {
         /// The connection.
         conn: ConnId,
-        /// Operator-facing description (no secrets).
-        detail: String,
+        /// What happened.
+        event: ConnEvent,
     },
     /// A request was answered.
     RequestCompleted {

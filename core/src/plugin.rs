@@ -10,7 +10,6 @@
 //! broke the contract.
 
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -301,9 +300,9 @@ impl Plugin {
                 continue;
             }
             if let Some(ev) = c.poll_event() {
-                self.events.push_back(Event::TransportEvent {
+                self.events.push_back(Event::Transport {
                     conn: id,
-                    detail: format!("{ev:?}"),
+                    event: ev,
                 });
                 continue;
             }

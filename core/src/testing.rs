@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod fake_remote;
+pub mod h2_harness;
 pub mod kms_messages;
 pub mod remote_driver;
 pub mod service_sim;

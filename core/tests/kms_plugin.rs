@@ -308,3 +308,28 @@ fn status_snapshot_reports_health_and_key_id() {
     assert_eq!(after.healthz, "ok");
     assert_eq!(after.key_id, key);
 }
+
+#[test]
+fn protocol_errors_surface_as_typed_transport_events_and_close_the_connection() {
+    use kms_plugin_core::conn::ConnEvent;
+    let mut sim = started(Config::default());
+    let c = sim.connect();
+    ok(&sim.call(c, msg::V2_STATUS, &msg::v2_status(), &opts("localhost")));
+    // WINDOW_UPDATE with a zero increment on stream 0: a connection error of type
+    // PROTOCOL_ERROR (RFC 9113 §6.9).
+    sim.clients[c]
+        .client
+        .send_raw(&[0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sim.drive();
+    let conn = sim.clients[c].conn;
+    assert!(sim.clients[c].client.goaway.is_some());
+    assert!(sim.closes.contains(&conn));
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        Event::Transport { conn: x, event: ConnEvent::ProtocolError { stream: None, .. } } if *x == conn
+    )));
+    assert!(sim.events.contains(&Event::ConnectionClosed { conn }));
+    // Other connections are unaffected.
+    let d = sim.connect();
+    ok(&sim.call(d, msg::V2_STATUS, &msg::v2_status(), &opts("localhost")));
+}

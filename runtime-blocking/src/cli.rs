@@ -1,7 +1,20 @@
 //! The `kms-plugin` command line: one flag table drives parsing, validation and help.
 //!
-//! Adding a provider: add its flags to [`FLAGS`] (with `commands: SERVE`), a match arm in
-//! [`build_provider`], and its name to the `--provider` help. Nothing else parses arguments.
+//! Commands: `serve` (default), `keys init|rotate|list`, `probe`, `encryption-config`,
+//! `check-config FILE`, `version`, `help`. Every flag of every command is one [`FlagSpec`] row
+//! in [`FLAGS`]; [`parse`] rejects unknown flags, repeated flags and flags given to a command
+//! that does not take them, so commands only read values (`Args::get`).
+//!
+//! Adding a provider (a small, local change):
+//! 1. its flags: rows in [`FLAGS`] with `commands: SERVE` and help prefixed `name:`;
+//! 2. a remote provider (network/HSM): a field per flag in [`ProviderFlags`], filled in
+//!    [`build_provider`], its name in `build_provider`'s `remote @ ("vault" | "pkcs11")`
+//!    pattern, and a match arm in [`remote::build`] (wrapped in the resilience layer there);
+//!    an in-process provider: a match arm in [`build_provider`];
+//! 3. its name in the `--provider` help row and in `build_provider`'s last error message.
+//!
+//! Secrets never come from argv: `KMS_USER_ID` (environment) or a `--*-file` flag.
+//! Nothing else parses arguments.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -19,6 +32,7 @@ use crate::keyfile::{self, DEFAULT_KEY_FILE};
 use crate::log::{Level, LogFormat, Logger};
 use crate::provider::KekProvider;
 use crate::provider::local::LocalKeyFile;
+use crate::provider::remote::{self, ProviderFlags};
 use crate::serve::{ServeOptions, Server};
 
 /// Exit code for bad usage or configuration.
@@ -37,7 +51,20 @@ pub struct FlagSpec {
 }
 
 const SERVE: &[&str] = &["serve"];
-const SERVE_PROBE: &[&str] = &["serve", "probe"];
+const SERVE_PROBE_CONFIG: &[&str] = &["serve", "probe", "encryption-config", "check-config"];
+const PROBE_CONFIG: &[&str] = &["probe", "encryption-config"];
+const ENCRYPTION_CONFIG: &[&str] = &["encryption-config"];
+
+/// Every command (the first positional argument; none means `serve`).
+const COMMANDS: &[&str] = &[
+    "serve",
+    "keys",
+    "probe",
+    "encryption-config",
+    "check-config",
+    "version",
+    "help",
+];
 const KEYS: &[&str] = &["keys"];
 const SERVE_KEYS: &[&str] = &["serve", "keys"];
 
@@ -46,14 +73,62 @@ pub const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "listen",
         value: "ENDPOINT",
-        commands: SERVE_PROBE,
-        help: "unix:///path or unix:///@abstract-name (default unix:///tmp/kms.sock)",
+        commands: SERVE_PROBE_CONFIG,
+        help: "unix:///path or unix:///@abstract-name (default unix:///tmp/kms.sock; check-config: only checked when given)",
     },
     FlagSpec {
         name: "provider",
         value: "NAME",
         commands: SERVE,
-        help: "remote KEK provider: local (default)",
+        help: "remote KEK provider: local (default), vault, pkcs11 (builds with the pkcs11 feature); see docs/providers.md",
+    },
+    FlagSpec {
+        name: "vault-addr",
+        value: "URL",
+        commands: SERVE,
+        help: "vault: https://host:port of Vault/OpenBao (default $VAULT_ADDR)",
+    },
+    FlagSpec {
+        name: "transit-mount",
+        value: "PATH",
+        commands: SERVE,
+        help: "vault: Transit mount path (default transit)",
+    },
+    FlagSpec {
+        name: "vault-namespace",
+        value: "NS",
+        commands: SERVE,
+        help: "vault: namespace sent as X-Vault-Namespace (default $VAULT_NAMESPACE)",
+    },
+    FlagSpec {
+        name: "ca-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "vault: PEM CA bundle to trust (default $VAULT_CACERT, else the built-in roots)",
+    },
+    FlagSpec {
+        name: "token-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "vault: file holding the token, re-read when it changes (else $KMS_USER_ID)",
+    },
+    FlagSpec {
+        name: "pkcs11-module",
+        value: "FILE",
+        commands: SERVE,
+        help: "pkcs11: module path (default /usr/lib/softhsm/libsofthsm2.so)",
+    },
+    FlagSpec {
+        name: "pkcs11-token-label",
+        value: "LABEL",
+        commands: SERVE,
+        help: "pkcs11: label of the token holding the AES key (KMS_KEY_ID = key label)",
+    },
+    FlagSpec {
+        name: "pin-file",
+        value: "FILE",
+        commands: SERVE,
+        help: "pkcs11: file holding the user PIN, re-read when it changes (else $KMS_USER_ID)",
     },
     FlagSpec {
         name: "key-file",
@@ -92,6 +167,12 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "error, warn, info (default) or debug",
     },
     FlagSpec {
+        name: "metrics-addr",
+        value: "[IP:]PORT",
+        commands: SERVE,
+        help: "serve /metrics, /livez and /readyz over HTTP on this address (off by default; a bare PORT or :PORT means 127.0.0.1; a non-loopback IP must be written out)",
+    },
+    FlagSpec {
         name: "status-refresh",
         value: "SECONDS",
         commands: SERVE,
@@ -106,8 +187,20 @@ pub const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "timeout",
         value: "SECONDS",
-        commands: &["probe"],
-        help: "probe timeout (default 3)",
+        commands: PROBE_CONFIG,
+        help: "probe timeout, or the kms timeout written by encryption-config (default 3)",
+    },
+    FlagSpec {
+        name: "api",
+        value: "v2|v1",
+        commands: ENCRYPTION_CONFIG,
+        help: "KMS API of the rendered provider: v2 (default) or v1 (deprecated)",
+    },
+    FlagSpec {
+        name: "name",
+        value: "NAME",
+        commands: ENCRYPTION_CONFIG,
+        help: "kms provider name in the rendered config (default kms-plugin); never rename one in use",
     },
     FlagSpec {
         name: "force",
@@ -118,7 +211,7 @@ pub const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "help",
         value: "",
-        commands: &["serve", "keys", "probe", "version"],
+        commands: COMMANDS,
         help: "show this help",
     },
 ];
@@ -126,6 +219,8 @@ pub const FLAGS: &[FlagSpec] = &[
 const USAGE: &str = "usage: kms-plugin [serve] [flags]
        kms-plugin keys init|rotate|list --key-file FILE [--key-name NAME] [--force]
        kms-plugin probe [--listen ENDPOINT] [--timeout SECONDS]
+       kms-plugin encryption-config [--api v2|v1] [--name NAME] [--listen ENDPOINT] [--timeout SECONDS]
+       kms-plugin check-config FILE [--listen ENDPOINT]
        kms-plugin version
 
 environment: KMS_KEY_ID = key name (local) or key id of the provider; KMS_USER_ID = credential id";
@@ -133,9 +228,9 @@ environment: KMS_KEY_ID = key name (local) or key id of the provider; KMS_USER_I
 /// Parsed arguments.
 #[derive(Debug, Default)]
 pub struct Args {
-    /// `serve`, `keys`, `probe` or `version`.
+    /// One of `serve`, `keys`, `probe`, `encryption-config`, `check-config`, `version`, `help`.
     pub command: String,
-    /// For `keys`: `init`, `rotate` or `list`.
+    /// For `keys`: `init`, `rotate` or `list`; for `check-config`: the FILE.
     pub subcommand: Option<String>,
     values: HashMap<&'static str, String>,
 }
@@ -197,7 +292,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     }
     let mut positional = positional.into_iter();
     args.command = positional.next().unwrap_or_else(|| "serve".to_string());
-    if !["serve", "keys", "probe", "version", "help"].contains(&args.command.as_str()) {
+    if !COMMANDS.contains(&args.command.as_str()) {
         return Err(format!("unknown command {:?}\n{USAGE}", args.command));
     }
     if args.command == "keys" {
@@ -210,6 +305,12 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
             ));
         }
         args.subcommand = Some(sub);
+    }
+    if args.command == "check-config" {
+        let file = positional.next().ok_or(
+            "check-config needs the file: kms-plugin check-config /etc/kubernetes/encryption-config.yaml",
+        )?;
+        args.subcommand = Some(file);
     }
     if let Some(extra) = positional.next() {
         return Err(format!("unexpected argument {extra:?}\n{USAGE}"));
@@ -282,7 +383,23 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
             };
             Ok(Arc::new(LocalKeyFile::open(path, name)?))
         }
-        other => Err(format!("--provider {other:?}: unknown provider; use local")),
+        remote @ ("vault" | "pkcs11") => {
+            let flags = ProviderFlags {
+                vault_addr: args.get("vault-addr").map(str::to_string),
+                transit_mount: args.get("transit-mount").map(str::to_string),
+                vault_namespace: args.get("vault-namespace").map(str::to_string),
+                ca_file: args.get("ca-file").map(PathBuf::from),
+                token_file: args.get("token-file").map(PathBuf::from),
+                pkcs11_module: args.get("pkcs11-module").map(PathBuf::from),
+                pkcs11_token_label: args.get("pkcs11-token-label").map(str::to_string),
+                pin_file: args.get("pin-file").map(PathBuf::from),
+            };
+            let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
+            Ok(Arc::from(provider))
+        }
+        other => Err(format!(
+            "--provider {other:?}: unknown provider; use local, vault or pkcs11"
+        )),
     }
 }
 
@@ -321,6 +438,10 @@ fn serve(args: &Args) -> Result<(), String> {
     if config.kms.status_staleness < config.kms.status_refresh_interval * 3 {
         config.kms.status_staleness = config.kms.status_refresh_interval * 3;
     }
+    let metrics_addr = args
+        .get("metrics-addr")
+        .map(crate::observe::metrics_server::parse_addr)
+        .transpose()?;
     let provider = build_provider(args, &logger)?;
     let server = Server::start(ServeOptions {
         endpoint,
@@ -331,10 +452,36 @@ fn serve(args: &Args) -> Result<(), String> {
         shutdown_grace: seconds(args, "shutdown-grace", 5)?,
         remote_workers: 4,
     })?;
+    let metrics = match metrics_addr {
+        Some(addr) => Some(start_metrics(addr, &server, logger)?),
+        None => None,
+    };
     wait_for_signal()?;
     server.shutdown();
     server.wait();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     Ok(())
+}
+
+fn start_metrics(
+    addr: std::net::SocketAddr,
+    server: &Server,
+    logger: Logger,
+) -> Result<crate::observe::metrics_server::MetricsServer, String> {
+    use crate::observe::metrics_server::{Limits, MetricsServer, is_loopback};
+    let m = MetricsServer::start(addr, server.probe(), Limits::default())
+        .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
+    let bound = m.local_addr();
+    logger.info("serving metrics", &[("addr", &bound)]);
+    if !is_loopback(&bound) {
+        logger.warn(
+            "metrics served on a non-loopback address; /metrics and /readyz are reachable from the network",
+            &[("addr", &bound)],
+        );
+    }
+    Ok(m)
 }
 
 fn wait_for_signal() -> Result<(), String> {
@@ -394,6 +541,68 @@ fn probe(args: &Args) -> Result<i32, String> {
     }
 }
 
+/// `encryption-config`: prints a config for this plugin; refuses (exit 2, printing the findings
+/// to stderr) when the flags would make kube-apiserver reject it.
+fn encryption_config(args: &Args) -> Result<i32, String> {
+    use crate::encryption_config::{ApiVersion, check, has_errors, render};
+    let api = match args.get("api").unwrap_or("v2") {
+        "v2" => ApiVersion::V2,
+        "v1" => ApiVersion::V1,
+        v => {
+            return Err(format!(
+                "--api {v:?}: use v2 (recommended) or v1 (deprecated)"
+            ));
+        }
+    };
+    let listen = args.get("listen").unwrap_or(Endpoint::DEFAULT);
+    Endpoint::parse(listen)?;
+    let timeout = seconds(args, "timeout", 3)?;
+    let text = render(
+        api,
+        args.get("name").unwrap_or("kms-plugin"),
+        listen,
+        timeout,
+    );
+    let findings = check(&text, Some(listen));
+    if has_errors(&findings) {
+        for f in &findings {
+            eprintln!("kms-plugin: {f}");
+        }
+        return Ok(EXIT_USAGE);
+    }
+    print!("{text}");
+    Ok(0)
+}
+
+/// `check-config FILE`: prints every finding; exit 1 when any is an error, 0 otherwise.
+fn check_config(args: &Args) -> Result<i32, String> {
+    use crate::encryption_config::{check, has_errors};
+    let file = args.subcommand.as_deref().unwrap_or_default();
+    let listen = args.get("listen");
+    if let Some(l) = listen {
+        Endpoint::parse(l)?;
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| format!("check-config: cannot read {file:?}: {e}; pass the EncryptionConfiguration file kube-apiserver uses"))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        format!(
+            "check-config: {file:?} is not UTF-8 text; pass the EncryptionConfiguration YAML file"
+        )
+    })?;
+    let findings = check(&text, listen);
+    for f in &findings {
+        println!("{f}");
+    }
+    if has_errors(&findings) {
+        Ok(1)
+    } else {
+        if findings.is_empty() {
+            println!("ok: {file}");
+        }
+        Ok(0)
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let argv: Vec<String> = match argv
@@ -426,6 +635,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
         }
         "keys" => keys(&args).map(|()| 0),
         "probe" => probe(&args),
+        "encryption-config" => encryption_config(&args),
+        "check-config" => check_config(&args),
         _ => serve(&args).map(|()| 0),
     };
     match result {

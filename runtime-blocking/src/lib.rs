@@ -6,9 +6,11 @@
 
 pub mod cli;
 pub mod clock;
+pub mod encryption_config;
 pub mod endpoint;
 pub mod keyfile;
 pub mod log;
+pub mod observe;
 pub mod probe;
 pub mod provider;
 pub mod serve;

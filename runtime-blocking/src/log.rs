@@ -1,55 +1,12 @@
 //! Structured log lines on stderr (JSON by default, or text). Never given secrets: callers pass
 //! only non-secret fields, and key ids are hashed by [`hash_key_id`].
 
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
+use kms_plugin_core::metrics::log::{Value, format_line};
 
-/// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// `ts level msg key=value ...`.
-    Text,
-}
-
-/// Severity, most severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Something failed.
-    Error,
-    /// Something is wrong but the plugin carries on.
-    Warn,
-    /// Lifecycle and notable changes.
-    Info,
-    /// Per-request and health-polling detail.
-    Debug,
-}
-
-impl Level {
-    /// Parses `error|warn|info|debug`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "error" => Self::Error,
-            "warn" | "warning" => Self::Warn,
-            "info" => Self::Info,
-            "debug" => Self::Debug,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warn => "warn",
-            Self::Info => "info",
-            Self::Debug => "debug",
-        }
-    }
-}
+pub use kms_plugin_core::metrics::log::{Level, LogFormat};
 
 /// A logger writing whole lines to stderr (one `write` per line, so lines never interleave).
 #[derive(Clone, Copy, Debug)]
@@ -69,40 +26,30 @@ impl Logger {
         level <= self.level
     }
 
-    /// Logs `msg` with `fields` (non-secret values only).
+    /// The line format.
+    pub fn format(&self) -> LogFormat {
+        self.format
+    }
+
+    /// Logs `msg` with `fields` (non-secret values only), in the shape shared with the core's
+    /// event formatter ([`kms_plugin_core::metrics::log::format_line`]).
     pub fn log(&self, level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)]) {
         if !self.enabled(level) {
             return;
         }
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let mut line = String::with_capacity(128);
-        match self.format {
-            LogFormat::Json => {
-                let _ = write!(
-                    line,
-                    "{{\"ts\":{ts:.6},\"level\":\"{}\",\"msg\":",
-                    level.name()
-                );
-                push_json_str(&mut line, msg);
-                for (key, value) in fields {
-                    line.push(',');
-                    push_json_str(&mut line, key);
-                    line.push(':');
-                    push_json_str(&mut line, &value.to_string());
-                }
-                line.push('}');
-            }
-            LogFormat::Text => {
-                let _ = write!(line, "{ts:.6} {:5} {msg}", level.name());
-                for (key, value) in fields {
-                    let _ = write!(line, " {key}={value}");
-                }
-            }
+        let fields: Vec<(&str, Value<'_>)> = fields
+            .iter()
+            .map(|(k, v)| (*k, Value::Display(*v)))
+            .collect();
+        let line = format_line(self.format, wall_clock(), level, msg, &fields);
+        self.write_line(level, &line);
+    }
+
+    /// Writes one complete, already formatted line (ending in `\n`) if `level` is enabled.
+    pub fn write_line(&self, level: Level, line: &str) {
+        if self.enabled(level) {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     /// Logs at error level.
@@ -126,30 +73,12 @@ impl Logger {
     }
 }
 
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Time since the Unix epoch (zero if the clock is before it).
+pub fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
 }
 
 /// `sha256:<16 hex>` of a key id: how key ids appear in logs (the apiserver hashes them too).
-pub fn hash_key_id(key_id: &str) -> String {
-    let digest = Sha256::digest(key_id.as_bytes());
-    let mut out = String::from("sha256:");
-    for b in &digest[..8] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub use kms_plugin_core::metrics::hash_key_id;

@@ -6,8 +6,14 @@
 //! thread hop. Provider calls run on workers and never hold the lock. The timer thread sleeps
 //! on a condvar until the core's `poll_timeout`, and is woken only when a drain produces an
 //! earlier deadline.
+//!
+//! Socket writes never happen under the plugin lock: a drain queues each connection's bytes
+//! (in order, under the lock) on that connection's [`ConnWriter`], and the returned [`Flush`]
+//! writes them after the lock is released, holding only that connection's write lock. A peer
+//! that stops reading stalls only the threads writing to it (bounded by a 5 s write timeout,
+//! after which its connection is shut down), never the other connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
@@ -17,13 +23,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::effect::RemoteOp;
-use kms_plugin_core::event::Event;
+use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, Timestamp};
 use zeroize::Zeroize;
 
 use crate::clock::Clock;
 use crate::endpoint::Endpoint;
-use crate::log::{Logger, hash_key_id};
+use crate::log::Logger;
+use crate::observe::log::log_event;
+use crate::observe::metrics_server::Probe;
 use crate::provider::{self, KekProvider};
 use crate::socket::BoundSocket;
 
@@ -51,14 +59,76 @@ struct Job {
     deadline: Timestamp,
 }
 
+/// One connection's outgoing side: chunks queued in drain order, written by whichever thread
+/// holds `stream` (FIFO, so order is kept whoever writes). `None` in the queue = shut down.
+struct ConnWriter {
+    queue: Mutex<VecDeque<Option<Vec<u8>>>>,
+    stream: Mutex<UnixStream>,
+}
+
+impl ConnWriter {
+    fn new(stream: UnixStream) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(VecDeque::new()),
+            stream: Mutex::new(stream),
+        })
+    }
+
+    fn push(&self, chunk: Option<Vec<u8>>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(chunk);
+    }
+
+    /// Writes everything queued so far (and anything queued while writing).
+    fn flush(&self) {
+        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
+            match next {
+                None => return,
+                Some(Some(mut chunk)) => {
+                    if stream.write_all(&chunk).is_err() {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    chunk.zeroize();
+                }
+                Some(None) => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+}
+
+/// Connections with queued bytes; written when dropped, which callers do after releasing the
+/// plugin lock (`let f = shared.drain(&mut st); drop(st); drop(f);`).
+#[must_use]
+struct Flush(Vec<Arc<ConnWriter>>);
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        for writer in self.0.drain(..) {
+            writer.flush();
+        }
+    }
+}
+
 struct State {
     plugin: Plugin,
-    writers: HashMap<ConnId, UnixStream>,
+    writers: HashMap<ConnId, Arc<ConnWriter>>,
     out: Vec<u8>,
     /// The deadline the timer thread currently sleeps until (`None`: indefinitely).
     timer_target: Option<Timestamp>,
     stopping: bool,
     finished: bool,
+    /// Fed every event; gauges refreshed after each drain and at scrape time.
+    metrics: Metrics,
 }
 
 struct Shared {
@@ -76,21 +146,25 @@ impl Shared {
     }
 
     /// The loop contract: drain transmit, effects, events, then look at the next deadline.
-    fn drain(&self, st: &mut State) {
+    fn drain(&self, st: &mut State) -> Flush {
         let State {
             plugin,
             writers,
             out,
+            metrics,
             ..
         } = st;
+        let mut flush = Flush(Vec::new());
         while let Some(conn) = plugin.poll_transmit(out) {
-            if let Some(stream) = writers.get_mut(&conn) {
-                if stream.write_all(out).is_err() {
-                    let _ = stream.shutdown(Shutdown::Both);
+            if let Some(writer) = writers.get(&conn) {
+                writer.push(Some(std::mem::take(out)));
+                if !flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
+                    flush.0.push(writer.clone());
                 }
+            } else {
+                out.as_mut_slice().zeroize();
+                out.clear();
             }
-            out.as_mut_slice().zeroize();
-            out.clear();
         }
         while let Some(effect) = plugin.poll_effect() {
             match effect {
@@ -103,14 +177,22 @@ impl Shared {
                 // The worker finishes the call; the core drops the late answer.
                 Effect::CancelRemote { .. } => {}
                 Effect::Close { conn } => {
-                    if let Some(stream) = writers.remove(&conn) {
-                        let _ = stream.shutdown(Shutdown::Both);
+                    // After the bytes queued before it (GOAWAY, last responses).
+                    if let Some(writer) = writers.remove(&conn) {
+                        writer.push(None);
+                        flush.0.push(writer);
                     }
                 }
             }
         }
+        let mut any_event = false;
         while let Some(event) = plugin.poll_event() {
-            log_event(self.logger, &event);
+            log_event(&self.logger, &event);
+            metrics.record(&event);
+            any_event = true;
+        }
+        if any_event {
+            metrics.observe(plugin, self.clock.now());
         }
         let next = plugin.poll_timeout();
         let earlier = match (next, st.timer_target) {
@@ -125,6 +207,7 @@ impl Shared {
         if st.stopping && st.plugin.is_drained() {
             self.drained_cv.notify_all();
         }
+        flush
     }
 }
 
@@ -157,6 +240,7 @@ impl Server {
                 timer_target: None,
                 stopping: false,
                 finished: false,
+                metrics: Metrics::new(options.provider.name()),
             }),
             timer_cv: Condvar::new(),
             drained_cv: Condvar::new(),
@@ -164,7 +248,8 @@ impl Server {
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
         });
-        shared.drain(&mut shared.lock());
+        let flush = shared.drain(&mut shared.lock());
+        drop(flush); // no connection exists yet: nothing to write
 
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..options.remote_workers.max(1) {
@@ -197,6 +282,11 @@ impl Server {
         })
     }
 
+    /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
+    pub fn probe(&self) -> Arc<dyn Probe> {
+        Arc::new(ServerProbe(self.shared.clone()))
+    }
+
     /// Begins a graceful shutdown: stop accepting, GOAWAY every connection.
     pub fn shutdown(&self) {
         let mut st = self.shared.lock();
@@ -205,8 +295,9 @@ impl Server {
         }
         st.stopping = true;
         st.plugin.handle_shutdown(self.shared.clock.now());
-        self.shared.drain(&mut st);
+        let flush = self.shared.drain(&mut st);
         drop(st);
+        drop(flush);
         self.shared.logger.info("shutting down", &[]);
         // Wake the accept loop with a connection to ourselves.
         let _ = match &self.endpoint {
@@ -243,11 +334,12 @@ impl Server {
                 .0;
         }
         st.finished = true;
-        for stream in st.writers.values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        st.writers.clear();
+        let writers: Vec<Arc<ConnWriter>> = st.writers.drain().map(|(_, w)| w).collect();
         drop(st);
+        for writer in writers {
+            writer.push(None);
+            writer.flush();
+        }
         self.shared.timer_cv.notify_all();
         *self
             .shared
@@ -288,15 +380,19 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
         let conn = {
             let mut st = shared.lock();
             let conn = st.plugin.handle_accept(shared.clock.now());
-            st.writers.insert(conn, writer);
-            shared.drain(&mut st);
+            st.writers.insert(conn, ConnWriter::new(writer));
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
             conn
         };
         let shared2 = shared.clone();
         if spawn("kms-conn", move || connection_loop(&shared2, stream, conn)).is_err() {
             let mut st = shared.lock();
             let _ = st.plugin.handle_eof(conn, shared.clock.now());
-            shared.drain(&mut st);
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
         }
     }
 }
@@ -313,12 +409,15 @@ fn connection_loop(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
         let alive = st.writers.contains_key(&conn);
         if n == 0 || !alive {
             let _ = st.plugin.handle_eof(conn, now);
-            shared.drain(&mut st);
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
             break;
         }
         let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
-        shared.drain(&mut st);
+        let flush = shared.drain(&mut st);
         drop(st);
+        drop(flush);
         buf[..n].zeroize();
     }
 }
@@ -334,7 +433,10 @@ fn timer_loop(shared: &Shared) {
             Some(t) if t <= now => {
                 st.plugin.handle_timeout(now);
                 st.timer_target = None;
-                shared.drain(&mut st);
+                let flush = shared.drain(&mut st);
+                drop(st);
+                drop(flush);
+                st = shared.lock();
             }
             Some(t) => {
                 st.timer_target = Some(t);
@@ -371,43 +473,34 @@ fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn Ke
                 .logger
                 .error("remote reply rejected by the core", &[("error", &e)]);
         }
-        shared.drain(&mut st);
+        let flush = shared.drain(&mut st);
+        drop(st);
+        drop(flush);
     }
 }
 
-/// Logs one core event (key ids hashed; events never hold secrets).
-fn log_event(logger: Logger, event: &Event) {
-    match event {
-        Event::KeyIdChanged { key_id } => {
-            logger.info("key id changed", &[("key_id_hash", &hash_key_id(key_id))]);
-        }
-        Event::LocalKekRotated { reason } => {
-            logger.info("local KEK rotated", &[("reason", &reason.name())]);
-        }
-        Event::HealthChanged { healthy, cause } => {
-            if *healthy {
-                logger.info("healthy", &[]);
-            } else {
-                logger.warn("unhealthy", &[("cause", cause)]);
-            }
-        }
-        Event::RemoteCompleted {
-            op,
-            error: Some(kind),
-            latency,
-            ..
-        } => logger.warn(
-            "remote operation failed",
-            &[
-                ("op", &op.name()),
-                ("error", &kind.name()),
-                ("latency_ms", &latency.as_millis()),
-            ],
-        ),
-        other => {
-            if logger.enabled(crate::log::Level::Debug) {
-                logger.debug("event", &[("event", &format_args!("{other:?}"))]);
-            }
+/// The metrics and readiness of a running server (see [`Server::probe`]).
+struct ServerProbe(Arc<Shared>);
+
+impl Probe for ServerProbe {
+    fn render_metrics(&self, out: &mut String) {
+        let mut st = self.0.lock();
+        let State {
+            plugin, metrics, ..
+        } = &mut *st;
+        metrics.observe(plugin, self.0.clock.now());
+        metrics.render(out);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let st = self.0.lock();
+        let snap = st.plugin.status_snapshot(self.0.clock.now());
+        if snap.shutting_down {
+            Err("shutting down".into())
+        } else if snap.healthy {
+            Ok(())
+        } else {
+            Err(snap.healthz.into())
         }
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 
-use support::{Plugin, TempDir, init_keys, run};
+use support::{Plugin, TempDir, init_keys, run, wait_healthy};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -26,13 +26,7 @@ fn socket_is_created_with_mode_0600_and_removed_after_sigterm() {
     ]);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let probe = run(&["probe", "--listen", &listen]);
-    assert_eq!(
-        probe.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&probe.stdout)
-    );
+    wait_healthy(&listen);
     assert_eq!(plugin.terminate(), 0);
     assert!(!sock.exists(), "socket must be unlinked on exit");
     let probe = run(&["probe", "--listen", &listen]);
@@ -53,7 +47,7 @@ fn stale_socket_is_reclaimed() {
         "--key-file",
         key_file.to_str().unwrap(),
     ]);
-    assert_eq!(run(&["probe", "--listen", &listen]).status.code(), Some(0));
+    wait_healthy(&listen);
 }
 
 #[test]
@@ -204,4 +198,45 @@ fn bad_input_gives_one_clear_line_and_exit_2() {
     let out = run(&["serve", "--key-file", key_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}
+
+#[test]
+fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
+    let dir = TempDir::new("probe-health");
+    let key_file = init_keys(&dir);
+    let good = std::fs::read(&key_file).unwrap();
+    let listen = format!("unix://{}", dir.join("kms.sock").display());
+    let plugin = Plugin::start(&[
+        "--listen",
+        &listen,
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--status-refresh",
+        "0.2",
+    ]);
+    let timeout = std::time::Duration::from_secs(20);
+    wait_healthy(&listen);
+
+    // A corrupt key file: the next status refresh fails, healthz turns unhealthy. (Waiting for
+    // this exact cause also consumes any start-up health lines, which may come before or after
+    // "listening", so the "healthy" awaited below is the recovery.)
+    std::fs::write(&key_file, b"garbage\n").unwrap();
+    plugin.wait_log(
+        "warn  unhealthy cause=\"remote kms error: corrupt\"",
+        timeout,
+    );
+    let probe = run(&["probe", "--listen", &listen]);
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    assert!(String::from_utf8_lossy(&probe.stdout).starts_with("unhealthy"));
+
+    // Restored: healthy again without a restart.
+    std::fs::write(&key_file, &good).unwrap();
+    plugin.wait_log("info  healthy", timeout);
+    assert_eq!(run(&["probe", "--listen", &listen]).status.code(), Some(0));
+    assert_eq!(plugin.terminate(), 0);
 }

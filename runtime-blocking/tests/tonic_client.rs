@@ -3,44 +3,10 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
+#[path = "support/tonic_v2.rs"]
+mod tonic_v2;
 
-use kms_plugin_proto::v2;
 use support::{Plugin, TempDir, init_keys};
-use tonic::codegen::http::uri::PathAndQuery;
-
-async fn channel(path: std::path::PathBuf) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::try_from("http://localhost")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .expect("connect")
-}
-
-async fn unary<Req, Resp>(
-    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
-    path: &'static str,
-    req: Req,
-) -> Result<Resp, tonic::Status>
-where
-    Req: prost::Message + Send + Sync + 'static,
-    Resp: prost::Message + Default + Send + Sync + 'static,
-{
-    grpc.ready().await.expect("ready");
-    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    grpc.unary(
-        tonic::Request::new(req),
-        PathAndQuery::from_static(path),
-        codec,
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
 
 #[test]
 fn tonic_client_v2_round_trip() {
@@ -54,73 +20,5 @@ fn tonic_client_v2_round_trip() {
         "--key-file",
         key_file.to_str().unwrap(),
     ]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut grpc = tonic::client::Grpc::new(channel(sock.clone()).await);
-        let status: v2::StatusResponse = unary(
-            &mut grpc,
-            "/v2.KeyManagementService/Status",
-            v2::StatusRequest {},
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            (status.version.as_str(), status.healthz.as_str()),
-            ("v2", "ok")
-        );
-        let seed = bytes::Bytes::from_static(&[7u8; 32]);
-        let enc: v2::EncryptResponse = unary(
-            &mut grpc,
-            "/v2.KeyManagementService/Encrypt",
-            v2::EncryptRequest {
-                plaintext: seed.clone(),
-                uid: "tonic-1".into(),
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            enc.key_id, status.key_id,
-            "Status and Encrypt agree on the key id"
-        );
-        assert!((1..=1024).contains(&enc.ciphertext.len()));
-        let dec: v2::DecryptResponse = unary(
-            &mut grpc,
-            "/v2.KeyManagementService/Decrypt",
-            v2::DecryptRequest {
-                ciphertext: enc.ciphertext.clone(),
-                uid: "tonic-2".into(),
-                key_id: enc.key_id.clone(),
-                annotations: enc.annotations.clone(),
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(dec.plaintext, seed);
-        // An unknown method is UNIMPLEMENTED; a swapped key id fails opaquely.
-        let err = unary::<v2::StatusRequest, v2::StatusResponse>(
-            &mut grpc,
-            "/v2.KeyManagementService/Nope",
-            v2::StatusRequest {},
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unimplemented);
-        let err = unary::<v2::DecryptRequest, v2::DecryptResponse>(
-            &mut grpc,
-            "/v2.KeyManagementService/Decrypt",
-            v2::DecryptRequest {
-                ciphertext: enc.ciphertext,
-                uid: "tonic-3".into(),
-                key_id: "local:other:v9:0000000000000000".into(),
-                annotations: enc.annotations,
-            },
-        )
-        .await
-        .unwrap_err();
-        assert_ne!(err.code(), tonic::Code::Ok);
-    });
+    tonic_v2::v2_round_trip(&sock);
 }

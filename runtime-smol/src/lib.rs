@@ -15,5 +15,6 @@
 //! ```
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod observe;
 pub mod provider;
 pub mod serve;

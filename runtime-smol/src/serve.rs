@@ -21,7 +21,11 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Executor, Task};
 use zeroize::Zeroize;
 
+use crate::observe::log::EventLogger;
+use crate::observe::metrics_server::{self, Limits, Probe};
 use crate::provider::{self, AsyncKekProvider};
+use kms_plugin_core::metrics::Metrics;
+use std::net::TcpListener;
 
 /// What [`serve`] needs besides the listener.
 pub struct ServeOptions {
@@ -41,6 +45,9 @@ struct State {
     finished_ops: Vec<OpId>,
     timer_target: Option<Timestamp>,
     stopping: bool,
+    /// Fed every event; gauges refreshed after each drain with events and at scrape time.
+    metrics: Metrics,
+    logger: Option<EventLogger>,
 }
 
 struct Shared {
@@ -110,7 +117,21 @@ impl Shared {
                 }
             }
         }
-        while st.plugin.poll_event().is_some() {}
+        let mut any_event = false;
+        while let Some(event) = st.plugin.poll_event() {
+            if let Some(logger) = &st.logger {
+                logger.event(&event);
+            }
+            st.metrics.record(&event);
+            any_event = true;
+        }
+        if any_event {
+            let now = st.now();
+            let State {
+                plugin, metrics, ..
+            } = st;
+            metrics.observe(plugin, now);
+        }
         let next = st.plugin.poll_timeout();
         if next.is_some() && (st.timer_target.is_none() || next < st.timer_target) {
             st.timer_target = next;
@@ -131,6 +152,30 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    serve_observed(executor, listener, options, Observer::default(), shutdown).await
+}
+
+/// Logging and the metrics endpoint for [`serve_observed`]; the default does neither.
+#[derive(Default)]
+pub struct Observer {
+    /// Where core events are logged (none: not logged).
+    pub logger: Option<EventLogger>,
+    /// Where `/metrics`, `/livez` and `/readyz` are served (see
+    /// [`metrics_server::bind`]; none: not served).
+    pub metrics_listener: Option<Async<TcpListener>>,
+    /// Bounds of the metrics responder.
+    pub metrics_limits: Limits,
+}
+
+/// [`serve`] with core events logged and counted, and the metrics endpoint served while KMS
+/// is (it stops when this returns).
+pub async fn serve_observed(
+    executor: Arc<Executor<'static>>,
+    listener: Async<UnixListener>,
+    options: ServeOptions,
+    observer: Observer,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
     let origin = Instant::now();
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
@@ -148,6 +193,8 @@ pub async fn serve(
             finished_ops: Vec::new(),
             timer_target: None,
             stopping: false,
+            metrics: Metrics::new(options.provider.name()),
+            logger: observer.logger,
         }),
         executor: executor.clone(),
         provider: options.provider,
@@ -156,6 +203,10 @@ pub async fn serve(
     });
     shared.drain(&mut shared.lock());
     let timer = executor.spawn(timer_loop(shared.clone(), timer_rx));
+    let metrics_task = observer.metrics_listener.map(|l| {
+        let probe: Arc<dyn Probe> = Arc::new(SharedProbe(shared.clone()));
+        executor.spawn(metrics_server::serve(l, probe, observer.metrics_limits))
+    });
 
     let accept = async {
         loop {
@@ -198,7 +249,35 @@ pub async fn serve(
         .await;
     shared.lock().writers.clear();
     drop(timer);
+    drop(metrics_task);
     Ok(())
+}
+
+/// The metrics and readiness of a running [`serve_observed`].
+struct SharedProbe(Arc<Shared>);
+
+impl Probe for SharedProbe {
+    fn render_metrics(&self, out: &mut String) {
+        let mut st = self.0.lock();
+        let now = st.now();
+        let State {
+            plugin, metrics, ..
+        } = &mut *st;
+        metrics.observe(plugin, now);
+        metrics.render(out);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let st = self.0.lock();
+        let snap = st.plugin.status_snapshot(st.now());
+        if snap.shutting_down {
+            Err("shutting down".into())
+        } else if snap.healthy {
+            Ok(())
+        } else {
+            Err(snap.healthz.into())
+        }
+    }
 }
 
 async fn read_loop(shared: Arc<Shared>, mut stream: Async<UnixStream>, conn: ConnId) {

@@ -26,7 +26,9 @@ pub struct TransportConfig {
     pub max_continuation_frames: u32,
     /// The largest gRPC message accepted (4 MiB, like grpc-go); larger: RESOURCE_EXHAUSTED.
     pub max_message_size: u32,
-    /// Request body octets buffered on one connection across all streams.
+    /// Request body octets (gRPC prefixes included) buffered on one connection across all
+    /// streams; at least `max_message_size + 5`. Beyond it the stream that overflowed gets
+    /// RESOURCE_EXHAUSTED.
     pub max_buffered_bytes: usize,
     /// Output octets queued for the socket above which `wants_read` turns false.
     pub max_pending_output: usize,
@@ -94,8 +96,9 @@ impl TransportConfig {
                 "transport.max_message_size must be > 0",
             ),
             (
-                self.max_buffered_bytes >= self.max_message_size as usize,
-                "transport.max_buffered_bytes must be >= max_message_size",
+                // One largest message plus its 5-octet gRPC prefix must fit.
+                self.max_buffered_bytes >= self.max_message_size as usize + 5,
+                "transport.max_buffered_bytes must be >= max_message_size + 5",
             ),
             (
                 self.max_pending_output >= 16 << 10,

@@ -1,22 +1,43 @@
 //! Control frames: PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY and WINDOW_UPDATE
 //! (RFC 9113 §6.3-§6.9).
 
+use super::closed::ClosedBy;
 use super::{ConnEvent, Connection};
 use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
 use crate::time::Timestamp;
 
 impl Connection {
+    /// Counts one stream reset, by the peer or provoked by its protocol errors, and says
+    /// whether the budget of `max_resets_per_window` per `reset_window` is exceeded
+    /// (CVE-2023-44487 rapid reset; CVE-2025-8671 "MadeYouReset").
+    pub(super) fn over_reset_budget(&mut self, now: Timestamp) -> bool {
+        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
+            self.resets_window_start = now;
+            self.resets_in_window = 0;
+        }
+        self.resets_in_window = self.resets_in_window.saturating_add(1);
+        self.resets_in_window > self.config.max_resets_per_window
+    }
+
     pub(super) fn on_priority(&mut self, head: FrameHead, payload: &[u8]) {
         if head.stream == 0 {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
         }
-        if payload.len() != 5 {
+        let Some(dep) = payload.first_chunk::<4>().filter(|_| payload.len() == 5) else {
             // §6.3: stream error FRAME_SIZE_ERROR.
-            self.stream_error(
+            return self.stream_error(
                 head.stream,
                 Reason::FRAME_SIZE_ERROR,
                 "PRIORITY length is not 5",
+            );
+        };
+        if u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream {
+            // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
+            self.stream_error(
+                head.stream,
+                Reason::PROTOCOL_ERROR,
+                "stream depends on itself",
             );
         }
     }
@@ -33,16 +54,12 @@ impl Connection {
             );
         }
         // Rapid-reset protection (CVE-2023-44487).
-        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
-            self.resets_window_start = now;
-            self.resets_in_window = 0;
-        }
-        self.resets_in_window += 1;
-        if self.resets_in_window > self.config.max_resets_per_window {
+        if self.over_reset_budget(now) {
             return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
         }
         let reason = Reason(u32::from_be_bytes(*code));
         if self.remove_stream(head.stream) {
+            self.closed.insert(head.stream, ClosedBy::Other);
             self.events.push_back(ConnEvent::StreamReset {
                 stream: head.stream,
                 reason,
@@ -61,6 +78,13 @@ impl Connection {
                     .connection_error(Reason::FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
             }
             self.settings_ack_deadline = None;
+            // RFC 9113 §6.5.3: our SETTINGS_HEADER_TABLE_SIZE binds the peer's encoder only
+            // once acknowledged; a limit below the default applies from now on (the peer's
+            // next block must start with a size update, RFC 7541 §4.2).
+            let ours = self.config.header_table_size as usize;
+            if ours < self.decoder.max_table_size() {
+                self.decoder.set_max_table_size(ours);
+            }
             return;
         }
         let old_window = self.peer.initial_window_size;

@@ -15,6 +15,8 @@ use crate::rpc::{Code, Response};
 pub(crate) struct RequestHead {
     pub(crate) path: Cow<'static, str>,
     pub(crate) timeout: Option<Duration>,
+    /// `content-length`, when sent (§8.1.1: must match the DATA received).
+    pub(crate) content_length: Option<u64>,
 }
 
 /// How a header block failed.
@@ -36,8 +38,9 @@ pub(crate) struct HeadCollector {
     method_post: Option<bool>,
     scheme: bool,
     authority: bool,
-    path: Option<String>,
+    path: Option<Cow<'static, str>>,
     content_type_ok: Option<bool>,
+    content_length: Option<u64>,
     timeout: Option<Result<Duration, ()>>,
     encoding_ok: bool,
 }
@@ -74,6 +77,7 @@ impl HeadCollector {
             authority: false,
             path: None,
             content_type_ok: None,
+            content_length: None,
             timeout: None,
             encoding_ok: true,
         }
@@ -109,7 +113,14 @@ impl HeadCollector {
                 b"scheme" if !self.scheme => self.scheme = true,
                 b"authority" if !self.authority => self.authority = true, // never validated
                 b"path" if self.path.is_none() => match core::str::from_utf8(value) {
-                    Ok(p) if !p.is_empty() => self.path = Some(String::from(p)),
+                    // Well-known paths are shared, sparing an allocation per request.
+                    Ok(p) if !p.is_empty() => {
+                        self.path =
+                            Some(KNOWN_PATHS.iter().find(|k| **k == p).map_or_else(
+                                || Cow::Owned(String::from(p)),
+                                |k| Cow::Borrowed(*k),
+                            ));
+                    }
                     _ => self.malformed(":path is empty or not UTF-8"),
                 },
                 _ => self.malformed("unknown or repeated pseudo-header"),
@@ -132,6 +143,11 @@ impl HeadCollector {
         match name {
             b"te" if value != b"trailers" => self.malformed("te other than trailers"),
             b"content-type" => self.content_type_ok = Some(grpc::is_grpc_content_type(value)),
+            // §8.1.1: content-length must be one decimal number matching the DATA length.
+            b"content-length" => match (self.content_length, parse_decimal(value)) {
+                (None, Some(n)) => self.content_length = Some(n),
+                _ => self.malformed("invalid or repeated content-length"),
+            },
             b"grpc-timeout" => self.timeout = Some(grpc::parse_timeout(value).ok_or(())),
             b"grpc-encoding" => self.encoding_ok = value == b"identity",
             _ => {}
@@ -200,11 +216,22 @@ impl HeadCollector {
                 ));
             }
         };
-        // Well-known paths are shared, sparing an allocation per request.
-        let path = KNOWN_PATHS
-            .iter()
-            .find(|known| **known == path)
-            .map_or(Cow::Owned(path), |known| Cow::Borrowed(*known));
-        Ok(RequestHead { path, timeout })
+        Ok(RequestHead {
+            path,
+            timeout,
+            content_length: self.content_length,
+        })
     }
+}
+
+/// A non-empty run of at most 18 ASCII digits (fits u64 without overflow).
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        value
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')),
+    )
 }

@@ -1,1 +1,603 @@
 //! In-memory HTTP/2 + gRPC test client built from the core's own frame and HPACK encoders.
+//!
+//! Unlike [`super::wire_client`] (written independently of the transport), this client exposes
+//! every knob the transport's tests need: authority forms, `grpc-timeout`, content type, extra
+//! headers, DATA chunking, padding, header blocks split into CONTINUATION frames, and raw
+//! frame builders for malformed input. It honours the server's flow-control windows (RFC 9113
+//! §6.9): request DATA beyond them waits in [`TestClient::pending_output`] until the server's
+//! WINDOW_UPDATE arrives through [`TestClient::receive`].
+//!
+//! Malformed server output never panics the client: it is recorded in
+//! [`TestClient::protocol_errors`] for the test to assert on.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags};
+use crate::h2::settings::{self, id as setting};
+use crate::hpack::{Decoder, Encoder};
+use crate::rpc::StreamId;
+
+mod frames;
+pub use frames::{
+    goaway_frame, grpc_message, pad_payload, percent_decode, ping_frame, raw_frame, raw_head,
+    reason_name, rst_stream_frame, settings_frame, window_update_frame,
+};
+
+/// Per-request options (what a gRPC client puts in the request headers, and how it frames).
+#[derive(Clone, Debug)]
+pub struct RequestOptions {
+    /// `:authority`; `None` omits it (allowed: spec §1.3, RFC 9113 §8.3.1).
+    pub authority: Option<String>,
+    /// The raw `grpc-timeout` value, e.g. `"3S"`.
+    pub timeout: Option<String>,
+    /// `content-type`; `None` omits it.
+    pub content_type: Option<String>,
+    /// `:method`.
+    pub method: String,
+    /// Whether to send `te: trailers`.
+    pub te_trailers: bool,
+    /// Extra header fields, sent after the standard ones, in order.
+    pub extra_headers: Vec<(String, String)>,
+    /// The largest DATA payload per frame (before padding); `None`: the server's max frame.
+    pub data_chunk: Option<usize>,
+    /// Pad every HEADERS and DATA frame with this many octets (PADDED flag, §6.1, §6.2).
+    pub padding: Option<u8>,
+    /// Set the PRIORITY flag on HEADERS (5 extra octets, §6.2).
+    pub priority: bool,
+    /// Split the header block into HEADERS + CONTINUATION fragments of this many octets.
+    pub header_chunk: Option<usize>,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        Self {
+            authority: Some(String::from("localhost")),
+            timeout: None,
+            content_type: Some(String::from("application/grpc")),
+            method: String::from("POST"),
+            te_trailers: true,
+            extra_headers: Vec::new(),
+            data_chunk: None,
+            padding: None,
+            priority: false,
+            header_chunk: None,
+        }
+    }
+}
+
+/// A finished stream as the client saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientResponse {
+    /// `:status` of the first header block.
+    pub http_status: Option<u16>,
+    /// Every field of every header block received (headers, then trailers), in order.
+    pub headers: Vec<(String, String)>,
+    /// The response message without the 5-byte prefix; `None` when no DATA arrived.
+    pub message: Option<Vec<u8>>,
+    /// `grpc-status`.
+    pub grpc_status: Option<u8>,
+    /// `grpc-message`, percent-decoded.
+    pub grpc_message: Option<String>,
+    /// The server's RST_STREAM error code, if it reset the stream.
+    pub reset: Option<u32>,
+    /// The number of header blocks received (1 for trailers-only, 2 for headers + trailers).
+    pub header_blocks: usize,
+}
+
+/// One frame head the server sent, for transcript assertions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameSeen {
+    /// Frame type octet.
+    pub kind: u8,
+    /// Flags octet.
+    pub flags: u8,
+    /// Stream identifier.
+    pub stream: u32,
+    /// Payload length.
+    pub len: u32,
+}
+
+#[derive(Default)]
+struct StreamRx {
+    resp: ClientResponse,
+    data: Vec<u8>,
+    done: bool,
+}
+
+struct StreamTx {
+    /// DATA payload still to send (gRPC prefix + message).
+    body: VecDeque<u8>,
+    send_window: i64,
+    chunk: Option<usize>,
+    padding: Option<u8>,
+}
+
+/// See the module docs.
+pub struct TestClient {
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    decoder: Decoder,
+    encoder: Encoder,
+    next_stream: u32,
+    rx: BTreeMap<StreamId, StreamRx>,
+    tx: BTreeMap<StreamId, StreamTx>,
+    partial: Option<(StreamId, Vec<u8>, bool)>,
+    conn_send_window: i64,
+    peer_initial_window: u32,
+    peer_max_frame: u32,
+    goaway: Option<(u32, u32)>,
+    /// Whether to return flow-control credit for every DATA octet received (default true).
+    pub auto_window_update: bool,
+    /// Every frame head received, in order.
+    pub frames: Vec<FrameSeen>,
+    /// Settings received from the server, in order (identifier, value).
+    pub settings: Vec<(u16, u32)>,
+    /// SETTINGS ACKs received.
+    pub settings_acks: usize,
+    /// PING ACK payloads received.
+    pub ping_acks: Vec<[u8; 8]>,
+    /// WINDOW_UPDATEs received (stream, increment).
+    pub window_updates: Vec<(u32, u32)>,
+    /// Anything the server sent that RFC 9113 forbids (descriptions).
+    pub protocol_errors: Vec<&'static str>,
+}
+
+impl Default for TestClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestClient {
+    /// A client with nothing queued; call [`TestClient::handshake`] first.
+    pub fn new() -> Self {
+        Self {
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            decoder: Decoder::new(4096),
+            encoder: Encoder::new(),
+            next_stream: 1,
+            rx: BTreeMap::new(),
+            tx: BTreeMap::new(),
+            partial: None,
+            conn_send_window: i64::from(frame::DEFAULT_WINDOW),
+            peer_initial_window: frame::DEFAULT_WINDOW,
+            peer_max_frame: frame::MIN_MAX_FRAME_SIZE,
+            goaway: None,
+            auto_window_update: true,
+            frames: Vec::new(),
+            settings: Vec::new(),
+            settings_acks: 0,
+            ping_acks: Vec::new(),
+            window_updates: Vec::new(),
+            protocol_errors: Vec::new(),
+        }
+    }
+
+    /// The client connection preface (RFC 9113 §3.4) and an empty SETTINGS frame.
+    pub fn handshake(&mut self) -> Vec<u8> {
+        let mut out = PREFACE.to_vec();
+        settings::write_settings(&mut out, &[]);
+        out
+    }
+
+    /// The next stream id this client will use (odd, increasing, §5.1.1).
+    pub fn next_stream_id(&self) -> StreamId {
+        self.next_stream
+    }
+
+    /// Reserves the next stream id (for tests that build the stream's frames by hand); the
+    /// client will track its response.
+    pub fn allocate_stream(&mut self) -> StreamId {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        self.rx.insert(id, StreamRx::default());
+        id
+    }
+
+    /// HPACK-encodes `fields` with this client's encoder (keeps the server's decoder in sync).
+    pub fn encode_block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = Vec::new();
+        for (name, value) in fields {
+            self.encoder
+                .encode_field(name.as_bytes(), value.as_bytes(), false, &mut block);
+        }
+        block
+    }
+
+    /// The request header block for `path` with `opts` (HPACK-encoded).
+    pub fn request_block(&mut self, path: &str, opts: &RequestOptions) -> Vec<u8> {
+        let mut fields: Vec<(&str, &str)> = Vec::with_capacity(8 + opts.extra_headers.len());
+        fields.push((":method", &opts.method));
+        fields.push((":scheme", "http"));
+        fields.push((":path", path));
+        if let Some(a) = &opts.authority {
+            fields.push((":authority", a));
+        }
+        if let Some(ct) = &opts.content_type {
+            fields.push(("content-type", ct));
+        }
+        fields.push(("user-agent", "kms-plugin-test-client"));
+        if opts.te_trailers {
+            fields.push(("te", "trailers"));
+        }
+        if let Some(t) = &opts.timeout {
+            fields.push(("grpc-timeout", t));
+        }
+        for (n, v) in &opts.extra_headers {
+            fields.push((n, v));
+        }
+        self.encode_block(&fields)
+    }
+
+    /// Frames a header block as HEADERS (+ CONTINUATION when `opts.header_chunk` is set).
+    pub fn headers_frames(
+        &self,
+        stream: StreamId,
+        block: &[u8],
+        end_stream: bool,
+        opts: &RequestOptions,
+    ) -> Vec<u8> {
+        let chunk = opts.header_chunk.unwrap_or(usize::MAX).max(1);
+        let first_len = block.len().min(chunk);
+        let (first, mut rest) = block.split_at(first_len);
+        let mut fl = if end_stream { flags::END_STREAM } else { 0 };
+        if rest.is_empty() {
+            fl |= flags::END_HEADERS;
+        }
+        let mut payload = Vec::new();
+        if opts.priority {
+            fl |= flags::PRIORITY;
+            payload.extend_from_slice(&[0, 0, 0, 0, 15]);
+        }
+        payload.extend_from_slice(first);
+        if let Some(pad) = opts.padding {
+            fl |= flags::PADDED;
+            payload = pad_payload(&payload, pad);
+        }
+        let mut out = Vec::new();
+        frame::write_frame(&mut out, FrameKind::Headers, fl, stream, &payload);
+        while !rest.is_empty() {
+            let n = rest.len().min(chunk);
+            let (part, tail) = rest.split_at(n);
+            rest = tail;
+            let fl = if rest.is_empty() {
+                flags::END_HEADERS
+            } else {
+                0
+            };
+            frame::write_frame(&mut out, FrameKind::Continuation, fl, stream, part);
+        }
+        out
+    }
+
+    /// Starts a unary call: HEADERS now, then `message` with its gRPC prefix as DATA within
+    /// the server's flow-control windows (the rest follows WINDOW_UPDATEs, see
+    /// [`TestClient::pending_output`]). Returns the stream and the bytes to send now.
+    pub fn unary(
+        &mut self,
+        path: &str,
+        message: &[u8],
+        opts: &RequestOptions,
+    ) -> (StreamId, Vec<u8>) {
+        self.unary_raw_body(path, &grpc_message(message), opts)
+    }
+
+    /// Like [`TestClient::unary`] but `body` is sent as the DATA payload verbatim (no gRPC
+    /// prefix added), for tests of bad message framing. An empty body sends END_STREAM on
+    /// the HEADERS frame.
+    pub fn unary_raw_body(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        opts: &RequestOptions,
+    ) -> (StreamId, Vec<u8>) {
+        let id = self.allocate_stream();
+        let block = self.request_block(path, opts);
+        let bytes = self.headers_frames(id, &block, body.is_empty(), opts);
+        self.out.extend_from_slice(&bytes);
+        if !body.is_empty() {
+            self.tx.insert(
+                id,
+                StreamTx {
+                    body: body.iter().copied().collect(),
+                    send_window: i64::from(self.peer_initial_window),
+                    chunk: opts.data_chunk,
+                    padding: opts.padding,
+                },
+            );
+            self.flush_data();
+        }
+        (id, core::mem::take(&mut self.out))
+    }
+
+    /// Resets `stream` with `code` (e.g. CANCEL = 8); returns the frame.
+    pub fn cancel(&mut self, stream: StreamId, code: u32) -> Vec<u8> {
+        self.tx.remove(&stream);
+        if let Some(s) = self.rx.get_mut(&stream) {
+            s.done = true;
+        }
+        rst_stream_frame(stream, code)
+    }
+
+    /// Sends queued DATA as far as the windows allow.
+    fn flush_data(&mut self) {
+        let mut finished = Vec::new();
+        for (&id, s) in &mut self.tx {
+            while !s.body.is_empty() {
+                let window = self.conn_send_window.min(s.send_window);
+                let pad = s.padding.map_or(0, |p| usize::from(p) + 1);
+                let max = (self.peer_max_frame as usize).saturating_sub(pad);
+                let room = usize::try_from(window).unwrap_or(0).saturating_sub(pad);
+                let n = s
+                    .body
+                    .len()
+                    .min(s.chunk.unwrap_or(usize::MAX).max(1))
+                    .min(max)
+                    .min(room);
+                if n == 0 {
+                    break;
+                }
+                let part: Vec<u8> = s.body.drain(..n).collect();
+                let end = s.body.is_empty();
+                let mut fl = if end { flags::END_STREAM } else { 0 };
+                let payload = match s.padding {
+                    Some(p) => {
+                        fl |= flags::PADDED;
+                        pad_payload(&part, p)
+                    }
+                    None => part,
+                };
+                let used = i64::try_from(payload.len()).unwrap_or(i64::MAX);
+                frame::write_frame(&mut self.out, FrameKind::Data, fl, id, &payload);
+                self.conn_send_window -= used;
+                s.send_window -= used;
+                if end {
+                    finished.push(id);
+                }
+            }
+        }
+        for id in finished {
+            self.tx.remove(&id);
+        }
+    }
+
+    /// Bytes the client owes the server: SETTINGS/PING ACKs, WINDOW_UPDATEs, request DATA
+    /// unblocked by the server's WINDOW_UPDATEs.
+    pub fn pending_output(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.out)
+    }
+
+    /// Request DATA octets still waiting for flow-control credit.
+    pub fn blocked_bytes(&self) -> usize {
+        self.tx.values().map(|s| s.body.len()).sum()
+    }
+
+    /// The last GOAWAY received: (last stream id, error code).
+    pub fn goaway(&self) -> Option<(u32, u32)> {
+        self.goaway
+    }
+
+    /// A finished stream's response (removed); `None` while the stream is still open.
+    pub fn take_response(&mut self, stream: StreamId) -> Option<ClientResponse> {
+        if !self.rx.get(&stream)?.done {
+            return None;
+        }
+        let mut s = self.rx.remove(&stream)?;
+        if s.resp.header_blocks > 0 || !s.data.is_empty() {
+            s.resp.message = decode_messages(&s.data, &mut self.protocol_errors);
+        }
+        Some(s.resp)
+    }
+
+    /// Whether `stream` has finished (END_STREAM or RST_STREAM received).
+    pub fn is_done(&self, stream: StreamId) -> bool {
+        self.rx.get(&stream).is_some_and(|s| s.done)
+    }
+
+    /// Parses server bytes (any chunking).
+    pub fn receive(&mut self, server_bytes: &[u8]) {
+        self.inbuf.extend_from_slice(server_bytes);
+        let mut pos = 0;
+        while let Some(head) = self
+            .inbuf
+            .get(pos..)
+            .and_then(|r| r.first_chunk::<HEAD_LEN>())
+        {
+            let head = FrameHead::parse(head);
+            let end = pos + HEAD_LEN + head.len as usize;
+            if end > self.inbuf.len() {
+                break;
+            }
+            let payload = self.inbuf[pos + HEAD_LEN..end].to_vec();
+            pos = end;
+            self.on_frame(head, &payload);
+        }
+        self.inbuf.drain(..pos);
+        self.flush_data();
+    }
+
+    fn on_frame(&mut self, head: FrameHead, payload: &[u8]) {
+        self.frames.push(FrameSeen {
+            kind: head.kind.as_u8(),
+            flags: head.flags,
+            stream: head.stream,
+            len: head.len,
+        });
+        if head.len > frame::MIN_MAX_FRAME_SIZE {
+            self.protocol_errors
+                .push("frame larger than our SETTINGS_MAX_FRAME_SIZE");
+        }
+        if self.partial.is_some() && head.kind != FrameKind::Continuation {
+            self.protocol_errors
+                .push("frame interleaved in a header block");
+        }
+        match head.kind {
+            FrameKind::Settings if head.has(flags::ACK) => self.settings_acks += 1,
+            FrameKind::Settings => self.on_settings(payload),
+            FrameKind::Ping if head.has(flags::ACK) => {
+                if let Some(p) = payload.first_chunk::<8>() {
+                    self.ping_acks.push(*p);
+                }
+            }
+            FrameKind::Ping => {
+                let mut ack = Vec::new();
+                frame::write_frame(&mut ack, FrameKind::Ping, flags::ACK, 0, payload);
+                self.out.extend_from_slice(&ack);
+            }
+            FrameKind::WindowUpdate => self.on_window_update(head, payload),
+            FrameKind::GoAway => {
+                if let Some(p) = payload.first_chunk::<8>() {
+                    let last = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & MAX_WINDOW;
+                    let code = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                    self.goaway = Some((last, code));
+                } else {
+                    self.protocol_errors.push("short GOAWAY");
+                }
+            }
+            FrameKind::RstStream => {
+                let code = payload
+                    .first_chunk::<4>()
+                    .map_or(u32::MAX, |c| u32::from_be_bytes(*c));
+                self.tx.remove(&head.stream);
+                let s = self.rx.entry(head.stream).or_default();
+                s.resp.reset = Some(code);
+                s.done = true;
+            }
+            FrameKind::Headers => {
+                let Some(mut frag) = frame::strip_padding(payload, head.flags) else {
+                    return self.protocol_errors.push("bad HEADERS padding");
+                };
+                if head.has(flags::PRIORITY) {
+                    frag = frag.get(5..).unwrap_or_default();
+                }
+                let end_stream = head.has(flags::END_STREAM);
+                if head.has(flags::END_HEADERS) {
+                    self.on_block(head.stream, frag, end_stream);
+                } else {
+                    self.partial = Some((head.stream, frag.to_vec(), end_stream));
+                }
+            }
+            FrameKind::Continuation => match self.partial.take() {
+                Some((id, mut block, end_stream)) if id == head.stream => {
+                    block.extend_from_slice(payload);
+                    if head.has(flags::END_HEADERS) {
+                        self.on_block(id, &block, end_stream);
+                    } else {
+                        self.partial = Some((id, block, end_stream));
+                    }
+                }
+                _ => self.protocol_errors.push("unexpected CONTINUATION"),
+            },
+            FrameKind::Data => self.on_data(head, payload),
+            FrameKind::PushPromise => self.protocol_errors.push("PUSH_PROMISE from server"),
+            FrameKind::Priority | FrameKind::Unknown(_) => {}
+        }
+    }
+
+    fn on_settings(&mut self, payload: &[u8]) {
+        if payload.len() % 6 != 0 {
+            return self
+                .protocol_errors
+                .push("SETTINGS length not a multiple of 6");
+        }
+        for e in payload.chunks_exact(6) {
+            let ident = u16::from_be_bytes([e[0], e[1]]);
+            let value = u32::from_be_bytes([e[2], e[3], e[4], e[5]]);
+            self.settings.push((ident, value));
+            match ident {
+                setting::INITIAL_WINDOW_SIZE => {
+                    // §6.9.2: the change applies to every open stream's send window.
+                    let delta = i64::from(value) - i64::from(self.peer_initial_window);
+                    for s in self.tx.values_mut() {
+                        s.send_window += delta;
+                    }
+                    self.peer_initial_window = value;
+                }
+                setting::MAX_FRAME_SIZE => self.peer_max_frame = value,
+                _ => {}
+            }
+        }
+        frame::write_settings_ack(&mut self.out);
+    }
+
+    fn on_window_update(&mut self, head: FrameHead, payload: &[u8]) {
+        let Some(b) = payload.first_chunk::<4>() else {
+            return self.protocol_errors.push("short WINDOW_UPDATE");
+        };
+        let inc = u32::from_be_bytes(*b) & MAX_WINDOW;
+        self.window_updates.push((head.stream, inc));
+        if inc == 0 {
+            self.protocol_errors.push("WINDOW_UPDATE of 0");
+        }
+        if head.stream == 0 {
+            self.conn_send_window += i64::from(inc);
+        } else if let Some(s) = self.tx.get_mut(&head.stream) {
+            s.send_window += i64::from(inc);
+        }
+    }
+
+    fn on_data(&mut self, head: FrameHead, payload: &[u8]) {
+        let Some(content) = frame::strip_padding(payload, head.flags) else {
+            return self.protocol_errors.push("bad DATA padding");
+        };
+        let s = self.rx.entry(head.stream).or_default();
+        if s.done {
+            self.protocol_errors.push("DATA on a finished stream");
+        }
+        s.data.extend_from_slice(content);
+        let end = head.has(flags::END_STREAM);
+        if end {
+            s.done = true;
+        }
+        if self.auto_window_update && head.len > 0 {
+            frame::write_window_update(&mut self.out, 0, head.len);
+            if !end {
+                frame::write_window_update(&mut self.out, head.stream, head.len);
+            }
+        }
+    }
+
+    fn on_block(&mut self, id: StreamId, block: &[u8], end_stream: bool) {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let result = self.decoder.decode(block, &mut |n, v, _| {
+            fields.push((
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
+        });
+        if result.is_err() {
+            self.protocol_errors
+                .push("HPACK error in a server header block");
+        }
+        let s = self.rx.entry(id).or_default();
+        s.resp.header_blocks += 1;
+        for (n, v) in &fields {
+            match n.as_str() {
+                ":status" => s.resp.http_status = v.parse().ok(),
+                "grpc-status" => s.resp.grpc_status = v.parse().ok(),
+                "grpc-message" => s.resp.grpc_message = Some(percent_decode(v.as_bytes())),
+                _ => {}
+            }
+        }
+        s.resp.headers.extend(fields);
+        if end_stream {
+            s.done = true;
+        }
+    }
+}
+
+/// Decodes exactly one gRPC message from a response body.
+fn decode_messages(data: &[u8], errors: &mut Vec<&'static str>) -> Option<Vec<u8>> {
+    let (prefix, rest) = data.split_first_chunk::<5>()?;
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if prefix[0] != 0 {
+        errors.push("compressed response message");
+    }
+    if rest.len() != len {
+        errors.push("response DATA does not hold exactly one message");
+    }
+    Some(rest.get(..len).unwrap_or(rest).to_vec())
+}

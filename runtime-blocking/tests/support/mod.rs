@@ -71,11 +71,18 @@ impl Plugin {
         let mut full = vec!["serve"];
         full.extend_from_slice(args);
         full.extend_from_slice(&["--log-format", "text", "--log-level", "debug"]);
-        Self::start_bin(BIN, &full)
+        Self::spawn(BIN, &full, &["listening", " healthy"])
     }
 
     /// Starts `bin` with `args` and waits (bounded) for its "listening" log line.
     pub fn start_bin(bin: &str, args: &[&str]) -> Self {
+        Self::spawn(bin, args, &["listening"])
+    }
+
+    /// Starts `bin` and waits (bounded) for log lines containing each of `ready` (in any
+    /// order). For `serve`, " healthy" marks the first local KEK as wrapped (the text line is
+    /// "<ts> info  healthy"; "unhealthy" has no space before "healthy").
+    fn spawn(bin: &str, args: &[&str], ready: &[&str]) -> Self {
         let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::null())
@@ -97,7 +104,7 @@ impl Plugin {
             child: Some(child),
             log: rx,
         };
-        plugin.wait_log("listening", Duration::from_secs(20));
+        plugin.wait_logs(ready, Duration::from_secs(20));
         plugin
     }
 
@@ -112,6 +119,26 @@ impl Plugin {
                 Ok(line) => seen.push(line),
                 Err(e) => panic!(
                     "no log line with {needle:?} within {timeout:?} ({e:?}); saw:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) until every needle has appeared in some log line, in any order.
+    pub fn wait_logs(&self, needles: &[&str], timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut missing: Vec<&str> = needles.to_vec();
+        let mut seen = Vec::new();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    missing.retain(|n| !line.contains(n));
+                    seen.push(line);
+                }
+                Err(e) => panic!(
+                    "no log lines with {missing:?} within {timeout:?} ({e:?}); saw:\n{}",
                     seen.join("\n")
                 ),
             }
@@ -220,4 +247,21 @@ pub fn grpc_go_authority(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Waits (bounded, 20 s) until `kms-plugin probe` reports healthy: "listening" comes before the
+/// first remote Status has answered, so healthz may not be `ok` yet right after start.
+pub fn wait_healthy(listen: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(&["probe", "--listen", listen, "--timeout", "2"]);
+        if out.status.code() == Some(0) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "plugin not healthy within 20 s: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }

@@ -1,0 +1,293 @@
+//! Schema checks of the shipped `deploy/` files: the static pod manifest's required fields, the
+//! systemd unit's hardening, the Dockerfile's final stage, and the socket/key paths they share
+//! with the CLI defaults.
+
+use kms_plugin_blocking::cli;
+use kms_plugin_blocking::endpoint::Endpoint;
+use kms_plugin_blocking::keyfile::DEFAULT_KEY_FILE;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn deploy(name: &str) -> String {
+    let path = format!("{}/../deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn static_pod() -> Yaml {
+    let docs = YamlLoader::load_from_str(&deploy("kms-plugin.static-pod.yaml")).unwrap();
+    assert_eq!(docs.len(), 1);
+    docs.into_iter().next().unwrap()
+}
+
+fn strings(list: &Yaml) -> Vec<&str> {
+    list.as_vec()
+        .unwrap_or_else(|| panic!("not a list: {list:?}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}")))
+        .collect()
+}
+
+/// Asserts the binary's own parser accepts `argv` (program name first) as `command`.
+#[track_caller]
+fn parses_as(argv: &[&str], command: &str) {
+    let args: Vec<String> = argv[1..].iter().map(|a| (*a).to_string()).collect();
+    let parsed = cli::parse(&args).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert_eq!(parsed.command, command, "{argv:?}");
+}
+
+/// Where the plugin listens according to a `--listen=...` argument list.
+fn listen_arg(args: &[&str]) -> String {
+    let listen: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--listen="))
+        .collect();
+    assert_eq!(listen.len(), 1, "exactly one --listen=: {args:?}");
+    listen[0].to_string()
+}
+
+#[test]
+fn static_pod_has_the_required_fields() {
+    let pod = static_pod();
+    assert_eq!(pod["apiVersion"].as_str(), Some("v1"));
+    assert_eq!(pod["kind"].as_str(), Some("Pod"));
+    assert_eq!(pod["metadata"]["namespace"].as_str(), Some("kube-system"));
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(
+        spec["priorityClassName"].as_str(),
+        Some("system-node-critical")
+    );
+    assert_eq!(
+        spec["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
+    let uid = spec["securityContext"]["runAsUser"].as_i64().unwrap();
+    assert!(uid > 0, "non-root uid");
+
+    let containers = spec["containers"].as_vec().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let command = strings(&c["command"]);
+    assert_eq!(&command[..2], ["/kms-plugin", "serve"]);
+    let endpoint = listen_arg(&command);
+    assert_eq!(endpoint, Endpoint::DEFAULT, "the product default");
+    assert!(command.contains(&format!("--key-file={DEFAULT_KEY_FILE}").as_str()));
+    parses_as(&command, "serve");
+
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"].as_bool(), Some(false));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    assert!(
+        sc["capabilities"]["add"].is_badvalue(),
+        "no added capabilities"
+    );
+    assert!(c["resources"]["requests"]["cpu"].as_str().is_some());
+    assert!(c["resources"]["requests"]["memory"].as_str().is_some());
+
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let cmd = strings(&c[probe]["exec"]["command"]);
+        assert_eq!(&cmd[..2], ["/kms-plugin", "probe"], "{probe}");
+        assert_eq!(
+            listen_arg(&cmd),
+            endpoint,
+            "{probe} probes the served socket"
+        );
+        assert!(c[probe]["timeoutSeconds"].as_i64().unwrap() >= 3, "{probe}");
+    }
+}
+
+#[test]
+fn static_pod_mounts_host_directories_for_socket_and_keys() {
+    let pod = static_pod();
+    let volumes = pod["spec"]["volumes"].as_vec().unwrap();
+    let host_path = |name: &str| -> String {
+        let v = volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("volume {name}"));
+        assert_eq!(v["hostPath"]["type"].as_str(), Some("Directory"), "{name}");
+        v["hostPath"]["path"].as_str().unwrap().to_string()
+    };
+    let mounts = pod["spec"]["containers"][0]["volumeMounts"]
+        .as_vec()
+        .unwrap();
+    let mount = |name: &str| -> &Yaml {
+        mounts
+            .iter()
+            .find(|m| m["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("mount {name}"))
+    };
+
+    // The socket directory: the same path inside and outside, so the apiserver sees it.
+    let Endpoint::Path(socket) = Endpoint::parse(Endpoint::DEFAULT).unwrap() else {
+        panic!("path socket")
+    };
+    let socket_dir = socket.parent().unwrap().to_str().unwrap();
+    assert_eq!(host_path("socket-dir"), socket_dir);
+    assert_eq!(mount("socket-dir")["mountPath"].as_str(), Some(socket_dir));
+
+    // The key directory: persistent host storage, read-only for the serving process.
+    let key_dir = std::path::Path::new(DEFAULT_KEY_FILE)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(host_path("key-dir"), key_dir);
+    assert_eq!(mount("key-dir")["mountPath"].as_str(), Some(key_dir));
+    assert_eq!(mount("key-dir")["readOnly"].as_bool(), Some(true));
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_shares_the_socket() {
+    let unit = deploy("kms-plugin.service");
+    let has = |line: &str| unit.lines().any(|l| l.trim() == line);
+    for line in [
+        "[Service]",
+        "User=kms-plugin",
+        "NoNewPrivileges=true",
+        "CapabilityBoundingSet=",
+        "ProtectSystem=strict",
+        "PrivateTmp=false",
+        "ReadWritePaths=/tmp",
+        "StateDirectory=kms-plugin",
+        "Before=kubelet.service",
+        "RestrictAddressFamilies=AF_UNIX",
+        "LimitCORE=0",
+    ] {
+        assert!(has(line), "kms-plugin.service lacks {line:?}");
+    }
+    assert!(!has("PrivateTmp=true"));
+    assert!(unit.contains(&format!("--listen {}", Endpoint::DEFAULT)));
+    assert!(unit.contains(&format!("--key-file {DEFAULT_KEY_FILE}")));
+    // ExecStart (with its `\` continuations) is a command line the binary accepts.
+    let exec = unit
+        .replace("\\\n", " ")
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=").map(str::to_string))
+        .unwrap();
+    let argv: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(argv[0], "/usr/local/bin/kms-plugin");
+    parses_as(&argv, "serve");
+}
+
+#[test]
+fn dockerfile_builds_static_and_runs_non_root_from_scratch() {
+    let dockerfile = deploy("Dockerfile");
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    let final_stage = &lines[last_from..];
+    assert_eq!(final_stage[0], "FROM scratch");
+    let user = final_stage
+        .iter()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("USER in the final stage");
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(
+        uid != "root" && uid.parse::<u32>().is_ok_and(|n| n != 0),
+        "non-root numeric USER {user}"
+    );
+    assert!(final_stage.contains(&r#"ENTRYPOINT ["/kms-plugin", "serve"]"#));
+    assert!(dockerfile.contains("RUSTFLAGS=\"-C target-feature=+crt-static\""));
+    assert!(dockerfile.contains("--target x86_64-unknown-linux-gnu -p kms-plugin-blocking"));
+}
+
+#[test]
+fn apiserver_patch_names_the_flag_and_the_socket_mount() {
+    let patch = deploy("kube-apiserver.patch.md");
+    assert!(
+        patch.contains("--encryption-provider-config=/etc/kubernetes/enc/encryption-config.yaml")
+    );
+    // Its YAML snippets parse.
+    let mut in_yaml = false;
+    let mut block = String::new();
+    let mut blocks = 0;
+    for line in patch.lines() {
+        match (in_yaml, line.trim()) {
+            (false, "```yaml") => in_yaml = true,
+            (true, "```") => {
+                YamlLoader::load_from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+                block.clear();
+                blocks += 1;
+                in_yaml = false;
+            }
+            (true, _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks >= 3, "{blocks} yaml blocks");
+}
+
+/// Every concrete `kms-plugin ...` command in the docs' and deploy notes' code blocks is one the
+/// binary accepts (placeholder lines such as `--key-file FILE` or `v2|v1` are skipped).
+#[test]
+fn documented_command_lines_parse() {
+    let commands = [
+        "serve",
+        "keys",
+        "probe",
+        "version",
+        "encryption-config",
+        "check-config",
+    ];
+    let mut checked = 0;
+    for file in [
+        "../docs/operator-guide.md",
+        "../deploy/kube-apiserver.patch.md",
+    ] {
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let joined = text.replace("\\\n", " ");
+        let mut in_code = false;
+        for line in joined.lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if !in_code {
+                continue;
+            }
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            let Some(start) = tokens
+                .windows(2)
+                .position(|w| w[0].ends_with("kms-plugin") && commands.contains(&w[1]))
+            else {
+                continue;
+            };
+            let argv: Vec<&str> = tokens[start..]
+                .iter()
+                .copied()
+                .take_while(|t| !matches!(*t, "#" | "|" | ">" | "&&" | ";"))
+                .collect();
+            let placeholder = argv.iter().any(|t| {
+                t.contains(['[', '|'])
+                    || (t.len() > 1 && t.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            });
+            if placeholder {
+                continue;
+            }
+            // Documented ahead of the CLI wiring (encryption_config.rs has the contract):
+            // checked once the binary knows the command.
+            let known = !matches!(
+                cli::parse(&[argv[1].to_string()]),
+                Err(e) if e.starts_with("unknown command")
+            );
+            if !known {
+                continue;
+            }
+            let args: Vec<String> = argv[1..].iter().map(|a| (*a).to_string()).collect();
+            if let Err(e) = cli::parse(&args) {
+                panic!("{file}: `{}`: {e}", argv.join(" "));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} command lines found");
+}

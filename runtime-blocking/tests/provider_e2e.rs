@@ -1,0 +1,444 @@
+//! End to end: `kms-plugin serve --provider vault` (and `--provider pkcs11` in builds with that
+//! feature) driven by a real gRPC client (tonic) over the Unix socket, against the fake
+//! Transit server over real HTTP on 127.0.0.1 and a real SoftHSM2 token. Remote rotation
+//! changes Status.key_id while old ciphertexts still decrypt (after a restart, so the remote
+//! really unwraps); faults (remote down at start, dying mid-run, wrong or rotated token, wrong
+//! PIN) never crash the plugin, never leave it reporting `ok` while the remote refuses, and
+//! heal without a restart. Readiness and health changes are read from the plugin's own log
+//! lines, never from sleeps.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+#[path = "support/transit_server.rs"]
+mod transit_server;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kms_plugin_proto::v2;
+use support::{BIN, Plugin, TempDir};
+use tonic::codegen::http::uri::PathAndQuery;
+use transit_server::TransitServer;
+
+const TOKEN: &str = "hvs.e2e-token";
+const WAIT: Duration = Duration::from_secs(30);
+/// The plugin's text log lines for health changes (`<ts> <level:5> <msg> ...`).
+const HEALTHY: &str = "info  healthy";
+const UNHEALTHY: &str = "warn  unhealthy";
+
+/// Starts `kms-plugin serve` with `args` and `env`, waiting for its "listening" line.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Plugin {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .args([
+            "--log-format",
+            "text",
+            "--log-level",
+            "debug",
+            "--status-refresh",
+            "0.3",
+        ])
+        .env_remove("KMS_USER_ID")
+        .env_remove("KMS_KEY_ID")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn kms-plugin");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let plugin = Plugin {
+        child: Some(child),
+        log: rx,
+    };
+    plugin.wait_log("listening", WAIT);
+    plugin
+}
+
+struct Client {
+    rt: tokio::runtime::Runtime,
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+}
+
+impl Client {
+    fn connect(sock: &Path) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let path = sock.to_path_buf();
+        let channel = rt.block_on(async move {
+            tonic::transport::Endpoint::try_from("http://localhost")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .expect("connect")
+        });
+        Self {
+            rt,
+            grpc: tonic::client::Grpc::new(channel),
+        }
+    }
+
+    fn unary<Req, Resp>(&mut self, path: &'static str, req: Req) -> Result<Resp, tonic::Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let grpc = &mut self.grpc;
+        self.rt.block_on(async move {
+            grpc.ready().await.expect("ready");
+            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+            grpc.unary(
+                tonic::Request::new(req),
+                PathAndQuery::from_static(path),
+                codec,
+            )
+            .await
+            .map(tonic::Response::into_inner)
+        })
+    }
+
+    fn status(&mut self) -> v2::StatusResponse {
+        self.unary("/v2.KeyManagementService/Status", v2::StatusRequest {})
+            .unwrap()
+    }
+
+    fn encrypt(&mut self, seed: u8) -> Result<v2::EncryptResponse, tonic::Status> {
+        self.unary(
+            "/v2.KeyManagementService/Encrypt",
+            v2::EncryptRequest {
+                plaintext: bytes::Bytes::from(vec![seed; 32]),
+                uid: format!("e2e-enc-{seed}"),
+            },
+        )
+    }
+
+    fn decrypt(&mut self, enc: &v2::EncryptResponse) -> Result<Vec<u8>, tonic::Status> {
+        self.unary::<_, v2::DecryptResponse>(
+            "/v2.KeyManagementService/Decrypt",
+            v2::DecryptRequest {
+                ciphertext: enc.ciphertext.clone(),
+                uid: "e2e-dec".into(),
+                key_id: enc.key_id.clone(),
+                annotations: enc.annotations.clone(),
+            },
+        )
+        .map(|d| d.plaintext.to_vec())
+    }
+}
+
+fn listen(dir: &TempDir) -> (PathBuf, String) {
+    let sock = dir.join("kms.sock");
+    let listen = format!("unix://{}", sock.display());
+    (sock, listen)
+}
+
+fn transit() -> TransitServer {
+    let server = TransitServer::start();
+    server.add_key("kms");
+    server.allow_token(TOKEN);
+    server
+}
+
+#[test]
+fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
+    let server = transit();
+    let dir = TempDir::new("e2e-vault");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (sock, listen) = listen(&dir);
+    let url = server.url();
+    let args = [
+        "--provider",
+        "vault",
+        "--vault-addr",
+        url.as_str(),
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--listen",
+        listen.as_str(),
+    ];
+    let env = [("KMS_KEY_ID", "kms")];
+    let plugin = start(&args, &env);
+    plugin.wait_log(HEALTHY, WAIT);
+    let mut client = Client::connect(&sock);
+    let s1 = client.status();
+    assert_eq!(s1.healthz, "ok");
+    assert!(s1.key_id.starts_with("vault:kms:v1:"), "{}", s1.key_id);
+    let old = client.encrypt(1).unwrap();
+    assert_eq!(old.key_id, s1.key_id);
+    assert_eq!(client.decrypt(&old).unwrap(), vec![1; 32]);
+
+    // Remote rotation: the plugin notices on its status timer and moves to v2.
+    server.rotate("kms");
+    plugin.wait_log("key id changed", WAIT);
+    let s2 = client.status();
+    assert!(s2.key_id.starts_with("vault:kms:v2:"), "{}", s2.key_id);
+    assert_eq!(s2.healthz, "ok");
+    let new = client.encrypt(2).unwrap();
+    assert_eq!(
+        new.key_id, s2.key_id,
+        "Status and Encrypt agree after rotation"
+    );
+    assert_eq!(client.decrypt(&old).unwrap(), vec![1; 32]);
+    drop(client);
+    drop(plugin);
+
+    // A fresh process has no cached local KEKs: decrypting the v1 ciphertext needs a real
+    // Transit unwrap under version 1.
+    let before = server.count("/decrypt/kms");
+    let plugin = start(&args, &env);
+    plugin.wait_log(HEALTHY, WAIT);
+    let mut client = Client::connect(&sock);
+    assert_eq!(client.status().key_id, s2.key_id);
+    assert_eq!(client.decrypt(&old).unwrap(), vec![1; 32]);
+    assert_eq!(client.decrypt(&new).unwrap(), vec![2; 32]);
+    assert!(
+        server.count("/decrypt/kms") >= before + 2,
+        "remote unwraps happened"
+    );
+}
+
+#[test]
+fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
+    let mut server = transit();
+    let dir = TempDir::new("e2e-vault-faults");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (sock, listen) = listen(&dir);
+    let url = server.url();
+    // Remote down at start: the plugin still binds its socket and answers Status.
+    server.stop();
+    let plugin = start(
+        &[
+            "--provider",
+            "vault",
+            "--vault-addr",
+            url.as_str(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--listen",
+            listen.as_str(),
+        ],
+        &[("KMS_KEY_ID", "kms")],
+    );
+    let mut client = Client::connect(&sock);
+    assert_ne!(client.status().healthz, "ok", "down at start is not ok");
+    assert!(
+        client.encrypt(1).is_err(),
+        "no local KEK can be wrapped yet"
+    );
+
+    // The remote comes up: healthy without restart.
+    server.restart();
+    plugin.wait_log(HEALTHY, WAIT);
+    assert_eq!(client.status().healthz, "ok");
+    let enc = client.encrypt(3).unwrap();
+
+    // The remote dies mid-run: not ok (cause from the circuit/transport), then heals.
+    server.stop();
+    let line = plugin.wait_log(UNHEALTHY, WAIT);
+    assert!(line.contains("unreachable"), "{line}");
+    assert_ne!(client.status().healthz, "ok");
+    server.restart();
+    plugin.wait_log(HEALTHY, WAIT);
+    assert_eq!(client.status().healthz, "ok");
+
+    // The token is revoked: auth; a rotated token file heals it.
+    server.revoke_token(TOKEN);
+    let line = plugin.wait_log(UNHEALTHY, WAIT);
+    assert!(line.contains("auth"), "{line}");
+    let status = client.status();
+    assert_ne!(status.healthz, "ok");
+    assert!(status.healthz.contains("auth"), "{}", status.healthz);
+    server.allow_token("hvs.e2e-token-2");
+    let tmp = dir.join("token.new");
+    std::fs::write(&tmp, "hvs.e2e-token-2").unwrap();
+    std::fs::rename(&tmp, &token_file).unwrap();
+    plugin.wait_log(HEALTHY, WAIT);
+    assert_eq!(client.status().healthz, "ok");
+    assert_eq!(client.decrypt(&enc).unwrap(), vec![3; 32]);
+
+    // A hung remote: not ok by the staleness/timeout rule, and still answering Status fast.
+    server.set_delay(Duration::from_secs(30));
+    plugin.wait_log(UNHEALTHY, WAIT);
+    let start = std::time::Instant::now();
+    assert_ne!(client.status().healthz, "ok");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "Status never waits for the remote"
+    );
+    server.set_delay(Duration::ZERO);
+    plugin.wait_log(HEALTHY, WAIT);
+    assert_eq!(client.status().healthz, "ok");
+    assert_eq!(plugin.terminate(), 0, "clean exit after all the faults");
+}
+
+#[test]
+fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
+    for (args, env, needle) in [
+        (
+            vec!["--provider", "vault"],
+            vec![("KMS_KEY_ID", "kms")],
+            "--vault-addr",
+        ),
+        (
+            vec!["--provider", "vault", "--vault-addr", "http://127.0.0.1:9"],
+            vec![("KMS_KEY_ID", "kms")],
+            "KMS_USER_ID",
+        ),
+        (
+            vec!["--provider", "vault", "--vault-addr", "vault:8200"],
+            vec![("KMS_KEY_ID", "kms"), ("KMS_USER_ID", "t")],
+            "http",
+        ),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(&args)
+            .env_remove("KMS_USER_ID")
+            .env_remove("KMS_KEY_ID")
+            .env_remove("VAULT_ADDR");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[cfg(feature = "pkcs11")]
+mod pkcs11 {
+    use super::*;
+    use kms_plugin_blocking::provider::pkcs11::DEFAULT_MODULE;
+
+    fn run(cmd: &mut Command) {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A SoftHSM2 token `kms` with AES key `kms-key`, in its own SOFTHSM2_CONF directory.
+    fn softhsm(dir: &TempDir) -> PathBuf {
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.join("tokens").display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "kms",
+                "--so-pin",
+                "1234",
+                "--pin",
+                "5678",
+            ]));
+        run(Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--module",
+                DEFAULT_MODULE,
+                "--token-label",
+                "kms",
+                "--login",
+                "--pin",
+                "5678",
+            ])
+            .args([
+                "--keygen",
+                "--key-type",
+                "aes:32",
+                "--label",
+                "kms-key",
+                "--id",
+                "01",
+            ]));
+        conf
+    }
+
+    #[test]
+    fn pkcs11_serve_round_trip_and_wrong_pin() {
+        let dir = TempDir::new("e2e-pkcs11");
+        let conf = softhsm(&dir);
+        let conf = conf.to_str().unwrap();
+        let (sock, listen) = listen(&dir);
+        let pin_file = dir.join("pin");
+        // Wrong PIN first: the plugin starts, reports auth, never crashes, never retries
+        // the login (no lockout), and heals when the PIN file is fixed.
+        std::fs::write(&pin_file, "0000").unwrap();
+        let args = [
+            "--provider",
+            "pkcs11",
+            "--pkcs11-token-label",
+            "kms",
+            "--pin-file",
+            pin_file.to_str().unwrap(),
+            "--listen",
+            listen.as_str(),
+        ];
+        let env = [("KMS_KEY_ID", "kms-key"), ("SOFTHSM2_CONF", conf)];
+        let plugin = start(&args, &env);
+        let line = plugin.wait_log(UNHEALTHY, WAIT);
+        assert!(line.contains("auth"), "{line}");
+        let mut client = Client::connect(&sock);
+        let status = client.status();
+        assert!(status.healthz.contains("auth"), "{}", status.healthz);
+        let tmp = dir.join("pin.new");
+        std::fs::write(&tmp, "5678").unwrap();
+        std::fs::rename(&tmp, &pin_file).unwrap();
+        plugin.wait_log(HEALTHY, WAIT);
+        let status = client.status();
+        assert_eq!(status.healthz, "ok");
+        assert!(
+            status.key_id.starts_with("pkcs11:kms-key:"),
+            "{}",
+            status.key_id
+        );
+        let enc = client.encrypt(4).unwrap();
+        assert_eq!(enc.key_id, status.key_id);
+        drop(client);
+        drop(plugin);
+        // A restarted plugin unwraps through the HSM.
+        let plugin = start(&args, &env);
+        plugin.wait_log(HEALTHY, WAIT);
+        let mut client = Client::connect(&sock);
+        assert_eq!(client.decrypt(&enc).unwrap(), vec![4; 32]);
+        assert_eq!(plugin.terminate(), 0);
+    }
+}

@@ -1,0 +1,350 @@
+//! The smol runtime's hyper `/metrics`, `/livez` and `/readyz` responder over real TCP on
+//! 127.0.0.1: readiness flipping 503 -> 200, HTTP edge cases and limits, then a probe over a
+//! simulated plugin session (fixed seeds) whose scrape has every family with bounded labels
+//! and whose logs (written through `EventLogger`) hold no key bytes, plaintexts or raw key id.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::float_cmp
+)]
+
+#[path = "../../core/tests/metrics_support/mod.rs"]
+mod metrics_support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kms_plugin_core::config::Config;
+use kms_plugin_core::keyring::Keyring;
+use kms_plugin_core::metrics::Metrics;
+use kms_plugin_core::rpc::Code;
+use kms_plugin_core::secret::Secret32;
+use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
+use kms_plugin_core::testing::kms_messages as msg;
+use kms_plugin_core::testing::sim::Sim;
+use kms_plugin_core::testing::wire_client::CallOptions;
+use kms_plugin_smol::observe::log::{EventLogger, Level, LogFormat};
+use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
+use metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
+
+fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+    )
+}
+
+struct FakeProbe {
+    healthy: AtomicBool,
+}
+
+impl Probe for FakeProbe {
+    fn render_metrics(&self, out: &mut String) {
+        out.push_str("# HELP up fake\n# TYPE up gauge\nup 1\n");
+    }
+    fn readiness(&self) -> Result<(), String> {
+        if self.healthy.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("remote kms status stale".into())
+        }
+    }
+}
+
+/// Starts the responder on the smol global executor; dropping the task stops it.
+fn start(probe: Arc<dyn Probe>, limits: Limits) -> (smol::Task<std::io::Result<()>>, SocketAddr) {
+    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.get_ref().local_addr().unwrap();
+    (smol::spawn(serve(listener, probe, limits)), addr)
+}
+
+#[test]
+fn livez_always_ok_and_readyz_follows_health() {
+    let probe = Arc::new(FakeProbe {
+        healthy: AtomicBool::new(false),
+    });
+    let (task, addr) = start(probe.clone(), Limits::default());
+    let (code, _, body) = get(addr, "/readyz");
+    assert_eq!(
+        (code, body.as_str()),
+        (503, "not ready: remote kms status stale\n")
+    );
+    assert_eq!(get(addr, "/livez").0, 200);
+    probe.healthy.store(true, Ordering::SeqCst);
+    let (code, _, body) = get(addr, "/readyz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    let (code, head, body) = get(addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, "# HELP up fake\n# TYPE up gauge\nup 1\n");
+    drop(task);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still listening after the task was dropped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn http_edge_cases() {
+    let probe = Arc::new(FakeProbe {
+        healthy: AtomicBool::new(true),
+    });
+    let (_task, addr) = start(probe, Limits::default());
+    assert_eq!(get(addr, "/nope").0, 404);
+    let (code, head, _) = http_raw(
+        addr,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(code, 405);
+    assert!(head.contains("allow: get, head"), "{head}");
+    let (code, head, body) = http_raw(addr, b"HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((code, body.as_str()), (200, ""));
+    assert!(head.contains("content-length: 3"), "{head}");
+    let big = format!(
+        "GET /livez HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(http_raw(addr, big.as_bytes()).0, 431);
+    assert_eq!(http_raw(addr, b"NOT HTTP AT ALL\r\n\r\n").0, 400);
+    assert_eq!(get(addr, "/livez").0, 200);
+}
+
+#[test]
+fn connection_limit_and_header_timeout() {
+    let probe = Arc::new(FakeProbe {
+        healthy: AtomicBool::new(true),
+    });
+    let (_task, addr) = start(
+        probe,
+        Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+    );
+    // A client that never finishes its head holds the only slot...
+    let mut holder = TcpStream::connect(addr).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    holder.write_all(b"GET /livez HTTP/1.1\r\n").unwrap();
+    // ...so others get 503 (poll until the server has accepted the holder)...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saw_busy = false;
+    while Instant::now() < deadline {
+        let (code, _, body) = get(addr, "/livez");
+        if code == 503 {
+            assert_eq!(body, "too many connections\n");
+            saw_busy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...until the header read timeout closes it, freeing the slot.
+    let mut rest = Vec::new();
+    let _ = holder.read_to_end(&mut rest);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(addr, "/livez").0 != 200 {
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(saw_busy, "no 503 while the only slot was held");
+}
+
+const KEK: [u8; 32] = [
+    0x5e, 0x91, 0x0c, 0xa7, 0x33, 0xd8, 0x6b, 0x14, 0xf2, 0x49, 0x87, 0x2a, 0xbd, 0x60, 0x1f, 0xc5,
+    0x7e, 0x03, 0x98, 0xe4, 0x51, 0x2c, 0xaf, 0x36, 0x6d, 0x90, 0x0b, 0xf7, 0x42, 0xd9, 0x15, 0x88,
+];
+
+/// A Probe over a simulated plugin, as a smol driver would implement it.
+struct SimProbe {
+    state: Mutex<(Sim, Metrics)>,
+}
+
+impl Probe for SimProbe {
+    fn render_metrics(&self, out: &mut String) {
+        let mut st = self.state.lock().unwrap();
+        let (sim, metrics) = &mut *st;
+        metrics.observe(&sim.plugin, sim.now);
+        metrics.render(out);
+    }
+    fn readiness(&self) -> Result<(), String> {
+        let st = self.state.lock().unwrap();
+        let snap = st.0.plugin.status_snapshot(st.0.now);
+        if snap.healthy {
+            Ok(())
+        } else {
+            Err(snap.healthz.into())
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn simulated_plugin_scrape_and_log_redaction() {
+    let mut keyring = Keyring::new();
+    keyring
+        .add_key(KEY_NAME, Secret32::from_bytes(KEK))
+        .unwrap();
+    let mut sim = Sim::new(
+        Config::default(),
+        [3; 32],
+        FakeRemote::with_keyring(keyring, [4; 32]),
+    );
+    sim.drive();
+    let opts = CallOptions {
+        authority: "localhost".into(),
+        timeout: Some(Duration::from_secs(3)),
+    };
+    let c = sim.connect();
+    let plaintexts: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("smol-secret-{i}-xyzzy-never-logged").into_bytes())
+        .collect();
+    for (i, p) in plaintexts.iter().enumerate() {
+        let r = sim
+            .call(
+                c,
+                msg::V2_ENCRYPT,
+                &msg::v2_encrypt(p, &format!("smol-uid-{i}")),
+                &opts,
+            )
+            .to_rpc();
+        assert_eq!(r.code, Code::Ok);
+        let enc = msg::decode_v2_encrypt(&r);
+        let r = sim
+            .call(c, msg::V2_DECRYPT, &msg::v2_decrypt(&enc, "d"), &opts)
+            .to_rpc();
+        assert_eq!(msg::decode_v2_plaintext(&r), *p);
+    }
+    let r = sim
+        .call(c, msg::V2_STATUS, &msg::v2_status(), &opts)
+        .to_rpc();
+    let key_id = msg::decode_status(&r).key_id;
+
+    let buf = Buffer::default();
+    let logger = EventLogger::to_writer(LogFormat::Json, Level::Debug, Box::new(buf.clone()));
+    let mut metrics = Metrics::new("local");
+    for e in &sim.events {
+        logger.event(e);
+        metrics.record(e);
+    }
+    logger.log(Level::Info, "serving metrics", &[("addr", &"127.0.0.1:0")]);
+    let probe = Arc::new(SimProbe {
+        state: Mutex::new((sim, metrics)),
+    });
+    let (_task, addr) = start(probe, Limits::default());
+    assert_eq!(get(addr, "/readyz").0, 200);
+    let (code, _, body) = get(addr, "/metrics");
+    assert_eq!(code, 200);
+    let exp = parse(&body);
+    let seen = check_bounded(&exp);
+    for (family, ty, _) in FAMILIES {
+        assert_eq!(
+            exp.types.get(*family).map(String::as_str),
+            Some(*ty),
+            "{family}"
+        );
+        assert!(
+            seen.contains(*family) || !always_sampled(family),
+            "{family} missing"
+        );
+    }
+    assert_eq!(
+        exp.value(
+            "kms_plugin_grpc_requests_total",
+            &[("method", "v2.Encrypt"), ("code", "OK")]
+        ),
+        Some(3.0)
+    );
+
+    let logs = buf.0.lock().unwrap().clone();
+    let text = String::from_utf8(logs.clone()).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["ts"].is_number() && v["level"].is_string() && v["msg"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(text.contains("\"uid\":\"smol-uid-2\""), "{text}");
+    assert!(text.contains(&kms_plugin_core::metrics::hash_key_id(&key_id)));
+    for haystack in [logs.as_slice(), body.as_bytes()] {
+        assert_absent(haystack, &KEK, "KEK");
+        assert_absent(haystack, key_id.as_bytes(), "raw key id");
+        for p in &plaintexts {
+            assert_absent(haystack, p, "plaintext");
+        }
+    }
+}
+
+#[path = "../../runtime-blocking/tests/metrics_e2e/mod.rs"]
+mod metrics_e2e;
+
+#[test]
+fn real_binary_scrape_and_log_redaction() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = std::env::temp_dir().join(format!("kms-smol-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).unwrap();
+    let mut keyring = Keyring::new();
+    keyring
+        .add_key("default", Secret32::from_bytes(key))
+        .unwrap();
+    let key_file = dir.join("keyring");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_file)
+        .unwrap();
+    f.write_all(&keyring.serialize()).unwrap();
+    drop(f);
+    metrics_e2e::session(
+        env!("CARGO_BIN_EXE_kms-plugin-smol"),
+        &[],
+        &key_file,
+        &key,
+        false,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
