@@ -464,7 +464,7 @@ impl Session<'_> {
 
 /// Prints when `FUZZ_TRACE` is set (for triaging a crash input).
 fn trace(line: &str) {
-    if std::env::var_os("FUZZ_TRACE").is_some() {
+    if kms_plugin_fuzz::tracing() {
         eprintln!("{line}");
     }
 }

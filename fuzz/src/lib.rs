@@ -31,6 +31,12 @@ pub mod ty {
 /// reproducer to `artifacts-regressions/h2_frames/` so the smoke run replays it.
 pub const TOLERATE_KNOWN_GOAWAY_INCREASE: bool = true;
 
+/// Whether `FUZZ_TRACE` is set: print frames for triaging a crash input (read once).
+pub fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 /// END_STREAM / ACK.
 pub const END_STREAM: u8 = 0x1;
 /// END_HEADERS.
@@ -210,7 +216,7 @@ impl ServerOutput {
     }
 
     fn frame(&mut self, t: u8, flags: u8, stream: u32, payload: &[u8]) {
-        if std::env::var_os("FUZZ_TRACE").is_some() {
+        if tracing() {
             eprintln!(
                 "server frame type={t} flags={flags:#x} stream={stream} len={}",
                 payload.len()
@@ -277,7 +283,7 @@ impl ServerOutput {
                 let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
                     & 0x7fff_ffff;
                 let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-                if std::env::var_os("FUZZ_TRACE").is_some() {
+                if tracing() {
                     eprintln!("server GOAWAY last={last} code={code}");
                 }
                 if let Some((prev, prev_code)) = self.goaway {
