@@ -80,7 +80,7 @@ pub const FLAGS: &[FlagSpec] = &[
         name: "provider",
         value: "NAME",
         commands: SERVE,
-        help: "remote KEK provider: local (default), vault, pkcs11 (builds with the pkcs11 feature); see docs/providers.md",
+        help: "remote KEK provider: local (default), vault, pkcs11 (vault and pkcs11 need builds with those cargo features); see docs/providers.md",
     },
     FlagSpec {
         name: "vault-addr",

@@ -9,6 +9,7 @@ pub mod pkcs11;
 pub mod remote;
 pub mod resilient;
 pub mod secret_file;
+#[cfg(feature = "vault")]
 pub mod vault;
 
 use std::time::Instant;

@@ -137,7 +137,8 @@ fn keys_init_rotate_list() {
 fn bad_input_gives_one_clear_line_and_exit_2() {
     let dir = TempDir::new("errors");
     let missing = dir.join("missing");
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    #[cfg_attr(all(feature = "vault", feature = "pkcs11"), allow(unused_mut))]
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["serve".into(), "--bogus".into()],
             "unknown flag --bogus",
@@ -172,6 +173,17 @@ fn bad_input_gives_one_clear_line_and_exit_2() {
         ),
         (vec!["probe".into(), "--force".into()], "does not apply"),
     ];
+    // A provider this build leaves out names the cargo feature that adds it.
+    #[cfg(not(feature = "vault"))]
+    cases.push((
+        vec!["serve".into(), "--provider".into(), "vault".into()],
+        "--features vault",
+    ));
+    #[cfg(not(feature = "pkcs11"))]
+    cases.push((
+        vec!["serve".into(), "--provider".into(), "pkcs11".into()],
+        "--features pkcs11",
+    ));
     for (args, needle) in cases {
         let out = std::process::Command::new(support::BIN)
             .args(&args)

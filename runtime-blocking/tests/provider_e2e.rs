@@ -1,14 +1,16 @@
-//! End to end: `kms-plugin serve --provider vault` (and `--provider pkcs11` in builds with that
-//! feature) driven by a real gRPC client (tonic) over the Unix socket, against the fake
+//! End to end: `kms-plugin serve --provider vault` and `--provider pkcs11` (each in builds with
+//! its cargo feature) driven by a real gRPC client (tonic) over the Unix socket, against the fake
 //! Transit server over real HTTP on 127.0.0.1 and a real SoftHSM2 token. Remote rotation
 //! changes Status.key_id while old ciphertexts still decrypt (after a restart, so the remote
 //! really unwraps); faults (remote down at start, dying mid-run, wrong or rotated token, wrong
 //! PIN) never crash the plugin, never leave it reporting `ok` while the remote refuses, and
 //! heal without a restart. Readiness and health changes are read from the plugin's own log
 //! lines, never from sleeps.
+#![cfg(any(feature = "vault", feature = "pkcs11"))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
+#[cfg(feature = "vault")]
 #[path = "support/transit_server.rs"]
 mod transit_server;
 
@@ -21,8 +23,10 @@ use std::time::Duration;
 use kms_plugin_proto::v2;
 use support::{BIN, Plugin, TempDir};
 use tonic::codegen::http::uri::PathAndQuery;
+#[cfg(feature = "vault")]
 use transit_server::TransitServer;
 
+#[cfg(feature = "vault")]
 const TOKEN: &str = "hvs.e2e-token";
 const WAIT: Duration = Duration::from_secs(30);
 /// The plugin's text log lines for health changes (`<ts> <level:5> <msg> ...`).
@@ -155,6 +159,7 @@ fn listen(dir: &TempDir) -> (PathBuf, String) {
     (sock, listen)
 }
 
+#[cfg(feature = "vault")]
 fn transit() -> TransitServer {
     let server = TransitServer::start();
     server.add_key("kms");
@@ -162,6 +167,7 @@ fn transit() -> TransitServer {
     server
 }
 
+#[cfg(feature = "vault")]
 #[test]
 fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     let server = transit();
@@ -221,6 +227,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     );
 }
 
+#[cfg(feature = "vault")]
 #[test]
 fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     let mut server = transit();
@@ -296,6 +303,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     assert_eq!(plugin.terminate(), 0, "clean exit after all the faults");
 }
 
+#[cfg(feature = "vault")]
 #[test]
 fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
     for (args, env, needle) in [

@@ -1,6 +1,7 @@
 //! The resilient wrapper (retries + circuit breaker) around the blocking Vault provider,
 //! against the fake Transit server: 5xx retried, auth not retried, deadlines respected, a dead
 //! server opens the breaker and recovery closes it without restarting anything.
+#![cfg(feature = "vault")]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 #[path = "support/transit_server.rs"]

@@ -1,5 +1,6 @@
 //! The blocking Vault Transit provider (ureq) against a real HTTP(S) fake Transit server on
 //! 127.0.0.1: round trips, key ids and rotation, tokens, error mapping, deadlines, TLS.
+#![cfg(feature = "vault")]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 #[path = "support/transit_server.rs"]

@@ -1,6 +1,7 @@
 //! SIGTERM drains: a Decrypt whose remote unwrap is in flight when the signal arrives is still
 //! answered, then the plugin exits 0 and unlinks its socket. The remote is the fake Transit
 //! server with a slow answer; "in flight" is read from the server's own request log.
+#![cfg(feature = "vault")]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;

@@ -17,12 +17,12 @@
 
 use std::path::PathBuf;
 
-use kms_plugin_core::kek::resilience::{BreakerConfig, RetryPolicy};
+#[cfg(any(feature = "vault", feature = "pkcs11"))]
 use zeroize::Zeroizing;
 
 use super::KekProvider;
-use super::resilient::ResilientProvider;
-use super::vault::{TokenSource, VaultConfig, VaultProvider};
+#[cfg(feature = "vault")]
+use super::vault::{TokenSource, VaultConfig};
 
 /// Provider flags as given on the command line (`None` = not given).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -114,6 +114,7 @@ impl ProviderFlags {
 /// environment).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+#[cfg(any(feature = "vault", feature = "pkcs11"))]
 fn required(env: Env<'_>, name: &str, what: &str) -> Result<String, String> {
     env(name)
         .filter(|v| !v.is_empty())
@@ -121,6 +122,7 @@ fn required(env: Env<'_>, name: &str, what: &str) -> Result<String, String> {
 }
 
 /// The Vault configuration from `flags` and `env` (see the module table).
+#[cfg(feature = "vault")]
 pub fn vault_config(flags: &ProviderFlags, env: Env<'_>) -> Result<VaultConfig, String> {
     let addr = flags
         .vault_addr
@@ -194,30 +196,55 @@ pub fn pkcs11_config(
     })
 }
 
-/// Builds remote provider `name` (`vault`, or `pkcs11` when built with that feature),
-/// wrapped in [`ResilientProvider`] with the default retry policy and breaker. Does no
-/// network IO: the plugin starts (and reports not-ok health) while the remote is down.
+/// Builds remote provider `name` (`vault` or `pkcs11`, each when built with its cargo feature),
+/// wrapped in [`ResilientProvider`](super::resilient::ResilientProvider) with the default retry policy and breaker. Does no
+/// network IO: the plugin starts (and reports not-ok health) while the remote is down. A
+/// provider left out of this build is an error naming the feature that adds it.
+#[cfg_attr(
+    not(any(feature = "vault", feature = "pkcs11")),
+    allow(unused_variables)
+)]
 pub fn build(
     name: &str,
     flags: &ProviderFlags,
     env: Env<'_>,
 ) -> Result<Box<dyn KekProvider>, String> {
-    let policy = RetryPolicy::default();
-    let breaker = BreakerConfig::default();
     match name {
+        #[cfg(feature = "vault")]
         "vault" => {
-            let vault = VaultProvider::new(vault_config(flags, env)?)?;
-            Ok(Box::new(ResilientProvider::new(vault, policy, breaker)))
+            let vault = super::vault::VaultProvider::new(vault_config(flags, env)?)?;
+            Ok(resilient(vault))
         }
         #[cfg(feature = "pkcs11")]
         "pkcs11" => {
             let hsm = super::pkcs11::Pkcs11Provider::new(pkcs11_config(flags, env)?)?;
-            Ok(Box::new(ResilientProvider::new(hsm, policy, breaker)))
+            Ok(resilient(hsm))
         }
+        #[cfg(not(feature = "vault"))]
+        "vault" => Err(not_built("vault")),
         #[cfg(not(feature = "pkcs11"))]
-        "pkcs11" => Err("this build has no PKCS#11 support (cargo feature `pkcs11`)".into()),
+        "pkcs11" => Err(not_built("pkcs11")),
         other => Err(format!("unknown remote provider {other:?} (vault, pkcs11)")),
     }
+}
+
+/// The error for a provider this build leaves out: names the cargo feature that adds it.
+#[cfg(not(all(feature = "vault", feature = "pkcs11")))]
+fn not_built(feature: &str) -> String {
+    format!(
+        "--provider {feature}: this build has no {feature} support; rebuild with `cargo build --release --features {feature}` (see docs/providers.md)"
+    )
+}
+
+/// `provider` behind the default retry policy and circuit breaker.
+#[cfg(any(feature = "vault", feature = "pkcs11"))]
+fn resilient<P: KekProvider>(provider: P) -> Box<dyn KekProvider> {
+    use kms_plugin_core::kek::resilience::{BreakerConfig, RetryPolicy};
+    Box::new(super::resilient::ResilientProvider::new(
+        provider,
+        RetryPolicy::default(),
+        BreakerConfig::default(),
+    ))
 }
 
 #[cfg(test)]
@@ -259,6 +286,24 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "vault"))]
+    #[test]
+    fn providers_left_out_of_the_build_say_which_feature_adds_them() {
+        let env = |k: &str| (k == "KMS_KEY_ID").then(|| "kms".to_owned());
+        let err = build("vault", &ProviderFlags::default(), &env)
+            .err()
+            .unwrap();
+        assert!(err.contains("--features vault"), "{err}");
+        #[cfg(not(feature = "pkcs11"))]
+        {
+            let err = build("pkcs11", &ProviderFlags::default(), &env)
+                .err()
+                .unwrap();
+            assert!(err.contains("--features pkcs11"), "{err}");
+        }
+    }
+
+    #[cfg(feature = "vault")]
     #[test]
     fn vault_config_from_flags_and_env() {
         let env = |k: &str| match k {
