@@ -192,8 +192,15 @@ fn dockerfile_builds_static_and_runs_non_root_from_scratch() {
         "non-root numeric USER {user}"
     );
     assert!(final_stage.contains(&r#"ENTRYPOINT ["/kms-plugin", "serve"]"#));
-    assert!(dockerfile.contains("RUSTFLAGS=\"-C target-feature=+crt-static\""));
-    assert!(dockerfile.contains("--target x86_64-unknown-linux-gnu -p kms-plugin-blocking"));
+    // The static non-PIE musl build: its flags live in .cargo/config.toml.
+    assert!(dockerfile.contains("--target x86_64-unknown-linux-musl -p kms-plugin-blocking"));
+    let cargo_config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.cargo/config.toml"
+    ))
+    .unwrap();
+    assert!(cargo_config.contains("[target.x86_64-unknown-linux-musl]"));
+    assert!(cargo_config.contains(r#"rustflags = ["-C", "relocation-model=static"]"#));
 }
 
 #[test]
