@@ -1,7 +1,7 @@
 //! The core's only source of randomness: a ChaCha20 CSPRNG seeded by the driver.
 //!
 //! The core never reads entropy itself (charter rule 1): the runtime passes 32 bytes from the
-//! operating system (`getrandom`) to `Plugin::new`, and everything random the core needs
+//! operating system's entropy source to `Plugin::new`, and everything random the core needs
 //! (local KEKs, HKDF `info`, AES-GCM nonces, key-file wrap nonces) is drawn from one [`Rng`].
 //! Tests pass a fixed seed and get the same bytes every run.
 //!

@@ -2,7 +2,9 @@
 
 use core::time::Duration;
 
+use kms_plugin_core::RemoteErrorKind;
 use kms_plugin_core::event::Event;
+use kms_plugin_core::keystore::health;
 use kms_plugin_core::kms::Method;
 use kms_plugin_core::metrics::hash_key_id;
 use kms_plugin_core::metrics::log::{
@@ -102,6 +104,16 @@ fn levels_follow_severity() {
     assert_eq!(event_level(&status_failed), Level::Debug);
     assert_eq!(
         event_level(&Event::ParkedLimitReached { conn: ConnId(0) }),
+        Level::Warn
+    );
+    let health = |healthy, cause| event_level(&Event::HealthChanged { healthy, cause });
+    assert_eq!(health(true, "ok"), Level::Info);
+    assert_eq!(health(false, health::NO_LOCAL_KEK), Level::Info);
+    assert_eq!(health(false, health::AWAITING_STATUS), Level::Info);
+    assert_eq!(health(false, health::STATUS_STALE), Level::Warn);
+    assert_eq!(health(false, health::LOCAL_KEK_WORN_OUT), Level::Warn);
+    assert_eq!(
+        health(false, health::remote_cause(RemoteErrorKind::Unavailable)),
         Level::Warn
     );
     assert!(Level::Error < Level::Warn && Level::Info < Level::Debug);

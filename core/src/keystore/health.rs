@@ -14,6 +14,13 @@ pub const NO_LOCAL_KEK: &str = "no local KEK yet";
 /// The current local KEK reached `max_uses` or `max_age` and no fresh one is installed yet.
 pub const LOCAL_KEK_WORN_OUT: &str = "local KEK worn out, rotation pending";
 
+/// Whether `cause` is a start-up stage (no remote answer or no local KEK yet, and no failure
+/// seen), which every plugin passes through before its first `ok`: logged at info, not warn.
+#[must_use]
+pub fn is_startup_stage(cause: &str) -> bool {
+    cause == AWAITING_STATUS || cause == NO_LOCAL_KEK
+}
+
 /// The cause reported when the remote failed with `kind`.
 pub const fn remote_cause(kind: RemoteErrorKind) -> &'static str {
     match kind {

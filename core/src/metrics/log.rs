@@ -242,8 +242,8 @@ pub fn event_level(event: &Event) -> Level {
                 Level::Debug
             }
         }
-        Event::HealthChanged { healthy, .. } => {
-            if *healthy {
+        Event::HealthChanged { healthy, cause } => {
+            if *healthy || crate::keystore::health::is_startup_stage(cause) {
                 Level::Info
             } else {
                 Level::Warn
