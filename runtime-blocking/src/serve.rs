@@ -59,18 +59,55 @@ struct Job {
     deadline: Timestamp,
 }
 
+/// Capacity of a fresh output buffer: a batch of responses to one read fits without growing.
+const OUT_BUFFER_BYTES: usize = 16 * 1024;
+/// Buffers kept for reuse, at most (beyond it written buffers are freed).
+const POOLED_BUFFERS: usize = 64;
+/// Buffers that grew beyond this (a burst) are freed after writing instead of kept.
+const MAX_POOLED_CAPACITY: usize = 256 * 1024;
+
+/// Output buffers handed back after writing, for the next drain. Every drain gives the core an
+/// empty buffer that already has capacity, so responses are not copied through a chain of
+/// growing reallocations (each freeing a copy of response bytes), and written buffers are not
+/// freed and allocated again per batch. Buffers are zeroed (whole capacity) before they are
+/// pooled or freed: responses may carry plaintext.
+struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(OUT_BUFFER_BYTES))
+    }
+
+    fn put(&self, mut buf: Vec<u8>) {
+        buf.zeroize(); // whole capacity, and clears
+        if buf.capacity() <= MAX_POOLED_CAPACITY {
+            let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < POOLED_BUFFERS {
+                pool.push(buf);
+            }
+        }
+    }
+}
+
 /// One connection's outgoing side: chunks queued in drain order, written by whichever thread
 /// holds `stream` (FIFO, so order is kept whoever writes). `None` in the queue = shut down.
 struct ConnWriter {
     queue: Mutex<VecDeque<Option<Vec<u8>>>>,
     stream: Mutex<UnixStream>,
+    /// Where written chunks go.
+    pool: Arc<BufferPool>,
 }
 
 impl ConnWriter {
-    fn new(stream: UnixStream) -> Arc<Self> {
+    fn new(stream: UnixStream, pool: Arc<BufferPool>) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(VecDeque::new()),
             stream: Mutex::new(stream),
+            pool,
         })
     }
 
@@ -92,11 +129,11 @@ impl ConnWriter {
                 .pop_front();
             match next {
                 None => return,
-                Some(Some(mut chunk)) => {
+                Some(Some(chunk)) => {
                     if stream.write_all(&chunk).is_err() {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
-                    chunk.zeroize();
+                    self.pool.put(chunk);
                 }
                 Some(None) => {
                     let _ = stream.shutdown(Shutdown::Both);
@@ -138,6 +175,8 @@ struct Shared {
     clock: Clock,
     jobs: Mutex<Option<Sender<Job>>>,
     logger: Logger,
+    /// Output buffers for drains; filled by the writers.
+    pool: Arc<BufferPool>,
 }
 
 impl Shared {
@@ -157,7 +196,7 @@ impl Shared {
         let mut flush = Flush(Vec::new());
         while let Some(conn) = plugin.poll_transmit(out) {
             if let Some(writer) = writers.get(&conn) {
-                writer.push(Some(std::mem::take(out)));
+                writer.push(Some(std::mem::replace(out, self.pool.get())));
                 if !flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
                     flush.0.push(writer.clone());
                 }
@@ -236,7 +275,7 @@ impl Server {
             state: Mutex::new(State {
                 plugin,
                 writers: HashMap::new(),
-                out: Vec::with_capacity(16 * 1024),
+                out: Vec::with_capacity(OUT_BUFFER_BYTES),
                 timer_target: None,
                 stopping: false,
                 finished: false,
@@ -247,6 +286,7 @@ impl Server {
             clock,
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
+            pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
         });
         let flush = shared.drain(&mut shared.lock());
         drop(flush); // no connection exists yet: nothing to write
@@ -380,7 +420,8 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
         let conn = {
             let mut st = shared.lock();
             let conn = st.plugin.handle_accept(shared.clock.now());
-            st.writers.insert(conn, ConnWriter::new(writer));
+            st.writers
+                .insert(conn, ConnWriter::new(writer, shared.pool.clone()));
             let flush = shared.drain(&mut st);
             drop(st);
             drop(flush);
@@ -502,5 +543,38 @@ impl Probe for ServerProbe {
         } else {
             Err(snap.healthz.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pooled(pool: &BufferPool) -> usize {
+        pool.0.lock().unwrap().len()
+    }
+
+    #[test]
+    fn buffer_pool_hands_out_empty_buffers_with_capacity_and_stays_bounded() {
+        let pool = BufferPool(Mutex::new(Vec::new()));
+        let fresh = pool.get();
+        assert!(fresh.is_empty() && fresh.capacity() >= OUT_BUFFER_BYTES);
+
+        let mut written = pool.get();
+        written.extend_from_slice(b"response bytes");
+        let cap = written.capacity();
+        pool.put(written);
+        let reused = pool.get();
+        assert!(reused.is_empty(), "a pooled buffer comes back cleared");
+        assert_eq!(reused.capacity(), cap, "and keeps its allocation");
+
+        // A burst-sized buffer is freed, not kept.
+        pool.put(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
+        assert_eq!(pooled(&pool), 0);
+        // At most POOLED_BUFFERS are kept.
+        for _ in 0..POOLED_BUFFERS + 10 {
+            pool.put(Vec::with_capacity(64));
+        }
+        assert_eq!(pooled(&pool), POOLED_BUFFERS);
     }
 }

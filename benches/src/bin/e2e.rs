@@ -186,7 +186,19 @@ fn start(cmd: &[String], socket: &Path, pinned: bool) -> Result<(Child, Duration
     }
 }
 
+/// Stops a server: SIGTERM (so wrappers such as profilers write their output and servers shut
+/// down as in production), SIGKILL if it is still running after 5 s.
 fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
