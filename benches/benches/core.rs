@@ -5,6 +5,9 @@
 //! frame parsing, HPACK decoding, gRPC framing, KMS dispatch, crypto, response encoding, and
 //! draining transmit/effects/events as the loop contract requires.
 //!
+//! Also (`decode`): frame head parse + HPACK decode of the HEADERS frame grpc-go sends, first
+//! and later request on a connection; and (`service`) the KMS services alone.
+//!
 //! Run: `cargo bench -p kms-plugin-benches --bench core -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::disallowed_methods)]
 
@@ -388,5 +391,110 @@ fn bench_service(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_service, bench_core);
+/// A string literal the way Go's `x/net/http2/hpack` writes it (RFC 7541 §5.2): Huffman when
+/// strictly shorter, raw otherwise.
+fn go_string(s: &str, out: &mut Vec<u8>) {
+    use kms_plugin_core::hpack::{encode_integer, huffman};
+    let raw = s.as_bytes();
+    let coded = huffman::encoded_len(raw);
+    if coded < raw.len() {
+        encode_integer(coded, 7, 0x80, out);
+        huffman::encode(raw, out);
+    } else {
+        encode_integer(raw.len(), 7, 0, out);
+        out.extend_from_slice(raw);
+    }
+}
+
+/// The HEADERS frame of a v2 Decrypt as grpc-go v1.68.1 sends it (spec §1.2, §1.3): its field
+/// order and values, and Go's HPACK encoder's choices. `first`: the first request on the
+/// connection (static-table hits indexed, every other field a literal with incremental
+/// indexing, §6.2.1); otherwise the next request, where all but `grpc-timeout` are dynamic
+/// table hits (§6.1) and `grpc-timeout` is a literal with an indexed dynamic name.
+fn grpc_go_headers_frame(first: bool) -> Vec<u8> {
+    use kms_plugin_core::hpack::encode_integer;
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+    if first {
+        for (name_index, value) in [
+            (4, "/v2.KeyManagementService/Decrypt"),
+            (1, "%2Ftmp%2Fkms.sock"),
+            (31, "application/grpc"),
+            (58, "grpc-go/1.68.1"),
+        ] {
+            encode_integer(name_index, 6, 0x40, &mut block);
+            go_string(value, &mut block);
+        }
+        for (name, value) in [("te", "trailers"), ("grpc-timeout", "2999952u")] {
+            block.push(0x40);
+            go_string(name, &mut block);
+            go_string(value, &mut block);
+        }
+    } else {
+        // Dynamic table after the first block, newest first: grpc-timeout 62, te 63,
+        // user-agent 64, content-type 65, :authority 66, :path 67.
+        for index in [67, 66, 65, 64, 63] {
+            encode_integer(index, 7, 0x80, &mut block);
+        }
+        encode_integer(62, 6, 0x40, &mut block);
+        go_string("2999961u", &mut block);
+    }
+    let mut out = Vec::new();
+    frame(
+        &mut out,
+        HEADERS,
+        END_HEADERS,
+        if first { 1 } else { 3 },
+        &block,
+    );
+    out
+}
+
+/// Frame head parse + HPACK decode of a real grpc-go request's HEADERS frame, as the
+/// connection does it (fields handed to a sink; here counted).
+fn decode_headers(decoder: &mut kms_plugin_core::hpack::decoder::Decoder, wire: &[u8]) -> usize {
+    use kms_plugin_core::h2::FrameHead;
+    let head = FrameHead::parse(wire[..9].try_into().expect("9-byte head"));
+    let payload = &wire[9..9 + head.len as usize];
+    let mut fields = 0;
+    let mut bytes = 0;
+    decoder
+        .decode(payload, &mut |name, value, _| {
+            fields += 1;
+            bytes += name.len() + value.len();
+        })
+        .expect("valid block");
+    assert_eq!(fields, 8);
+    bytes
+}
+
+fn bench_decode(c: &mut Criterion) {
+    use criterion::BatchSize;
+    use kms_plugin_core::hpack::{DEFAULT_TABLE_SIZE, decoder::Decoder};
+    let first = grpc_go_headers_frame(true);
+    let next = grpc_go_headers_frame(false);
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Bytes(first.len() as u64));
+    group.bench_function("grpc_go_headers_first_request", |bencher| {
+        bencher.iter_batched_ref(
+            || Decoder::new(DEFAULT_TABLE_SIZE),
+            |decoder| decode_headers(decoder, &first),
+            BatchSize::SmallInput,
+        );
+    });
+    group.throughput(Throughput::Bytes(next.len() as u64));
+    group.bench_function("grpc_go_headers_next_request", |bencher| {
+        bencher.iter_batched_ref(
+            || {
+                let mut decoder = Decoder::new(DEFAULT_TABLE_SIZE);
+                decode_headers(&mut decoder, &first);
+                decoder
+            },
+            |decoder| decode_headers(decoder, &next),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_service, bench_core);
 criterion_main!(benches);
