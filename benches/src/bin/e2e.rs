@@ -444,7 +444,13 @@ fn main() -> Result<(), String> {
             notes.push(format!("{name}: skipped, {} not built", cmd[0]));
             continue;
         }
-        if let Some(setup) = args.setups.get(name) {
+        // A server added with `--cmd kms-plugin-…=…` gets kms-plugin's key file set-up too.
+        let setup = args.setups.get(name).or_else(|| {
+            name.starts_with("kms-plugin")
+                .then(|| args.setups.get("kms-plugin"))
+                .flatten()
+        });
+        if let Some(setup) = setup {
             let setup = argv(setup, &bin_dir, &socket, &dir);
             let ok = Command::new(&setup[0])
                 .args(&setup[1..])
