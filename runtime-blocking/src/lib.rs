@@ -5,9 +5,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 // Links the fast `memcpy`/`memmove` into every musl x86_64 binary of this crate (the static
-// `kms-plugin`): musl's own cost ~35 ns a call (runtime-blocking/memcpy).
+// `kms-plugin`): musl's own cost ~35 ns a call (runtime-blocking/musl).
 #[cfg(all(target_arch = "x86_64", target_env = "musl"))]
-use kms_plugin_memcpy as _;
+use kms_plugin_musl as _;
 
 pub mod cli;
 pub mod clock;

@@ -1,4 +1,4 @@
-//! `memcpy` and `memmove` for the static musl `kms-plugin` binary.
+//! `memcpy` and `memmove`.
 //!
 //! musl's x86_64 `memcpy` is `rep movsq` with byte loops around it. On the machines measured
 //! (docs/performance.md) every call costs ~35 ns whatever its size (3 bytes: 38 ns; glibc: 2 ns),
@@ -17,18 +17,8 @@
 //! `memmove` as well costs one comparison): every byte range is read before any store that
 //! could overwrite it.
 //!
-//! `#![no_builtins]` keeps LLVM from recognising the copy loops as a `memcpy` idiom and
-//! compiling them into a call to `memcpy`, i.e. into themselves.
-#![no_std]
-#![no_builtins]
-// The whole point of this crate is raw-pointer copying; its two entry points are `unsafe`
-// with the C contract, and every internal helper relies on the ranges that contract provides.
-#![allow(unsafe_code)]
-// The helpers exist for readability; they must disappear into the two entry points.
-#![allow(clippy::inline_always)]
-// Registers named a, b, c… in load order read best in the unrolled copies.
-#![allow(clippy::many_single_char_names)]
-#![cfg(target_arch = "x86_64")]
+//! The crate's `#![no_builtins]` keeps LLVM from recognising the copy loops as a `memcpy`
+//! idiom and compiling them into a call to `memcpy`, i.e. into themselves.
 
 use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_store_si128, _mm_storeu_si128};
 

@@ -2,7 +2,7 @@
 #![cfg(target_arch = "x86_64")]
 #![allow(unsafe_code)]
 
-use kms_plugin_memcpy::{memcpy, memmove};
+use kms_plugin_musl::{memcpy, memmove};
 
 /// Lengths at and around every branch of the implementation, and some large ones.
 fn lengths() -> Vec<usize> {
