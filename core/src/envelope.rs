@@ -27,10 +27,12 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 pub use v1::{V1_MAX_CIPHERTEXT, V1Parts, open_v1, parse_v1, seal_v1};
+pub(crate) use v1::{open_v1_into, seal_v1_into, v1_sealed_len};
 pub use v2::{
     V2_MAX_CIPHERTEXT, V2_MAX_PLAINTEXT, V2_MAX_WRAPPED_KEK, open_v2, seal_v2, v2_annotations,
     wrapped_kek_from_annotations,
 };
+pub(crate) use v2::{open_v2_into, seal_v2_into, v2_plaintext_len};
 
 /// First byte of every ciphertext this plugin writes (both formats).
 pub const MAGIC: u8 = 0xC7;
@@ -101,15 +103,86 @@ fn key_id_len_ok(key_id: &str) -> bool {
 }
 
 /// The AEAD associated data of both formats:
-/// `MAGIC | format | u16be(len key_id) | key_id | wrapped_kek_digest(wrapped_kek)`.
+/// `MAGIC | format | u16be(len key_id) | key_id | digest`, where `digest` is
+/// [`wrapped_kek_digest`] of the wrapped local KEK (callers that already hold it pass it in,
+/// so a request hashes the wrapped KEK once).
 ///
 /// The caller has checked `key_id.len() <= KEY_ID_MAX_LEN`, so the length fits a `u16`.
-fn aad(format: u8, key_id: &str, wrapped_kek: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(2 + 2 + key_id.len() + 32);
-    aad.push(MAGIC);
-    aad.push(format);
-    aad.extend_from_slice(&(key_id.len() as u16).to_be_bytes());
-    aad.extend_from_slice(key_id.as_bytes());
-    aad.extend_from_slice(&wrapped_kek_digest(wrapped_kek));
+fn aad(format: u8, key_id: &str, digest: &[u8; 32]) -> Aad {
+    let len = 4 + key_id.len() + digest.len();
+    let mut aad = if len <= AAD_INLINE {
+        Aad::Inline([0; AAD_INLINE], 0)
+    } else {
+        Aad::Heap(Vec::with_capacity(len))
+    };
+    aad.push(&[MAGIC, format]);
+    aad.push(&(key_id.len() as u16).to_be_bytes());
+    aad.push(key_id.as_bytes());
+    aad.push(digest);
     aad
+}
+
+/// Bytes an AAD keeps on the stack: key_ids up to 92 bytes (every local and Vault key id seen)
+/// cost no allocation.
+const AAD_INLINE: usize = 128;
+
+/// An AAD under construction: inline when it fits [`AAD_INLINE`], else on the heap.
+enum Aad {
+    /// Bytes and how many are used.
+    Inline([u8; AAD_INLINE], usize),
+    /// A long key_id's AAD.
+    Heap(Vec<u8>),
+}
+
+impl Aad {
+    /// Appends `bytes`; [`aad`] sized the inline case so they always fit.
+    fn push(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Inline(buf, used) => {
+                if let Some(dst) = buf.get_mut(*used..*used + bytes.len()) {
+                    dst.copy_from_slice(bytes);
+                    *used += bytes.len();
+                }
+            }
+            Self::Heap(v) => v.extend_from_slice(bytes),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline(buf, used) => buf.get(..*used).unwrap_or_default(),
+            Self::Heap(v) => v,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    use super::{AAD_INLINE, FORMAT_V1, MAGIC, aad};
+
+    /// Inline (short key_id) and heap (long key_id) AADs are the documented bytes.
+    #[test]
+    fn aad_is_the_documented_bytes_inline_and_on_the_heap() {
+        let digest = [0x5a; 32];
+        for len in (1usize..=200).chain([1023, 1024]) {
+            let key_id: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let mut expected = Vec::from([MAGIC, FORMAT_V1]);
+            expected.extend_from_slice(&(len as u16).to_be_bytes());
+            expected.extend_from_slice(key_id.as_bytes());
+            expected.extend_from_slice(&digest);
+            let built = aad(FORMAT_V1, &key_id, &digest);
+            assert_eq!(built.as_slice(), &expected[..], "key_id of {len} bytes");
+            let inline = matches!(built, super::Aad::Inline(..));
+            assert_eq!(
+                inline,
+                expected.len() <= AAD_INLINE,
+                "key_id of {len} bytes"
+            );
+        }
+    }
 }

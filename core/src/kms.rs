@@ -11,8 +11,8 @@
 //!
 //! Request plaintext (v2 Encrypt seeds, v1 DEKs) is copied out of the decoded prost message
 //! into a [`SecretBytes`](crate::secret::SecretBytes) at once and the decoded `Bytes` is
-//! wiped in place ([`wipe`]); Decrypt answers are encoded straight into a zeroizing buffer
-//! ([`encode_plaintext_field`]). Residual risk: prost's own temporaries and any `Bytes` that
+//! wiped in place ([`wipe`]); Decrypt opens the ciphertext straight into its zeroizing
+//! response buffer ([`plaintext_response`]). Residual risk: prost's own temporaries and any `Bytes` that
 //! cannot be reclaimed uniquely are freed without zeroization; the request buffer itself is a
 //! `SecretBytes` owned by the transport.
 
@@ -338,7 +338,10 @@ impl KmsService {
                 let digest = *digest;
                 let key_id = key_id.clone();
                 let wrapped = wrapped.clone();
-                match self.keystore.start_unwrap(&key_id, &wrapped, digest, now) {
+                match self
+                    .keystore
+                    .start_unwrap(&key_id, &wrapped[..], digest, now)
+                {
                     Ok(_) => {
                         self.park(
                             ctx,
@@ -391,10 +394,10 @@ fn open_work(kek: &Secret32, work: &Work) -> Response {
         Work::V2Decrypt {
             ciphertext,
             key_id,
-            wrapped,
+            digest,
             ..
-        } => v2::decrypt(kek, ciphertext, key_id, wrapped),
-        Work::V1Decrypt { cipher, .. } => v1::decrypt(kek, cipher),
+        } => v2::decrypt(kek, ciphertext, key_id, digest),
+        Work::V1Decrypt { cipher, digest, .. } => v1::decrypt(kek, cipher, digest),
         Work::V2Encrypt { .. } | Work::V1Encrypt { .. } => {
             Response::error(Code::Internal, "internal error")
         }
@@ -433,21 +436,38 @@ pub(crate) fn put_bytes_field(out: &mut alloc::vec::Vec<u8>, field: u8, value: &
     if value.is_empty() {
         return;
     }
+    put_field_head(out, field, value.len());
+    out.extend_from_slice(value);
+}
+
+/// Appends the tag (wire type 2) and varint length of a length-delimited field `field` whose
+/// `len` bytes the caller appends next.
+pub(crate) fn put_field_head(out: &mut alloc::vec::Vec<u8>, field: u8, len: usize) {
     out.push((field << 3) | 2);
-    let mut len = value.len() as u64;
+    let mut len = len as u64;
     while len >= 0x80 {
         out.push((len as u8) | 0x80);
         len >>= 7;
     }
     out.push(len as u8);
-    out.extend_from_slice(value);
 }
 
-/// Encodes a response message whose only field is `bytes plaintext = 1` (v2 `DecryptResponse`
-/// and v1 `DecryptResponse.plain` share this shape) straight into a zeroizing buffer, so the
-/// plaintext never sits in a non-zeroizing `Bytes`.
-pub(crate) fn encode_plaintext_field(plain: &[u8]) -> crate::secret::SecretBytes {
-    let mut out = alloc::vec::Vec::with_capacity(plain.len() + 11);
-    put_bytes_field(&mut out, 1, plain);
-    crate::secret::SecretBytes::new(out)
+/// A response message whose only field is `bytes plaintext = 1` (v2 `DecryptResponse` and v1
+/// `DecryptResponse.plain` share this shape), with the `plain_len` plaintext bytes written by
+/// `open` straight into the zeroizing response buffer: one allocation, and the plaintext never
+/// sits anywhere else. `open` must append exactly `plain_len` bytes, or fail.
+pub(crate) fn plaintext_response(
+    plain_len: usize,
+    open: impl FnOnce(&mut alloc::vec::Vec<u8>) -> Result<(), crate::envelope::OpenError>,
+) -> Result<crate::secret::SecretBytes, crate::envelope::OpenError> {
+    let mut out = zeroize::Zeroizing::new(alloc::vec::Vec::with_capacity(plain_len + 11));
+    if plain_len > 0 {
+        put_field_head(&mut out, 1, plain_len);
+    }
+    let head = out.len();
+    open(&mut out)?;
+    if out.len() - head != plain_len {
+        return Err(crate::envelope::OpenError);
+    }
+    Ok(crate::secret::SecretBytes::new(core::mem::take(&mut *out)))
 }

@@ -76,9 +76,44 @@ pub(crate) fn seal_into(
     Ok(())
 }
 
-/// Opens `sealed = ciphertext | tag` under the key derived from `info`, with `nonce` and `aad`.
+/// Opens `sealed = ciphertext | tag` under the key derived from `info`, with `nonce` and `aad`,
+/// appending the plaintext to `out` (decrypted in place there, so it is never copied).
 ///
-/// Every failure (short input, wrong key, wrong AAD, flipped bit) is the same [`OpenError`].
+/// Every failure (short input, wrong key, wrong AAD, flipped bit) is the same [`OpenError`],
+/// and leaves `out` as it was (the bytes appended are wiped and removed).
+pub(crate) fn open_into(
+    kek: &Secret32,
+    aad: &[u8],
+    info: &[u8],
+    nonce: &[u8],
+    sealed: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), OpenError> {
+    if info.len() != INFO_LEN || nonce.len() != NONCE_LEN {
+        return Err(OpenError);
+    }
+    let body_len = sealed.len().checked_sub(TAG_LEN).ok_or(OpenError)?;
+    let (body, tag) = sealed.split_at(body_len);
+    let cipher = derive(kek, info).ok_or(OpenError)?;
+    let start = out.len();
+    out.extend_from_slice(body);
+    let opened = match out.get_mut(start..) {
+        Some(buffer) => cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buffer, Tag::from_slice(tag))
+            .is_ok(),
+        None => false,
+    };
+    if !opened {
+        if let Some(tail) = out.get_mut(start..) {
+            tail.zeroize();
+        }
+        out.truncate(start);
+        return Err(OpenError);
+    }
+    Ok(())
+}
+
+/// [`open_into`] a fresh zeroizing buffer.
 pub(crate) fn open(
     kek: &Secret32,
     aad: &[u8],
@@ -86,21 +121,8 @@ pub(crate) fn open(
     nonce: &[u8],
     sealed: &[u8],
 ) -> Result<SecretBytes, OpenError> {
-    if info.len() != INFO_LEN || nonce.len() != NONCE_LEN {
-        return Err(OpenError);
-    }
-    let body_len = sealed.len().checked_sub(TAG_LEN).ok_or(OpenError)?;
-    let (body, tag) = sealed.split_at(body_len);
-    let cipher = derive(kek, info).ok_or(OpenError)?;
-    let mut buffer = Zeroizing::new(body.to_vec());
-    cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            aad,
-            buffer.as_mut_slice(),
-            Tag::from_slice(tag),
-        )
-        .map_err(|_| OpenError)?;
+    let mut buffer = Zeroizing::new(Vec::with_capacity(sealed.len()));
+    open_into(kek, aad, info, nonce, sealed, &mut buffer)?;
     Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
 }
 
@@ -127,6 +149,30 @@ mod tests {
         );
         let kek = Secret32::from_slice(&prk).unwrap();
         assert_eq!(derive_key(&kek, &info).unwrap().as_slice(), &okm[..32]);
+    }
+
+    /// A failed open leaves the caller's buffer exactly as it was; a good one appends the
+    /// plaintext after what was there.
+    #[test]
+    fn open_into_appends_or_leaves_the_buffer_alone() {
+        let kek = Secret32::from_slice(&[7u8; 32]).unwrap();
+        let mut rng = crate::rng::Rng::from_seed([1; 32]);
+        let mut sealed = alloc::vec::Vec::new();
+        super::seal_into(&kek, b"aad", b"plaintext", &mut rng, &mut sealed).unwrap();
+        let (info, rest) = sealed.split_at(super::INFO_LEN);
+        let (nonce, body) = rest.split_at(super::NONCE_LEN);
+
+        let mut out = alloc::vec::Vec::from(*b"head");
+        super::open_into(&kek, b"aad", info, nonce, body, &mut out).unwrap();
+        assert_eq!(out, b"headplaintext");
+
+        let mut out = alloc::vec::Vec::from(*b"head");
+        let wrong = super::open_into(&kek, b"other aad", info, nonce, body, &mut out);
+        assert!(wrong.is_err());
+        assert_eq!(out, b"head");
+        let short = super::open_into(&kek, b"aad", info, nonce, &body[..10], &mut out);
+        assert!(short.is_err());
+        assert_eq!(out, b"head");
     }
 
     /// RFC 5869 Appendix A.3 (Test Case 3: empty salt and info), Expand step.

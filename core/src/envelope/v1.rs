@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::kdf::{self, INFO_LEN, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
-use super::{FORMAT_V1, MAGIC, OpenError, SealError, aad, key_id_len_ok};
+use super::{FORMAT_V1, MAGIC, OpenError, SealError, aad, key_id_len_ok, wrapped_kek_digest};
 use crate::rng::Rng;
 use crate::secret::{Secret32, SecretBytes};
 
@@ -30,13 +30,22 @@ pub fn seal_v1(
     plaintext: &[u8],
     rng: &mut Rng,
 ) -> Result<Vec<u8>, SealError> {
+    let mut out = Vec::with_capacity(v1_sealed_len(key_id, wrapped_kek, plaintext)?);
+    let digest = wrapped_kek_digest(wrapped_kek);
+    seal_v1_into(kek, key_id, wrapped_kek, &digest, plaintext, rng, &mut out)?;
+    Ok(out)
+}
+
+/// The exact length of a [`seal_v1`] ciphertext for these inputs, or why it cannot be sealed.
+pub(crate) fn v1_sealed_len(
+    key_id: &str,
+    wrapped_kek: &[u8],
+    plaintext: &[u8],
+) -> Result<usize, SealError> {
     if !key_id_len_ok(key_id) {
         return Err(SealError::InvalidKeyId);
     }
-    let Ok(wrapped_len) = u16::try_from(wrapped_kek.len()) else {
-        return Err(SealError::InvalidWrappedKek);
-    };
-    if wrapped_len == 0 {
+    if wrapped_kek.is_empty() || u16::try_from(wrapped_kek.len()).is_err() {
         return Err(SealError::InvalidWrappedKek);
     }
     let total = [
@@ -50,24 +59,42 @@ pub fn seal_v1(
     ]
     .iter()
     .try_fold(0usize, |acc, n| acc.checked_add(*n));
-    if total.is_none_or(|t| t > V1_MAX_CIPHERTEXT) {
-        return Err(SealError::TooLarge);
+    match total {
+        Some(t) if t <= V1_MAX_CIPHERTEXT => Ok(t),
+        _ => Err(SealError::TooLarge),
     }
-    let mut out = Vec::with_capacity(total.unwrap_or(0));
-    out.push(MAGIC);
-    out.push(FORMAT_V1);
+}
+
+/// [`seal_v1`], appending exactly [`v1_sealed_len`] bytes to `out`, with `digest` =
+/// [`wrapped_kek_digest`]`(wrapped_kek)` supplied by a caller that keeps it (the keystore
+/// does). On error `out` is unchanged.
+pub(crate) fn seal_v1_into(
+    kek: &Secret32,
+    key_id: &str,
+    wrapped_kek: &[u8],
+    digest: &[u8; 32],
+    plaintext: &[u8],
+    rng: &mut Rng,
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
+    v1_sealed_len(key_id, wrapped_kek, plaintext)?;
+    let start = out.len();
+    out.extend_from_slice(&[MAGIC, FORMAT_V1]);
     out.extend_from_slice(&(key_id.len() as u16).to_be_bytes());
     out.extend_from_slice(key_id.as_bytes());
-    out.extend_from_slice(&wrapped_len.to_be_bytes());
+    out.extend_from_slice(&(wrapped_kek.len() as u16).to_be_bytes());
     out.extend_from_slice(wrapped_kek);
-    kdf::seal_into(
+    let sealed = kdf::seal_into(
         kek,
-        &aad(FORMAT_V1, key_id, wrapped_kek),
+        aad(FORMAT_V1, key_id, digest).as_slice(),
         plaintext,
         rng,
-        &mut out,
-    )?;
-    Ok(out)
+        out,
+    );
+    if sealed.is_err() {
+        out.truncate(start);
+    }
+    sealed
 }
 
 /// A v1 ciphertext split into its parts, borrowed from the input.
@@ -149,9 +176,40 @@ pub fn parse_v1(ciphertext: &[u8]) -> Result<V1Parts<'_>, OpenError> {
 pub fn open_v1(kek: &Secret32, parts: &V1Parts<'_>) -> Result<SecretBytes, OpenError> {
     kdf::open(
         kek,
-        &aad(FORMAT_V1, parts.key_id, parts.wrapped_kek),
+        aad(
+            FORMAT_V1,
+            parts.key_id,
+            &wrapped_kek_digest(parts.wrapped_kek),
+        )
+        .as_slice(),
         parts.info,
         parts.nonce,
         parts.sealed,
+    )
+}
+
+impl V1Parts<'_> {
+    /// How many plaintext bytes these parts open to.
+    pub(crate) fn plaintext_len(&self) -> usize {
+        self.sealed.len().saturating_sub(TAG_LEN)
+    }
+}
+
+/// [`open_v1`], appending the plaintext (`parts.sealed.len() - 16` bytes) to `out`, with
+/// `digest` = [`wrapped_kek_digest`]`(parts.wrapped_kek)` (the Decrypt path computed it for the
+/// cache lookup). On error `out` is unchanged.
+pub(crate) fn open_v1_into(
+    kek: &Secret32,
+    parts: &V1Parts<'_>,
+    digest: &[u8; 32],
+    out: &mut Vec<u8>,
+) -> Result<(), OpenError> {
+    kdf::open_into(
+        kek,
+        aad(FORMAT_V1, parts.key_id, digest).as_slice(),
+        parts.info,
+        parts.nonce,
+        parts.sealed,
+        out,
     )
 }

@@ -4,9 +4,10 @@
 //! ([`v2_annotations`]), and its digest is bound by the AAD together with the key_id.
 
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
 use super::kdf::{self, INFO_LEN, NONCE_LEN, SEAL_OVERHEAD};
-use super::{FORMAT_V2, MAGIC, OpenError, SealError, aad, key_id_len_ok};
+use super::{FORMAT_V2, MAGIC, OpenError, SealError, aad, key_id_len_ok, wrapped_kek_digest};
 use crate::annotations::{FORMAT_KEY, FORMAT_VALUE_V1, MAX_TOTAL_BYTES, WRAPPED_KEK_KEY};
 use crate::rng::Rng;
 use crate::secret::{Secret32, SecretBytes};
@@ -38,6 +39,23 @@ pub fn seal_v2(
     plaintext: &[u8],
     rng: &mut Rng,
 ) -> Result<Vec<u8>, SealError> {
+    let mut out = Vec::with_capacity(HEADER_LEN + SEAL_OVERHEAD + plaintext.len());
+    let digest = wrapped_kek_digest(wrapped_kek);
+    seal_v2_into(kek, key_id, wrapped_kek, &digest, plaintext, rng, &mut out)?;
+    Ok(out)
+}
+
+/// [`seal_v2`], appending to `out`, with `digest` = [`wrapped_kek_digest`]`(wrapped_kek)`
+/// supplied by a caller that keeps it (the keystore does). On error `out` is unchanged.
+pub(crate) fn seal_v2_into(
+    kek: &Secret32,
+    key_id: &str,
+    wrapped_kek: &[u8],
+    digest: &[u8; 32],
+    plaintext: &[u8],
+    rng: &mut Rng,
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
     if !key_id_len_ok(key_id) {
         return Err(SealError::InvalidKeyId);
     }
@@ -47,17 +65,19 @@ pub fn seal_v2(
     if plaintext.len() > V2_MAX_PLAINTEXT {
         return Err(SealError::TooLarge);
     }
-    let mut out = Vec::with_capacity(HEADER_LEN + SEAL_OVERHEAD + plaintext.len());
-    out.push(MAGIC);
-    out.push(FORMAT_V2);
-    kdf::seal_into(
+    let start = out.len();
+    out.extend_from_slice(&[MAGIC, FORMAT_V2]);
+    let sealed = kdf::seal_into(
         kek,
-        &aad(FORMAT_V2, key_id, wrapped_kek),
+        aad(FORMAT_V2, key_id, digest).as_slice(),
         plaintext,
         rng,
-        &mut out,
-    )?;
-    Ok(out)
+        out,
+    );
+    if sealed.is_err() {
+        out.truncate(start);
+    }
+    sealed
 }
 
 /// Opens a [`seal_v2`] ciphertext, given the `key_id` and wrapped KEK the apiserver sent back.
@@ -70,6 +90,27 @@ pub fn open_v2(
     wrapped_kek: &[u8],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, OpenError> {
+    let mut plain = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    let digest = wrapped_kek_digest(wrapped_kek);
+    open_v2_into(kek, key_id, &digest, ciphertext, &mut plain)?;
+    Ok(SecretBytes::new(core::mem::take(&mut *plain)))
+}
+
+/// The plaintext length a v2 `ciphertext` would open to, if it is long enough to be one.
+pub(crate) fn v2_plaintext_len(ciphertext: &[u8]) -> Option<usize> {
+    ciphertext.len().checked_sub(HEADER_LEN + SEAL_OVERHEAD)
+}
+
+/// [`open_v2`], appending the plaintext to `out`, with `digest` =
+/// [`wrapped_kek_digest`]`(wrapped_kek)` (the Decrypt path computed it for the cache lookup).
+/// On error `out` is unchanged.
+pub(crate) fn open_v2_into(
+    kek: &Secret32,
+    key_id: &str,
+    digest: &[u8; 32],
+    ciphertext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), OpenError> {
     if !key_id_len_ok(key_id) || ciphertext.len() > V2_MAX_CIPHERTEXT {
         return Err(OpenError);
     }
@@ -79,12 +120,13 @@ pub fn open_v2(
     }
     let (info, rest) = rest.split_at_checked(INFO_LEN).ok_or(OpenError)?;
     let (nonce, sealed) = rest.split_at_checked(NONCE_LEN).ok_or(OpenError)?;
-    kdf::open(
+    kdf::open_into(
         kek,
-        &aad(FORMAT_V2, key_id, wrapped_kek),
+        aad(FORMAT_V2, key_id, digest).as_slice(),
         info,
         nonce,
         sealed,
+        out,
     )
 }
 

@@ -4,6 +4,8 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use bytes::Bytes;
+
 use super::Method;
 use crate::keystore::Digest;
 use crate::plugin::ConnId;
@@ -28,17 +30,19 @@ pub(crate) enum Work {
     /// v1 Encrypt of `plaintext`.
     V1Encrypt { plaintext: SecretBytes },
     /// v2 Decrypt.
+    /// The buffers are the decoded request's own (moved, not copied); `digest` is
+    /// `wrapped_kek_digest(wrapped)`, computed once for the cache lookup and the AAD.
     V2Decrypt {
-        ciphertext: Vec<u8>,
+        ciphertext: Bytes,
         key_id: String,
-        wrapped: Vec<u8>,
+        wrapped: Bytes,
         digest: Digest,
     },
-    /// v1 Decrypt of a self-describing ciphertext.
+    /// v1 Decrypt of a self-describing ciphertext; `wrapped` is a view into `cipher`.
     V1Decrypt {
-        cipher: Vec<u8>,
+        cipher: Bytes,
         key_id: String,
-        wrapped: Vec<u8>,
+        wrapped: Bytes,
         digest: Digest,
     },
 }

@@ -4,15 +4,13 @@
 //! carry the remote key id and the wrapped local KEK.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
-use bytes::Bytes;
-use kms_plugin_proto::v1beta1::{
-    DecryptRequest, EncryptRequest, EncryptResponse, VersionRequest, VersionResponse,
-};
+use kms_plugin_proto::v1beta1::{DecryptRequest, EncryptRequest, VersionRequest, VersionResponse};
 use prost::Message;
 
 use super::parked::Work;
-use super::{DECRYPTION_FAILED, encode_plaintext_field, malformed, wipe};
+use super::{DECRYPTION_FAILED, malformed, plaintext_response, put_field_head, wipe};
 use crate::config::KmsConfig;
 use crate::envelope;
 use crate::keystore::LocalKek;
@@ -61,26 +59,34 @@ pub(super) fn decode_encrypt(msg: &[u8]) -> Result<Work, Response> {
     Ok(Work::V1Encrypt { plaintext: secret })
 }
 
-/// Seals `plaintext` into a self-describing v1 ciphertext.
+/// Seals `plaintext` into a self-describing v1 ciphertext, written straight into the
+/// `EncryptResponse { bytes cipher = 1 }` buffer.
 pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) -> Response {
-    let Ok(cipher) = envelope::seal_v1(
-        cur.kek(),
-        cur.key_id(),
-        cur.wrapped(),
-        plaintext.expose(),
-        rng,
-    ) else {
+    let plaintext = plaintext.expose();
+    let Ok(len) = envelope::v1_sealed_len(cur.key_id(), cur.wrapped(), plaintext) else {
         return Response::error(Code::InvalidArgument, "plaintext too large");
     };
     // The apiserver length-prefixes the cipher with a u16 (spec §5).
-    debug_assert!(u16::try_from(cipher.len()).is_ok());
-    let resp = EncryptResponse {
-        cipher: Bytes::from(cipher),
-    };
-    Response::ok(SecretBytes::new(resp.encode_to_vec()))
+    debug_assert!(u16::try_from(len).is_ok());
+    let mut out = Vec::with_capacity(len + 4);
+    put_field_head(&mut out, 1, len);
+    let sealed = envelope::seal_v1_into(
+        cur.kek(),
+        cur.key_id(),
+        cur.wrapped(),
+        cur.digest(),
+        plaintext,
+        rng,
+        &mut out,
+    );
+    if sealed.is_err() {
+        return Response::error(Code::InvalidArgument, "plaintext too large");
+    }
+    Response::ok(SecretBytes::new(out))
 }
 
-/// Decodes a `DecryptRequest` and reads the key id and wrapped local KEK from the cipher.
+/// Decodes a `DecryptRequest` and reads the key id and wrapped local KEK from the cipher,
+/// which moves into the [`Work`] (the wrapped KEK is a view into it, hashed once, here).
 pub(super) fn decode_decrypt(msg: &[u8]) -> Result<Work, Response> {
     let DecryptRequest { version, cipher } =
         DecryptRequest::decode(msg).map_err(|_| malformed())?;
@@ -89,20 +95,27 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<Work, Response> {
         return Err(Response::error(Code::InvalidArgument, DECRYPTION_FAILED));
     };
     let key_id = String::from(parts.key_id);
-    let wrapped = parts.wrapped_kek.to_vec();
-    let digest = envelope::wrapped_kek_digest(&wrapped);
+    let digest = envelope::wrapped_kek_digest(parts.wrapped_kek);
+    // `parts` borrows from `cipher`, so this is a sub-slice of it (what slice_ref requires).
+    let wrapped = cipher.slice_ref(parts.wrapped_kek);
     Ok(Work::V1Decrypt {
-        cipher: cipher.to_vec(),
+        cipher,
         key_id,
         wrapped,
         digest,
     })
 }
 
-/// Opens a v1 ciphertext; every failure is the same opaque answer.
-pub(super) fn decrypt(kek: &Secret32, cipher: &[u8]) -> Response {
-    match envelope::parse_v1(cipher).and_then(|parts| envelope::open_v1(kek, &parts)) {
-        Ok(plain) => Response::ok(encode_plaintext_field(plain.expose())),
+/// Opens a v1 ciphertext straight into the response; every failure is the same opaque answer.
+/// `digest` is `wrapped_kek_digest` of the ciphertext's wrapped KEK.
+pub(super) fn decrypt(kek: &Secret32, cipher: &[u8], digest: &[u8; 32]) -> Response {
+    let opened = envelope::parse_v1(cipher).and_then(|parts| {
+        plaintext_response(parts.plaintext_len(), |out| {
+            envelope::open_v1_into(kek, &parts, digest, out)
+        })
+    });
+    match opened {
+        Ok(body) => Response::ok(body),
         Err(_) => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
     }
 }

@@ -9,8 +9,9 @@ use prost::Message;
 
 use super::parked::Work;
 use super::{
-    DECRYPTION_FAILED, apiserver_rules, encode_plaintext_field, malformed, put_bytes_field, wipe,
+    DECRYPTION_FAILED, apiserver_rules, malformed, plaintext_response, put_bytes_field, wipe,
 };
+use crate::annotations::WRAPPED_KEK_KEY;
 use crate::config::KmsConfig;
 use crate::envelope;
 use crate::keystore::{Keystore, LocalKek, MAX_KEY_ID_LEN};
@@ -54,15 +55,19 @@ pub(super) fn decode_encrypt(msg: &[u8]) -> Result<(Work, String), Response> {
 
 /// Seals `plaintext` under the current local KEK.
 pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) -> Response {
-    let Ok(ciphertext) = envelope::seal_v2(
+    let mut ciphertext = Vec::with_capacity(envelope::V2_MAX_CIPHERTEXT);
+    let sealed = envelope::seal_v2_into(
         cur.kek(),
         cur.key_id(),
         cur.wrapped(),
+        cur.digest(),
         plaintext.expose(),
         rng,
-    ) else {
+        &mut ciphertext,
+    );
+    if sealed.is_err() {
         return Response::error(Code::InvalidArgument, "plaintext too large");
-    };
+    }
     let resp = EncryptResponse {
         ciphertext: Bytes::from(ciphertext),
         key_id: String::from(cur.key_id()),
@@ -79,9 +84,10 @@ pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) ->
     Response::ok(SecretBytes::new(resp.encode_to_vec()))
 }
 
-/// Decodes a `DecryptRequest` and finds the wrapped local KEK in its annotations.
+/// Decodes a `DecryptRequest` and finds the wrapped local KEK in its annotations. The decoded
+/// buffers move into the [`Work`]; the wrapped KEK is hashed once, here.
 pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
-    let req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
+    let mut req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
     // key_id: the apiserver's own rule (spec §3.2) also bounds what we accept back.
     if req.key_id.is_empty() || req.key_id.len() > MAX_KEY_ID_LEN {
         return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
@@ -96,10 +102,11 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
     let Ok(wrapped) = envelope::wrapped_kek_from_annotations(annotations) else {
         return Err(Response::error(Code::InvalidArgument, DECRYPTION_FAILED));
     };
-    let wrapped = wrapped.to_vec();
-    let digest = envelope::wrapped_kek_digest(&wrapped);
+    let digest = envelope::wrapped_kek_digest(wrapped);
+    // Present: wrapped_kek_from_annotations found it under this key.
+    let wrapped = req.annotations.remove(WRAPPED_KEK_KEY).unwrap_or_default();
     let work = Work::V2Decrypt {
-        ciphertext: req.ciphertext.to_vec(),
+        ciphertext: req.ciphertext,
         key_id: req.key_id,
         wrapped,
         digest,
@@ -107,10 +114,21 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
     Ok((work, req.uid))
 }
 
-/// Opens a v2 ciphertext; every failure is the same opaque answer.
-pub(super) fn decrypt(kek: &Secret32, ciphertext: &[u8], key_id: &str, wrapped: &[u8]) -> Response {
-    match envelope::open_v2(kek, key_id, wrapped, ciphertext) {
-        Ok(plain) => Response::ok(encode_plaintext_field(plain.expose())),
-        Err(_) => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
+/// Opens a v2 ciphertext straight into the response; every failure is the same opaque answer.
+/// `digest` is `wrapped_kek_digest` of the request's wrapped KEK.
+pub(super) fn decrypt(
+    kek: &Secret32,
+    ciphertext: &[u8],
+    key_id: &str,
+    digest: &[u8; 32],
+) -> Response {
+    let opened = envelope::v2_plaintext_len(ciphertext).map(|len| {
+        plaintext_response(len, |out| {
+            envelope::open_v2_into(kek, key_id, digest, ciphertext, out)
+        })
+    });
+    match opened {
+        Some(Ok(body)) => Response::ok(body),
+        _ => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
     }
 }
