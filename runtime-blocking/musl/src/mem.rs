@@ -1,4 +1,4 @@
-//! `memcpy` and `memmove`.
+//! `memcpy`, `memmove`, `memcmp` and `bcmp`.
 //!
 //! musl's x86_64 `memcpy` is `rep movsq` with byte loops around it. On the machines measured
 //! (docs/performance.md) every call costs ~35 ns whatever its size (3 bytes: 38 ns; glibc: 2 ns),
@@ -7,18 +7,22 @@
 //! stores (SSE2, part of the x86_64 baseline, so no CPU detection is needed): small copies are
 //! two overlapping loads and two stores, large ones a loop of aligned 64-byte stores.
 //!
-//! With the `export` feature the two functions are exported as `memcpy` and `memmove`. In a
-//! static link the linker then never pulls musl's `memcpy.o`/`memmove.o` from `libc.a` (musl's
-//! `memmove` reaches `__memcpy_fwd` in `memcpy.o`, so both are replaced together), and every
-//! caller, musl's own included, uses these. Without the feature they are ordinary functions,
-//! which is how the tests exercise them on any target.
+//! musl's `memcmp` is a byte loop (and its `bcmp` calls it); Rust's
+//! slice equality calls `bcmp`, ~14 times a request (HPACK names, paths, map keys). These
+//! compare 8 bytes at a time.
 //!
-//! Both functions accept overlapping ranges (`memcpy`'s contract does not require it; being
+//! With the `export` feature the four functions are exported under their C names. In a static
+//! link the linker then never pulls musl's `memcpy.o`/`memmove.o`/`memcmp.o`/`bcmp.o` from
+//! `libc.a` (musl's `memmove` reaches `__memcpy_fwd` in `memcpy.o`, so both are replaced
+//! together), and every caller, musl's own included, uses these. Without the feature they are
+//! ordinary functions, which is how the tests exercise them on any target.
+//!
+//! The copies accept overlapping ranges (`memcpy`'s contract does not require it; being
 //! `memmove` as well costs one comparison): every byte range is read before any store that
 //! could overwrite it.
 //!
-//! The crate's `#![no_builtins]` keeps LLVM from recognising the copy loops as a `memcpy`
-//! idiom and compiling them into a call to `memcpy`, i.e. into themselves.
+//! The crate's `#![no_builtins]` keeps LLVM from recognising the loops as `memcpy`/`bcmp`
+//! idioms and compiling them into calls to themselves.
 
 use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_store_si128, _mm_storeu_si128};
 
@@ -43,6 +47,76 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, len: usize) -> *
     // SAFETY: the caller's C contract, passed on unchanged.
     unsafe { copy(dest, src, len) };
     dest
+}
+
+/// C `memcmp`: compares `len` bytes as unsigned chars; negative, zero or positive as the first
+/// differing byte of `a` is below, equal to or above that of `b`.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `len` bytes (the C contract).
+#[cfg_attr(feature = "export", unsafe(no_mangle))]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, len: usize) -> i32 {
+    // SAFETY: the caller's C contract, passed on unchanged.
+    unsafe { compare(a, b, len) }
+}
+
+/// C `bcmp`: zero if the `len` bytes at `a` and `b` are equal, non-zero otherwise (Rust's slice
+/// equality calls it).
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `len` bytes (the C contract).
+#[cfg_attr(feature = "export", unsafe(no_mangle))]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, len: usize) -> i32 {
+    // SAFETY: the caller's C contract, passed on unchanged.
+    unsafe { compare(a, b, len) }
+}
+
+/// `memcmp`: 8 bytes at a time (loaded big-endian, so comparing the words orders them like
+/// their bytes), the last partial word as an overlapping load, single bytes below 8.
+///
+/// # Safety
+/// As [`memcmp`].
+#[inline(always)]
+unsafe fn compare(a: *const u8, b: *const u8, len: usize) -> i32 {
+    // SAFETY (whole body): every 8-byte load starts at an offset <= `len - 8`, every byte load
+    // at an offset < `len`.
+    unsafe {
+        if len < 8 {
+            for i in 0..len {
+                let (x, y) = (a.add(i).read(), b.add(i).read());
+                if x != y {
+                    return i32::from(x) - i32::from(y);
+                }
+            }
+            return 0;
+        }
+        let mut i = 0;
+        while i + 8 <= len {
+            let (x, y) = (word(a, i), word(b, i));
+            if x != y {
+                return if x < y { -1 } else { 1 };
+            }
+            i += 8;
+        }
+        if i < len {
+            // The last word overlaps bytes already found equal, so its order is theirs.
+            let (x, y) = (word(a, len - 8), word(b, len - 8));
+            if x != y {
+                return if x < y { -1 } else { 1 };
+            }
+        }
+        0
+    }
+}
+
+/// The 8 bytes at `p + offset`, big-endian.
+///
+/// # Safety
+/// `p + offset` valid for 8 bytes of reads.
+#[inline(always)]
+unsafe fn word(p: *const u8, offset: usize) -> u64 {
+    // SAFETY: caller's guarantee.
+    u64::from_be(unsafe { p.add(offset).cast::<u64>().read_unaligned() })
 }
 
 /// Copies `len` bytes from `src` to `dest`, ranges allowed to overlap.
