@@ -88,22 +88,10 @@ pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) ->
 /// buffers move into the [`Work`]; the wrapped KEK is hashed once, here.
 pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
     let mut req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
-    // key_id: the apiserver's own rule (spec §3.2) also bounds what we accept back.
-    if req.key_id.is_empty() || req.key_id.len() > MAX_KEY_ID_LEN {
-        return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
-    }
-    if req.ciphertext.is_empty() {
-        return Err(Response::error(
-            Code::InvalidArgument,
-            "ciphertext is empty",
-        ));
-    }
     let annotations = req.annotations.iter().map(|(k, v)| (k.as_str(), &v[..]));
-    let Ok(wrapped) = envelope::wrapped_kek_from_annotations(annotations) else {
-        return Err(Response::error(Code::InvalidArgument, DECRYPTION_FAILED));
-    };
+    let wrapped = check_decrypt(&req.key_id, &req.ciphertext, annotations)?;
     let digest = envelope::wrapped_kek_digest(wrapped);
-    // Present: wrapped_kek_from_annotations found it under this key.
+    // Present: check_decrypt found it under this key.
     let wrapped = req.annotations.remove(WRAPPED_KEK_KEY).unwrap_or_default();
     let work = Work::V2Decrypt {
         ciphertext: req.ciphertext,
@@ -112,6 +100,30 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
         digest,
     };
     Ok((work, req.uid))
+}
+
+/// The checks of a decoded v2 `DecryptRequest` (from prost or a [`DecryptView`]): a key_id
+/// kube-apiserver itself would accept (spec §3.2), a non-empty ciphertext, and annotations
+/// this plugin wrote. Returns the wrapped local KEK.
+///
+/// [`DecryptView`]: super::decrypt_view::DecryptView
+pub(super) fn check_decrypt<'a>(
+    key_id: &str,
+    ciphertext: &[u8],
+    annotations: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<&'a [u8], Response> {
+    // key_id: the apiserver's own rule (spec §3.2) also bounds what we accept back.
+    if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
+        return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
+    }
+    if ciphertext.is_empty() {
+        return Err(Response::error(
+            Code::InvalidArgument,
+            "ciphertext is empty",
+        ));
+    }
+    envelope::wrapped_kek_from_annotations(annotations)
+        .map_err(|_| Response::error(Code::InvalidArgument, DECRYPTION_FAILED))
 }
 
 /// Opens a v2 ciphertext straight into the response; every failure is the same opaque answer.
