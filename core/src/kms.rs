@@ -17,9 +17,9 @@
 //! `SecretBytes` owned by the transport.
 
 pub mod apiserver_rules;
-mod decrypt_view;
 mod dispatch;
 mod parked;
+mod request_view;
 mod v1;
 mod v2;
 
@@ -38,9 +38,9 @@ use crate::plugin::{ConnId, UsageError};
 use crate::rpc::{Code, Request, Response, StreamId};
 use crate::secret::Secret32;
 use crate::time::{Timestamp, earliest};
-use decrypt_view::DecryptView;
 pub use dispatch::Method;
 use parked::{ParkedRequest, ParkedSet, RequestCtx, Waiting, Work};
+use request_view::{DecryptView, V1EncryptView};
 
 /// The answer to one request, to be sent on `conn`'s `stream`.
 pub struct Answer {
@@ -126,7 +126,10 @@ impl KmsService {
                     w
                 }),
             },
-            Method::V1Encrypt => v1::decode_encrypt(msg),
+            Method::V1Encrypt => match V1EncryptView::parse(msg) {
+                Some(view) => self.encrypt_v1_view(&view, now),
+                None => v1::decode_encrypt(msg),
+            },
             Method::V1Decrypt => v1::decode_decrypt(msg),
         };
         let req_deadline = req.deadline;
@@ -156,6 +159,28 @@ impl KmsService {
             key_id: String::from(view.key_id),
             wrapped: Bytes::copy_from_slice(wrapped),
             digest,
+        })
+    }
+
+    /// v1 Encrypt of a request read in place ([`V1EncryptView`]). With a usable local KEK
+    /// (the steady state) it is sealed straight from the request buffer and the answer comes
+    /// back at once, as `Err` like every answer given now; otherwise the owned [`Work`] (the
+    /// plaintext copied into a zeroizing buffer) to run or park.
+    fn encrypt_v1_view(
+        &mut self,
+        view: &V1EncryptView<'_>,
+        now: Timestamp,
+    ) -> Result<Work, Response> {
+        v1::check_version(view.version)?;
+        if matches!(
+            self.keystore.encrypt_readiness(now),
+            EncryptReadiness::Ready
+        ) && let Some((cur, rng)) = self.keystore.take_encrypt_use(now)
+        {
+            return Err(v1::encrypt(cur, rng, view.plain));
+        }
+        Ok(Work::V1Encrypt {
+            plaintext: crate::secret::SecretBytes::copy_from(view.plain),
         })
     }
 
@@ -325,7 +350,9 @@ impl KmsService {
                         };
                         let resp = match &work {
                             Work::V2Encrypt { plaintext } => v2::encrypt(cur, rng, plaintext),
-                            Work::V1Encrypt { plaintext } => v1::encrypt(cur, rng, plaintext),
+                            Work::V1Encrypt { plaintext } => {
+                                v1::encrypt(cur, rng, plaintext.expose())
+                            }
                             _ => Response::error(Code::Internal, "internal error"),
                         };
                         self.finish(ctx, resp, now, was_parked);

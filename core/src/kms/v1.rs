@@ -23,7 +23,7 @@ pub(super) const V1BETA1: &str = "v1beta1";
 
 /// The request `version` field: the apiserver sends `v1beta1` (spec §2.1); empty is tolerated
 /// (proto3 default), anything else is refused.
-fn check_version(version: &str) -> Result<(), Response> {
+pub(super) fn check_version(version: &str) -> Result<(), Response> {
     if version.is_empty() || version == V1BETA1 {
         Ok(())
     } else {
@@ -61,8 +61,7 @@ pub(super) fn decode_encrypt(msg: &[u8]) -> Result<Work, Response> {
 
 /// Seals `plaintext` into a self-describing v1 ciphertext, written straight into the
 /// `EncryptResponse { bytes cipher = 1 }` buffer.
-pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) -> Response {
-    let plaintext = plaintext.expose();
+pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &[u8]) -> Response {
     let Ok(len) = envelope::v1_sealed_len(cur.key_id(), cur.wrapped(), plaintext) else {
         return Response::error(Code::InvalidArgument, "plaintext too large");
     };

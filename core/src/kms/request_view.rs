@@ -1,17 +1,20 @@
-//! A borrowed reading of the v2 `DecryptRequest` every kube-apiserver sends, for the Decrypt
-//! hot path: no allocation, no copy.
+//! Borrowed readings of the two requests on kube-apiserver's hot paths, v2 `DecryptRequest`
+//! and v1 `EncryptRequest`: no allocation, no copy.
 //!
 //! `DecryptRequest { bytes ciphertext = 1; string uid = 2; string key_id = 3;
-//! map<string, bytes> annotations = 4; }` (spec/proto/v2/api.proto). Decoding it with prost
+//! map<string, bytes> annotations = 4; }` (spec/proto/v2/api.proto); decoding it with prost
 //! allocates eight times (three strings, the ciphertext, a map node, two annotation keys and
-//! values). [`DecryptView::parse`] reads the shape the apiserver produces (each field once,
-//! wire type 2, map entries of exactly `key` then `value` or `value` then `key`, distinct keys)
-//! straight from the message bytes, and gives up ([`None`]) on anything else: repeated or
-//! unknown fields, other wire types, groups, malformed varints, truncation, invalid UTF-8,
-//! an entry without a key or value, a repeated key. The caller then decodes with prost, which
-//! accepts or rejects those messages by the protobuf rules. So on every message it accepts
-//! the view holds exactly what prost would decode, and it never accepts what prost would reject
-//! (`tests/decrypt_view.rs` checks both against prost on generated messages).
+//! values). `EncryptRequest { string version = 1; bytes plain = 2; }` (v1beta1) allocates twice,
+//! and the plaintext then has to be copied into a zeroizing buffer and wiped.
+//!
+//! [`DecryptView::parse`] and [`V1EncryptView::parse`] read the shape the apiserver produces
+//! (each field once, wire type 2; map entries of exactly `key` and `value`, in either order,
+//! distinct keys) straight from the message bytes, and give up ([`None`]) on anything else:
+//! repeated or unknown fields, other wire types, groups, malformed varints, truncation, invalid
+//! UTF-8, an entry without a key or value, a repeated key. The caller then decodes with prost,
+//! which accepts or rejects those messages by the protobuf rules. So on every message they
+//! accept the views hold exactly what prost would decode, and they never accept what prost
+//! would reject (the tests check both against prost on generated messages).
 
 /// The fields of a v2 `DecryptRequest`, borrowed from the message bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +33,39 @@ const MAX_ANNOTATIONS: usize = 2;
 
 /// Protobuf wire type 2 (length-delimited), the only one these fields use.
 const LEN: u64 = 2;
+
+/// The fields of a v1 `EncryptRequest`, borrowed from the message bytes (the plaintext stays
+/// in the transport's zeroizing request buffer).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct V1EncryptView<'a> {
+    pub(crate) version: &'a str,
+    pub(crate) plain: &'a [u8],
+}
+
+impl<'a> V1EncryptView<'a> {
+    /// Reads `msg` if it has the apiserver's shape (module docs); `None` means "decode with
+    /// prost instead", never "invalid".
+    pub(crate) fn parse(msg: &'a [u8]) -> Option<Self> {
+        let mut view = V1EncryptView {
+            version: "",
+            plain: &[],
+        };
+        let mut seen = [false; 2];
+        let mut rest = msg;
+        while !rest.is_empty() {
+            let (field, value) = next_field(&mut rest)?;
+            let slot = seen.get_mut(usize::try_from(field).ok()?.checked_sub(1)?)?;
+            if core::mem::replace(slot, true) {
+                return None;
+            }
+            match field {
+                1 => view.version = core::str::from_utf8(value).ok()?,
+                _ => view.plain = value,
+            }
+        }
+        Some(view)
+    }
+}
 
 impl<'a> DecryptView<'a> {
     /// Reads `msg` if it has the apiserver's shape (module docs); `None` means "decode with
@@ -267,6 +303,41 @@ mod tests {
         // Both branches are exercised in earnest.
         assert!(
             answered > 20_000 && left > 20_000,
+            "{answered} answered, {left} left"
+        );
+    }
+
+    /// The v1 EncryptRequest view against prost, on the same kind of generated messages.
+    #[test]
+    fn v1_encrypt_view_agrees_with_prost_wherever_it_answers() {
+        use kms_plugin_proto::v1beta1::EncryptRequest;
+
+        use super::V1EncryptView;
+
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let (mut answered, mut left) = (0, 0);
+        for _ in 0..100_000 {
+            let mut msg = Vec::new();
+            for _ in 0..g.below(4) {
+                match g.below(9) {
+                    0..=2 => field(&mut msg, 1, &g.text()),
+                    3..=5 => field(&mut msg, 2, &g.bytes(40)),
+                    6 => msg.extend_from_slice(&[0x18, 0x01]), // field 3, varint
+                    7 => msg.extend_from_slice(&[0x10, 0x01]), // field 2 as a varint
+                    _ => msg.extend_from_slice(&g.bytes(4)),
+                }
+            }
+            let prost = EncryptRequest::decode(&msg[..]);
+            let Some(view) = V1EncryptView::parse(&msg) else {
+                left += 1;
+                continue;
+            };
+            answered += 1;
+            let p = prost.expect("the view accepted a message prost rejects");
+            assert_eq!((view.version, view.plain), (&p.version[..], &p.plain[..]));
+        }
+        assert!(
+            answered > 10_000 && left > 10_000,
             "{answered} answered, {left} left"
         );
     }
