@@ -115,15 +115,59 @@ fn priority_frames_are_accepted_and_ignored() {
 }
 
 #[test]
-fn priority_frame_of_wrong_length_is_a_stream_error() {
+fn priority_frame_of_wrong_length_on_an_open_stream_is_a_stream_error() {
     // §6.3: a length other than 5 is a stream error FRAME_SIZE_ERROR.
     let mut h = Harness::connected(&TransportConfig::default());
-    h.send(&raw_frame(0x2, 0, 1, &[0, 0, 0, 0]));
+    let id = h.client.allocate_stream();
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    let headers = h
+        .client
+        .headers_frames(id, &block, false, &RequestOptions::default());
+    h.send(&headers);
+    h.send(&raw_frame(0x2, 0, id, &[0, 0, 0, 0]));
     h.pump(&mut echo);
     assert_eq!(h.client.goaway(), None);
     let rst = h.client.frames.iter().find(|f| f.kind == 0x3).copied();
-    assert_eq!(rst.map(|f| f.stream), Some(1));
+    assert_eq!(rst.map(|f| f.stream), Some(id));
     assert!(!h.conn.is_closed());
+}
+
+#[test]
+fn priority_frame_of_wrong_length_on_an_idle_stream_is_a_connection_error() {
+    // RST_STREAM must not name an idle stream (§6.4), and an idle stream we had reset could
+    // later be opened by HEADERS and answered (fuzz finding, h2_frames): so it is a connection
+    // error FRAME_SIZE_ERROR (§5.4.1), and a HEADERS that follows on that stream is never
+    // answered.
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.send(&raw_frame(0x2, 0, 1, &[0, 0, 0, 0]));
+    let (id, bytes) = h
+        .client
+        .unary(PATH, b"after a bad PRIORITY", &RequestOptions::default());
+    assert_eq!(id, 1);
+    h.send(&bytes);
+    h.pump(&mut echo);
+    assert_eq!(
+        h.client.goaway().map(|(_, code)| code),
+        Some(Reason::FRAME_SIZE_ERROR.0)
+    );
+    assert!(
+        h.client.frames.iter().all(|f| f.kind != 0x3),
+        "RST_STREAM on an idle stream"
+    );
+    assert!(
+        h.client.take_response(id).is_none(),
+        "answered a stream after the error"
+    );
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn self_dependent_priority_on_an_idle_stream_is_a_connection_error() {
+    // §5.3.1 makes it a stream error; on an idle stream it is a connection error (as above).
+    assert_eq!(
+        goaway_code(&[raw_frame(0x2, 0, 5, &[0, 0, 0, 5, 16])]),
+        Some(Reason::PROTOCOL_ERROR.0)
+    );
 }
 
 #[test]

@@ -190,7 +190,7 @@ fn random_frames_after_a_valid_preface() {
         assert!(d.conn.is_closed() || d.conn.in_flight() == 0);
     }
     // The generator does produce valid requests: the test exercises the happy path too.
-    assert!(served > 1000, "{served}");
+    assert!(served > 800, "{served}");
 }
 
 #[test]

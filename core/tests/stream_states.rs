@@ -106,9 +106,17 @@ fn a_stream_cannot_depend_on_itself() {
     h.pump(&mut park);
     assert_eq!(rst_frames(&h, 1), vec![Reason::PROTOCOL_ERROR.0]);
     assert!(h.parked.is_empty());
+    // A PRIORITY frame on an open stream (on an idle one it is a connection error, see
+    // padding.rs).
+    let block = h.client.request_block(PATH, &RequestOptions::default());
+    let headers = h
+        .client
+        .headers_frames(3, &block, false, &RequestOptions::default());
+    h.send(&headers);
     h.send(&raw_frame(0x2, 0, 3, &[0, 0, 0, 3, 16]));
     h.pump(&mut park);
     assert_eq!(rst_frames(&h, 3), vec![Reason::PROTOCOL_ERROR.0]);
+    assert!(h.parked.is_empty());
     // HPACK stayed in sync and the connection works.
     let r = h.call(PATH, b"ok", &RequestOptions::default(), &mut echo);
     assert_eq!(r.and_then(|r| r.message), Some(b"ok".to_vec()));

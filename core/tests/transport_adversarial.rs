@@ -9,6 +9,15 @@ fn cfg() -> TransportConfig {
     TransportConfig::default()
 }
 
+/// A HEADERS frame opening `stream` with PRIORITY making it depend on itself: the cheapest
+/// stream error to provoke (§5.3.1 stream PROTOCOL_ERROR), one RST_STREAM each.
+fn self_dependent_headers(stream: u32) -> Vec<u8> {
+    let mut payload = stream.to_be_bytes().to_vec();
+    payload.push(16);
+    payload.extend(block(GOOD));
+    raw_frame(1, 0x4 | 0x20, stream, &payload)
+}
+
 #[test]
 fn ping_flood_turns_off_reading_until_drained() {
     let mut p = Peer::connected(&cfg());
@@ -61,11 +70,11 @@ fn empty_continuation_flood_is_stopped() {
 
 #[test]
 fn provoked_stream_errors_are_bounded() {
-    // Each bad PRIORITY frame costs the server an RST_STREAM (§6.3 stream FRAME_SIZE_ERROR).
+    // Each self-dependent HEADERS costs the server an RST_STREAM.
     let mut p = Peer::connected(&cfg());
     let mut bytes = Vec::new();
     for i in 0..100_000u32 {
-        bytes.extend(raw_frame(2, 0, 2 * i + 1, &[0; 4]));
+        bytes.extend(self_dependent_headers(2 * i + 1));
     }
     p.feed(&bytes);
     let rsts = p.frames.iter().filter(|f| f.kind == 3).count();
@@ -174,7 +183,7 @@ fn provoked_reset_budget_renews_with_time() {
     let mut stream = 1;
     for _ in 0..3 {
         for _ in 0..budget {
-            p.feed(&raw_frame(2, 0, stream, &[0; 4]));
+            p.feed(&self_dependent_headers(stream));
             stream += 2;
         }
         p.now = p.now.saturating_add(cfg().reset_window);

@@ -24,21 +24,24 @@ impl Connection {
         if head.stream == 0 {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
         }
-        let Some(dep) = payload.first_chunk::<4>().filter(|_| payload.len() == 5) else {
+        let error = match payload.first_chunk::<4>().filter(|_| payload.len() == 5) {
             // §6.3: stream error FRAME_SIZE_ERROR.
-            return self.stream_error(
-                head.stream,
-                Reason::FRAME_SIZE_ERROR,
-                "PRIORITY length is not 5",
-            );
-        };
-        if u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream {
+            None => (Reason::FRAME_SIZE_ERROR, "PRIORITY length is not 5"),
             // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
-            self.stream_error(
-                head.stream,
-                Reason::PROTOCOL_ERROR,
-                "stream depends on itself",
-            );
+            Some(dep) if u32::from_be_bytes(*dep) & MAX_WINDOW == head.stream => {
+                (Reason::PROTOCOL_ERROR, "stream depends on itself")
+            }
+            Some(_) => return,
+        };
+        // PRIORITY may name an idle stream (§5.1), but RST_STREAM must not (§6.4), and a reset
+        // idle stream could later be opened by HEADERS and answered after we reset it. So on an
+        // idle stream the error is a connection error (§5.4.1 allows treating any stream error
+        // as one).
+        let idle = !self.streams.contains_key(&head.stream) && head.stream > self.last_stream;
+        if idle {
+            self.connection_error(error.0, error.1);
+        } else {
+            self.stream_error(head.stream, error.0, error.1);
         }
     }
 
