@@ -305,6 +305,17 @@ impl Keystore {
         Some((cur, &mut self.rng))
     }
 
+    /// `envelope::wrapped_kek_digest(wrapped)`, without hashing when `wrapped` is the current
+    /// local KEK's own blob (the steady state of Decrypt): equal bytes have the equal digest.
+    /// The wrapped blob is public (it is stored in etcd), so comparing it is not a secret
+    /// comparison.
+    pub fn wrapped_digest(&self, wrapped: &[u8]) -> Digest {
+        match &self.current {
+            Some(cur) if cur.wrapped == wrapped => cur.digest,
+            _ => crate::envelope::wrapped_kek_digest(wrapped),
+        }
+    }
+
     /// Looks up the unwrapped KEK for `digest` (wrapped under `key_id`) without remote work.
     pub fn decrypt_lookup(&mut self, digest: &Digest, key_id: &str) -> DecryptLookup<'_> {
         if let Some(cur) = &self.current

@@ -150,7 +150,7 @@ impl KmsService {
     /// owned [`Work`] to run or park.
     fn decrypt_view(&mut self, view: &DecryptView<'_>) -> Result<Work, Response> {
         let wrapped = v2::check_decrypt(view.key_id, view.ciphertext, view.annotations())?;
-        let digest = envelope::wrapped_kek_digest(wrapped);
+        let digest = self.keystore.wrapped_digest(wrapped);
         if let DecryptLookup::Hit(kek) = self.keystore.decrypt_lookup(&digest, view.key_id) {
             return Err(v2::decrypt(kek, view.ciphertext, view.key_id, &digest));
         }

@@ -594,3 +594,19 @@ fn idle_timers_poll_status_on_schedule_and_never_spin() {
         .expect("the status timer is armed");
     assert!(next > sim.now);
 }
+
+#[test]
+fn wrapped_digest_matches_the_hash_for_current_and_other_blobs() {
+    let mut sim = started(&config());
+    let _ = status(&mut sim);
+    let ks = sim.service.keystore();
+    let cur = ks.current().expect("a local KEK after start");
+    let hash = kms_plugin_core::envelope::wrapped_kek_digest;
+    assert_eq!(ks.wrapped_digest(cur.wrapped()), hash(cur.wrapped()));
+    assert_eq!(&ks.wrapped_digest(cur.wrapped()), cur.digest());
+    let mut other = cur.wrapped().to_vec();
+    other[0] ^= 1;
+    assert_eq!(ks.wrapped_digest(&other), hash(&other));
+    assert_ne!(ks.wrapped_digest(&other), *cur.digest());
+    assert_eq!(ks.wrapped_digest(b""), hash(b""));
+}
