@@ -11,10 +11,11 @@
 //!
 //! Request plaintext (v2 Encrypt seeds, v1 DEKs) is copied out of the decoded prost message
 //! into a [`SecretBytes`](crate::secret::SecretBytes) at once and the decoded `Bytes` is
-//! wiped in place ([`wipe`]); Decrypt opens the ciphertext straight into its zeroizing
-//! response buffer ([`plaintext_response`]). Residual risk: prost's own temporaries and any `Bytes` that
-//! cannot be reclaimed uniquely are freed without zeroization; the request buffer itself is a
-//! `SecretBytes` owned by the transport.
+//! wiped in place ([`wipe`]); a v1 Encrypt read in place (`request_view`) seals straight from
+//! the request buffer. Decrypt opens the ciphertext straight into its zeroizing response
+//! buffer ([`plaintext_response`]). Residual risk: prost's own temporaries and any `Bytes`
+//! that cannot be reclaimed uniquely are freed without zeroization; the request buffer itself
+//! is a `SecretBytes` owned by the transport.
 
 pub mod apiserver_rules;
 mod dispatch;

@@ -29,9 +29,9 @@ pub(crate) enum Work {
     V2Encrypt { plaintext: SecretBytes },
     /// v1 Encrypt of `plaintext`.
     V1Encrypt { plaintext: SecretBytes },
-    /// v2 Decrypt.
-    /// The buffers are the decoded request's own (moved, not copied); `digest` is
-    /// `wrapped_kek_digest(wrapped)`, computed once for the cache lookup and the AAD.
+    /// v2 Decrypt that has to wait. The buffers are prost's decoded ones (moved), or copied
+    /// once from a `DecryptView` on a cache miss; `digest` is `wrapped_kek_digest(wrapped)`,
+    /// computed once for the cache lookup and the AAD.
     V2Decrypt {
         ciphertext: Bytes,
         key_id: String,

@@ -54,10 +54,7 @@ impl<'a> V1EncryptView<'a> {
         let mut rest = msg;
         while !rest.is_empty() {
             let (field, value) = next_field(&mut rest)?;
-            let slot = seen.get_mut(usize::try_from(field).ok()?.checked_sub(1)?)?;
-            if core::mem::replace(slot, true) {
-                return None;
-            }
+            first_time(&mut seen, field)?;
             match field {
                 1 => view.version = core::str::from_utf8(value).ok()?,
                 _ => view.plain = value,
@@ -82,21 +79,15 @@ impl<'a> DecryptView<'a> {
         let mut rest = msg;
         while !rest.is_empty() {
             let (field, value) = next_field(&mut rest)?;
+            if field == 4 {
+                view.push_annotation(value)?;
+                continue;
+            }
+            first_time(&mut seen, field)?;
             match field {
-                1..=3 => {
-                    let slot = seen.get_mut(field as usize - 1)?;
-                    if *slot {
-                        return None;
-                    }
-                    *slot = true;
-                    match field {
-                        1 => view.ciphertext = value,
-                        2 => view.uid = core::str::from_utf8(value).ok()?,
-                        _ => view.key_id = core::str::from_utf8(value).ok()?,
-                    }
-                }
-                4 => view.push_annotation(value)?,
-                _ => return None,
+                1 => view.ciphertext = value,
+                2 => view.uid = core::str::from_utf8(value).ok()?,
+                _ => view.key_id = core::str::from_utf8(value).ok()?,
             }
         }
         Some(view)
@@ -131,6 +122,13 @@ impl<'a> DecryptView<'a> {
         self.annotation_count += 1;
         Some(())
     }
+}
+
+/// Marks field number `field` (1-based) seen in `seen`; `None` if it is out of range or was
+/// seen before (a repeated or unknown field: the message is left to prost).
+fn first_time(seen: &mut [bool], field: u64) -> Option<()> {
+    let slot = seen.get_mut(usize::try_from(field).ok()?.checked_sub(1)?)?;
+    (!core::mem::replace(slot, true)).then_some(())
 }
 
 /// Reads one length-delimited field from the front of `rest`: its field number and bytes.
@@ -201,17 +199,9 @@ mod tests {
         }
     }
 
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn field(out: &mut Vec<u8>, number: u64, value: &[u8]) {
-        varint(out, (number << 3) | 2);
-        varint(out, value.len() as u64);
+    /// A length-delimited field, empty values included (unlike `put_bytes_field`).
+    fn field(out: &mut Vec<u8>, number: u8, value: &[u8]) {
+        super::super::put_field_head(out, number, value.len());
         out.extend_from_slice(value);
     }
 

@@ -106,7 +106,7 @@ pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
 /// kube-apiserver itself would accept (spec §3.2), a non-empty ciphertext, and annotations
 /// this plugin wrote. Returns the wrapped local KEK.
 ///
-/// [`DecryptView`]: super::decrypt_view::DecryptView
+/// [`DecryptView`]: super::request_view::DecryptView
 pub(super) fn check_decrypt<'a>(
     key_id: &str,
     ciphertext: &[u8],

@@ -14,7 +14,8 @@
 //! (LTO internalises std's symbols), so it is `no_std` and has no dependencies.
 #![no_std]
 #![no_builtins]
-// Raw memory is this crate's whole purpose: its entry points have the C contract, and each `unsafe` block says which part of the contract it relies on.
+// Raw memory is this crate's whole purpose: its entry points have the C contract, and each
+// `unsafe` block says which part of the contract it relies on.
 #![allow(unsafe_code)]
 // The helpers exist for readability; they must disappear into the entry points.
 #![allow(clippy::inline_always)]
