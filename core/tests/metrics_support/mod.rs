@@ -260,10 +260,26 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_health_changes_total", "counter", &[]),
     ("kms_plugin_healthz", "gauge", &[]),
     ("kms_plugin_shutting_down", "gauge", &[]),
+    // The local key file provider's own families (runtime-blocking/src/provider/local.rs).
+    ("kms_plugin_keyring_info", "gauge", &["fingerprint"]),
+    ("kms_plugin_keyring_versions", "gauge", &[]),
+    ("kms_plugin_keyring_staged_versions", "gauge", &[]),
+    (
+        "kms_plugin_key_file_refused",
+        "gauge",
+        &["file", "versions"],
+    ),
 ];
 
-/// Families whose samples appear only once something happened (no pre-initialised series).
-pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];
+/// Families whose samples appear only once something happened (no pre-initialised series),
+/// or only with one provider (the local key file's).
+pub const OPTIONAL_FAMILIES: &[&str] = &[
+    "kms_plugin_http2_errors_total",
+    "kms_plugin_keyring_info",
+    "kms_plugin_keyring_versions",
+    "kms_plugin_keyring_staged_versions",
+    "kms_plugin_key_file_refused",
+];
 
 /// Whether `family` must have samples in any scrape.
 pub fn always_sampled(family: &str) -> bool {
@@ -378,6 +394,16 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let got: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(got, expected, "labels of {s:?}");
         for (k, v) in &s.labels {
+            if k == "file" || k == "versions" {
+                // One series per provider; the refused file's path and versions, cut to 256 bytes.
+                assert!(v.len() <= 256, "{k}={v:?}");
+                continue;
+            }
+            if k == "fingerprint" {
+                let hex = v.strip_prefix("kr1:").expect(v);
+                assert!(hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+                continue;
+            }
             match allowed_values(k) {
                 Some(set) => assert!(set.contains(v.as_str()), "{k}={v:?} not allowed in {s:?}"),
                 None => {
