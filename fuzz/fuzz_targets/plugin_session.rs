@@ -10,7 +10,7 @@
 //!   effect's deadline is in the future;
 //! - one `poll_transmit` never hands out more than a bounded amount;
 //! - an OK v2 Status and an OK v2 Encrypt drained together report the same key_id as the
-//!   plugin's snapshot at that moment (spec §3.3 step 3);
+//!   plugin's snapshot at that moment (docs/protocol.md §4);
 //! - at the end, once all input is delivered, every remote op answered and time run forward,
 //!   every request the plugin fully received was answered (END_STREAM or RST_STREAM), unless
 //!   its connection was closed or GOAWAY excluded its stream. "Fully received" means all its

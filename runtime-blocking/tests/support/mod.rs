@@ -236,7 +236,7 @@ pub fn grpcio(target: &str, authority: &str, mode: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Percent-encodes a socket path the way grpc-go's `encodeAuthority` does (spec §1.3).
+/// Percent-encodes a socket path the way grpc-go's `encodeAuthority` does (docs/protocol.md §2).
 pub fn grpc_go_authority(path: &Path) -> String {
     let mut out = String::new();
     for b in path.to_str().unwrap().bytes() {
