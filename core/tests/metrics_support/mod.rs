@@ -260,7 +260,11 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_health_changes_total", "counter", &[]),
     ("kms_plugin_healthz", "gauge", &[]),
     ("kms_plugin_shutting_down", "gauge", &[]),
-    // The local key file provider's own families (runtime-blocking/src/provider/local.rs).
+];
+
+/// The blocking runtime's local key file provider's own families
+/// (runtime-blocking/src/provider/local.rs), rendered after the core's.
+pub const LOCAL_PROVIDER_FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_keyring_info", "gauge", &["fingerprint"]),
     ("kms_plugin_keyring_versions", "gauge", &[]),
     ("kms_plugin_keyring_staged_versions", "gauge", &[]),
@@ -271,15 +275,8 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// Families whose samples appear only once something happened (no pre-initialised series),
-/// or only with one provider (the local key file's).
-pub const OPTIONAL_FAMILIES: &[&str] = &[
-    "kms_plugin_http2_errors_total",
-    "kms_plugin_keyring_info",
-    "kms_plugin_keyring_versions",
-    "kms_plugin_keyring_staged_versions",
-    "kms_plugin_key_file_refused",
-];
+/// Families whose samples appear only once something happened (no pre-initialised series).
+pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];
 
 /// Whether `family` must have samples in any scrape.
 pub fn always_sampled(family: &str) -> bool {
@@ -380,6 +377,7 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let family = family_of(&s.name, &exp.types);
         let (_, ty, names) = FAMILIES
             .iter()
+            .chain(LOCAL_PROVIDER_FAMILIES)
             .find(|(f, _, _)| *f == family)
             .unwrap_or_else(|| panic!("unknown family {family}"));
         assert_eq!(
