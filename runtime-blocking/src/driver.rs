@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::log::Logger;
 use crate::observe::log::log_event;
 use crate::observe::metrics_server::Probe;
+use crate::provider::KekProvider;
 
 /// Where a drain hands the core's outputs. Called with the runtime's lock held: no blocking
 /// IO here, only queueing.
@@ -185,22 +186,32 @@ impl Driver {
 /// Runs a function on the driver inside `T` under the runtime's lock.
 pub type LockDriver<T> = fn(&T, &mut dyn FnMut(&mut Driver));
 
-/// The `/metrics` and `/readyz` view of a runtime's [`Driver`].
+/// The `/metrics` and `/readyz` view of a runtime's [`Driver`] and its provider.
 pub struct DriverProbe<T> {
     shared: Arc<T>,
+    provider: Arc<dyn KekProvider>,
     lock: LockDriver<T>,
 }
 
 impl<T: Send + Sync + 'static> DriverProbe<T> {
-    /// The probe of `shared`, whose driver `lock` reaches.
-    pub fn probe(shared: Arc<T>, lock: LockDriver<T>) -> Arc<dyn Probe> {
-        Arc::new(Self { shared, lock })
+    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s own families.
+    pub fn probe(
+        shared: Arc<T>,
+        provider: Arc<dyn KekProvider>,
+        lock: LockDriver<T>,
+    ) -> Arc<dyn Probe> {
+        Arc::new(Self {
+            shared,
+            provider,
+            lock,
+        })
     }
 }
 
 impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
     fn render_metrics(&self, out: &mut String) {
         (self.lock)(&self.shared, &mut |driver| driver.render_metrics(out));
+        self.provider.render_metrics(out); // outside the runtime's lock
     }
 
     fn readiness(&self) -> Result<(), String> {

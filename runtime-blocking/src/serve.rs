@@ -76,6 +76,8 @@ struct Shared {
     logger: Logger,
     /// Output buffers for drains; filled by the writers.
     pool: Arc<BufferPool>,
+    /// The provider, for its own metric families.
+    provider: Arc<dyn KekProvider>,
 }
 
 /// The blocking server's IO for a drain: bytes to connection writers (written once the lock
@@ -219,6 +221,7 @@ impl Server {
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
+            provider: options.provider.clone(),
         });
         shared.with(|_| {}); // the first Status effect; no connection exists yet
 
@@ -255,7 +258,8 @@ impl Server {
 
     /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
     pub fn probe(&self) -> Arc<dyn Probe> {
-        DriverProbe::probe(self.shared.clone(), |shared, f| {
+        let provider = self.shared.provider.clone();
+        DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
             f(&mut shared.lock().driver);
         })
     }

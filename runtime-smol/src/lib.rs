@@ -15,7 +15,8 @@
 //! let executor = Arc::new(smol::Executor::new());
 //! let listener = async_io::Async::<std::os::unix::net::UnixListener>::bind("/tmp/kms.sock")
 //!     .map_err(|e| e.to_string())?;
-//! let provider = LocalKeyFile::open("/etc/kms/keyring".into(), "default".into())?;
+//! let logger = kms_plugin_blocking::log::Logger::new(Default::default(), Default::default());
+//! let provider = LocalKeyFile::open("/etc/kms/keyring".into(), "default".into(), logger)?;
 //! let options = ServeOptions {
 //!     config: Default::default(),
 //!     provider: Arc::new(provider),

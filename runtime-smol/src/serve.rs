@@ -212,7 +212,8 @@ pub async fn serve_observed(
     shared.with(|_| {}); // the first Status effect
     let timer = executor.spawn(timer_loop(shared.clone(), timer_rx));
     let metrics_task = observer.metrics_listener.map(|l| {
-        let probe = DriverProbe::probe(shared.clone(), |shared, f| {
+        let provider = shared.provider.clone();
+        let probe = DriverProbe::probe(shared.clone(), provider, |shared, f| {
             f(&mut shared.lock().driver);
         });
         executor.spawn(metrics_server::serve(l, probe, observer.metrics_limits))

@@ -97,7 +97,7 @@ fn run() -> Result<(), String> {
         }
         None => None,
     };
-    let provider = LocalKeyFile::open(key_file.into(), key_name.into())?;
+    let provider = LocalKeyFile::open(key_file.into(), key_name.into(), logger)?;
     let socket = BoundSocket::bind(&endpoint, socket_mode)?;
     let listener = socket
         .listener()
