@@ -15,7 +15,8 @@
 //! let executor = Arc::new(smol::Executor::new());
 //! let listener = async_io::Async::<std::os::unix::net::UnixListener>::bind("/tmp/kms.sock")
 //!     .map_err(|e| e.to_string())?;
-//! let logger = kms_plugin_blocking::log::Logger::new(Default::default(), Default::default());
+//! use kms_plugin_blocking::log::{Level, LogFormat, Logger};
+//! let logger = Logger::new(LogFormat::Json, Level::Info);
 //! let provider = LocalKeyFile::open("/etc/kms/keyring".into(), "default".into(), logger)?;
 //! let options = ServeOptions {
 //!     config: Default::default(),
