@@ -393,6 +393,7 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
                 pkcs11_module: args.get("pkcs11-module").map(PathBuf::from),
                 pkcs11_token_label: args.get("pkcs11-token-label").map(str::to_string),
                 pin_file: args.get("pin-file").map(PathBuf::from),
+                ..ProviderFlags::default()
             };
             let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
             Ok(Arc::from(provider))
