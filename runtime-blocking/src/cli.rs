@@ -370,7 +370,15 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
                 PathBuf::from(p)
             } else {
                 let path = PathBuf::from(DEFAULT_KEY_FILE);
-                create_default_key_file(&path, &name, *logger)?;
+                if let Some(key_id) = keyfile::commands::create_if_absent(&path, &name)? {
+                    logger.info(
+                        "created a new local key file; back it up: losing it loses every Secret encrypted with it",
+                        &[
+                            ("key_file", &path.display()),
+                            ("key_id_hash", &crate::log::hash_key_id(&key_id)),
+                        ],
+                    );
+                }
                 path
             };
             Ok(Arc::new(LocalKeyFile::open(path, name, *logger)?))
@@ -385,6 +393,7 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
                 pkcs11_module: args.get("pkcs11-module").map(PathBuf::from),
                 pkcs11_token_label: args.get("pkcs11-token-label").map(str::to_string),
                 pin_file: args.get("pin-file").map(PathBuf::from),
+                ..ProviderFlags::default()
             };
             let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
             Ok(Arc::from(provider))
@@ -393,38 +402,6 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
             "--provider {other:?}: unknown provider; use local, vault or pkcs11"
         )),
     }
-}
-
-/// Creates the default key file when, and only when, it does not exist (ENOENT): any other
-/// error (permissions, I/O) stops the plugin instead of replacing keys it cannot see.
-fn create_default_key_file(
-    path: &std::path::Path,
-    name: &str,
-    logger: Logger,
-) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "key file {}: {e}; refusing to create a new one (fix the error, or pass --key-file)",
-                path.display()
-            ));
-        }
-    }
-    let lock = keyfile::lock_for_write(path, |_| {})?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Ok(()); // a concurrent `keys init` created it meanwhile
-    }
-    let created = keyfile::init(path, name, false, &lock)?;
-    logger.info(
-        "created a new local key file; back it up: losing it loses every Secret encrypted with it",
-        &[
-            ("key_file", &path.display()),
-            ("key_id_hash", &crate::log::hash_key_id(&created.key_id)),
-        ],
-    );
-    Ok(())
 }
 
 fn serve(args: &Args) -> Result<(), String> {
@@ -522,44 +499,13 @@ fn keys(args: &Args) -> Result<(), String> {
             .ok_or("keys needs --key-file FILE (the default is /var/lib/kms-plugin/keyring)")?,
     );
     let name = key_name(args);
-    let write_lock = || {
-        keyfile::lock_for_write(&path, |lock| {
-            eprintln!(
-                "kms-plugin: waiting for {}: another `kms-plugin keys` command is changing the key file",
-                lock.display()
-            );
-        })
+    let lines = match args.subcommand.as_deref() {
+        Some("init") => keyfile::commands::init(&path, &name, args.flag("force"))?,
+        Some("rotate") => keyfile::commands::rotate(&path, &name)?,
+        _ => keyfile::commands::list(&path)?,
     };
-    match args.subcommand.as_deref() {
-        Some("init") => {
-            let lock = write_lock()?;
-            let created = keyfile::init(&path, &name, args.flag("force"), &lock)?;
-            if let Some(backup) = &created.backup {
-                println!(
-                    "kept the previous key file as {} (mode 0600): keep it until nothing encrypted with it remains",
-                    backup.display()
-                );
-            }
-            println!(
-                "created {} with key {name} v1 ({}); back this file up",
-                path.display(),
-                created.key_id
-            );
-        }
-        Some("rotate") => {
-            let lock = write_lock()?;
-            let key_id = keyfile::add_version(&path, &name, keyfile::NewVersion::Current, &lock)?;
-            println!(
-                "rotated {name} in {}: new key id {key_id}; running plugins pick it up without a restart \
-                 (several hosts: use `keys stage`, copy the file to every host, then `keys promote`)",
-                path.display()
-            );
-        }
-        _ => {
-            for line in keyfile::list(&path)? {
-                println!("{line}");
-            }
-        }
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
@@ -567,20 +513,9 @@ fn keys(args: &Args) -> Result<(), String> {
 fn probe(args: &Args) -> Result<i32, String> {
     let endpoint = Endpoint::parse(args.get("listen").unwrap_or(Endpoint::DEFAULT))?;
     let timeout = seconds(args, "timeout", 3)?;
-    match crate::probe::status(&endpoint, timeout) {
-        Ok(r) if r.healthz == "ok" => {
-            println!("ok version={} key_id={}", r.version, r.key_id);
-            Ok(0)
-        }
-        Ok(r) => {
-            println!("unhealthy: {}", r.healthz);
-            Ok(1)
-        }
-        Err(e) => {
-            println!("unhealthy: {e}");
-            Ok(1)
-        }
-    }
+    let (code, line) = crate::probe::run(&endpoint, timeout, crate::probe::Check::Readiness, None);
+    println!("{line}");
+    Ok(code)
 }
 
 /// `encryption-config`: prints a config for this plugin; refuses (exit 2, printing the findings
