@@ -83,8 +83,15 @@ impl Plugin {
     /// order). For `serve`, " healthy" marks the first local KEK as wrapped (the text line is
     /// "<ts> info  healthy"; "unhealthy" has no space before "healthy").
     fn spawn(bin: &str, args: &[&str], ready: &[&str]) -> Self {
-        let mut child = Command::new(bin)
-            .args(args)
+        let mut command = Command::new(bin);
+        command.args(args);
+        Self::start_command(command, ready)
+    }
+
+    /// Starts a prepared `command` (its own arguments and environment) and waits (bounded)
+    /// for log lines containing each of `ready`, in any order.
+    pub fn start_command(mut command: Command, ready: &[&str]) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
