@@ -22,7 +22,7 @@ use kms_plugin_core::{Config, Timestamp};
 use kms_plugin_proto::{v1beta1, v2};
 use prost::Message;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use kms_plugin_core::h2::PREFACE;
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
@@ -64,7 +64,7 @@ fn literal_new_name(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// The header block kube-apiserver's grpc-go client sends (spec §1.2), minus user-agent.
+/// The header block kube-apiserver's grpc-go client sends (docs/protocol.md §2), minus user-agent.
 fn header_block(path: &str) -> Vec<u8> {
     let mut h = vec![0x83, 0x86]; // :method POST, :scheme http (static table 3, 6)
     literal_indexed_name(&mut h, 4, path); // :path
@@ -406,7 +406,7 @@ fn go_string(s: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// The HEADERS frame of a v2 Decrypt as grpc-go v1.68.1 sends it (spec §1.2, §1.3): its field
+/// The HEADERS frame of a v2 Decrypt as grpc-go v1.68.1 sends it (docs/protocol.md §2, §1.3): its field
 /// order and values, and Go's HPACK encoder's choices. `first`: the first request on the
 /// connection (static-table hits indexed, every other field a literal with incremental
 /// indexing, §6.2.1); otherwise the next request, where all but `grpc-timeout` are dynamic

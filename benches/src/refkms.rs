@@ -16,7 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
-/// The annotation that carries the wrapped local KEK (a lowercase FQDN, spec §3.9).
+/// The annotation that carries the wrapped local KEK (a lowercase FQDN, docs/protocol.md §4).
 pub const WRAPPED_KEK_ANNOTATION: &str = "encrypted-kek.bench.kms-plugin.example.com";
 /// Format version byte of the reference ciphertexts.
 const FORMAT_V2: u8 = 0xb2;

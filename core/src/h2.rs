@@ -6,5 +6,5 @@ pub mod frame;
 pub mod reason;
 pub mod settings;
 
-pub use frame::{FrameHead, FrameKind};
+pub use frame::{FrameHead, FrameKind, PREFACE};
 pub use reason::Reason;

@@ -1,5 +1,5 @@
 //! Annotation keys and limits, table-driven against APIMACHINERY `IsFullyQualifiedDomainName`
-//! (spec §3.3) and the 32 KiB budget.
+//! (docs/protocol.md §4) and the 32 KiB budget.
 
 use kms_plugin_core::annotations::{
     AnnotationError, FORMAT_KEY, MAX_TOTAL_BYTES, WRAPPED_KEK_KEY, is_valid_key, validate,
@@ -24,7 +24,7 @@ fn key_validation_table() {
     assert_eq!(name254.len(), 254);
     let name253_dot = format!("{name253}.");
     let cases: &[(&str, bool)] = &[
-        // The spec's examples.
+        // Examples from the Kubernetes KMS documentation and KEP (the `/` ones are invalid).
         ("version.encryption.remote.io", true),
         ("encrypted-kek.reference.encryption.k8s.io", true),
         ("local-kek.kms.kubernetes.io", true),

@@ -1,4 +1,4 @@
-//! `:authority` is never validated (spec §1.3): every form kube-apiserver's KMS clients send
+//! `:authority` is never validated (docs/protocol.md §2): every form kube-apiserver's KMS clients send
 //! reaches the service. This is why the product has its own HTTP/2 server.
 
 use kms_plugin_core::conn::TransportConfig;

@@ -41,7 +41,7 @@ fn ok(r: &ClientResponse) -> kms_plugin_core::rpc::Response {
     r
 }
 
-/// The `:authority` values real clients send (spec §1.3): kube ≥ 1.32 v2, grpc-go ≥ 1.58 on a
+/// The `:authority` values real clients send (docs/protocol.md §2): kube ≥ 1.32 v2, grpc-go ≥ 1.58 on a
 /// path socket, an abstract socket, and old grpc-go's raw path.
 const AUTHORITIES: [&str; 4] = [
     "localhost",

@@ -9,7 +9,7 @@ use kms_plugin_core::h2::Reason;
 use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use kms_plugin_core::h2::PREFACE;
 
 #[test]
 fn server_preface_golden_bytes() {

@@ -1,4 +1,4 @@
-//! `:authority` is never validated (spec §1.3): every form kube-apiserver sends reaches the
+//! `:authority` is never validated (docs/protocol.md §2): every form kube-apiserver sends reaches the
 //! service. This is why the product exists: h2/tonic reset the percent-encoded ones.
 
 mod support;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kms_plugin_core::hpack::Decoder;
 
 /// HTTP/2 connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub use kms_plugin_core::h2::PREFACE;
 /// Frame types (RFC 9113 §6).
 pub mod ty {
     #![allow(missing_docs)]
@@ -40,7 +40,7 @@ pub const END_STREAM: u8 = 0x1;
 /// END_HEADERS.
 pub const END_HEADERS: u8 = 0x4;
 
-/// The KMS method paths (spec §1.4), plus one unknown path.
+/// The KMS method paths (docs/protocol.md §3), plus one unknown path.
 pub const PATHS: [&str; 7] = [
     "/v2.KeyManagementService/Status",
     "/v2.KeyManagementService/Encrypt",
@@ -318,7 +318,7 @@ impl ServerOutput {
     }
 }
 
-/// KMS messages (field numbers from the protos, spec §2), for building requests and reading
+/// KMS messages (field numbers from the protos in proto/proto/), for building requests and reading
 /// responses independently of the product's own proto crate.
 pub mod msg {
     #![allow(missing_docs)]

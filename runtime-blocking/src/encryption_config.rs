@@ -1,5 +1,5 @@
 //! kube-apiserver `EncryptionConfiguration` files: [`render`] one for the running plugin, and
-//! [`check`] one the way kube-apiserver validates it (spec §9), before a restart finds out.
+//! [`check`] one the way kube-apiserver validates it (docs/protocol.md §7), before a restart finds out.
 //!
 //! Pure functions: no IO, no environment. Contract for the CLI:
 //! - `kms-plugin encryption-config --api v2|v1 --name N [--listen E] [--timeout T]` prints

@@ -1,5 +1,5 @@
 //! The `--listen` endpoint, parsed the way kube-apiserver parses `kms.endpoint`
-//! (`k8s.io/kms/pkg/util.ParseEndpoint`, spec §1.1).
+//! (`k8s.io/kms/pkg/util.ParseEndpoint`, docs/protocol.md §1).
 
 use std::fmt;
 use std::path::PathBuf;

@@ -38,6 +38,9 @@ pub trait KekProvider: Send + Sync + 'static {
         wrapped: &[u8],
         deadline: Instant,
     ) -> Result<Secret32, RemoteError>;
+    /// Appends the provider's own metric families (Prometheus text format, bounded labels) to
+    /// `/metrics`; none by default.
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Runs one core [`RemoteOp`] against `provider`.

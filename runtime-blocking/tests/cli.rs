@@ -184,7 +184,7 @@ fn flags_come_from_kms_plugin_environment_variables() {
         .env("KMS_PLUGIN_KEY_FILE", &key_file)
         .env("KMS_PLUGIN_SOCKET_MODE", "0640")
         .env("KMS_PLUGIN_LOG_FORMAT", "text");
-    let plugin = Plugin::start_command(cmd, &["listening", " healthy"]);
+    let plugin = Plugin::spawn(&mut cmd, &["listening", " healthy"]);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
     let probe = run_env(&["probe"], &[("KMS_PLUGIN_LISTEN", &listen)]);

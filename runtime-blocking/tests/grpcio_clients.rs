@@ -1,5 +1,5 @@
 //! End to end with a real gRPC client (Python grpcio) against the `kms-plugin` binary: KMS v2
-//! and v1 round trips with every `:authority` kube-apiserver sends (spec §1.3).
+//! and v1 round trips with every `:authority` kube-apiserver sends (docs/protocol.md §2).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;

@@ -1,5 +1,5 @@
 //! End to end with a real gRPC client (Python grpcio) against the smol runtime's binary:
-//! KMS v2 and v1 with every `:authority` kube-apiserver sends (spec §1.3), path and abstract
+//! KMS v2 and v1 with every `:authority` kube-apiserver sends (docs/protocol.md §2), path and abstract
 //! sockets, and a graceful SIGTERM.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 

@@ -4,7 +4,7 @@
 //! (`kms_plugin_benches::tonic_ref`).
 //!
 //! Usage: `tonic-reference --socket PATH`. Like every h2/tonic server it resets requests whose
-//! `:authority` is not a valid URI authority, so clients must send `localhost` (spec §1.3).
+//! `:authority` is not a valid URI authority, so clients must send `localhost` (docs/protocol.md §2).
 
 // Benchmarks do IO, read clocks and spawn threads (clippy.toml bans them in the core only).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]

@@ -28,7 +28,7 @@ pub use frames::{
 /// Per-request options (what a gRPC client puts in the request headers, and how it frames).
 #[derive(Clone, Debug)]
 pub struct RequestOptions {
-    /// `:authority`; `None` omits it (allowed: spec §1.3, RFC 9113 §8.3.1).
+    /// `:authority`; `None` omits it (allowed: docs/protocol.md §2, RFC 9113 §8.3.1).
     pub authority: Option<String>,
     /// The raw `grpc-timeout` value, e.g. `"3S"`.
     pub timeout: Option<String>,

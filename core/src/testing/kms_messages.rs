@@ -88,7 +88,7 @@ pub fn decode_ok<M: Message + Default>(resp: &Response) -> M {
     M::decode(body.expose()).expect("response does not decode")
 }
 
-/// Decodes a v2 Status answer and asserts the apiserver's rules (spec §3.2).
+/// Decodes a v2 Status answer and asserts the apiserver's rules (docs/protocol.md §4).
 pub fn decode_status(resp: &Response) -> v2::StatusResponse {
     let s: v2::StatusResponse = decode_ok(resp);
     assert_eq!(
@@ -99,7 +99,7 @@ pub fn decode_status(resp: &Response) -> v2::StatusResponse {
     s
 }
 
-/// Decodes a v2 Encrypt answer and asserts the apiserver's rules (spec §3.3 step 2).
+/// Decodes a v2 Encrypt answer and asserts the apiserver's rules (docs/protocol.md §4).
 pub fn decode_v2_encrypt(resp: &Response) -> v2::EncryptResponse {
     let e: v2::EncryptResponse = decode_ok(resp);
     assert_eq!(
@@ -114,7 +114,7 @@ pub fn decode_v2_plaintext(resp: &Response) -> Vec<u8> {
     decode_ok::<v2::DecryptResponse>(resp).plaintext.to_vec()
 }
 
-/// The cipher of a v1 Encrypt answer (asserting the apiserver's u16 length limit, spec §5).
+/// The cipher of a v1 Encrypt answer (asserting the apiserver's u16 length limit, docs/protocol.md §6).
 pub fn decode_v1_cipher(resp: &Response) -> Vec<u8> {
     let c = decode_ok::<v1beta1::EncryptResponse>(resp).cipher.to_vec();
     assert!(u16::try_from(c.len()).is_ok());

@@ -1,5 +1,5 @@
 //! A minimal HTTP/2 gRPC client written independently of the transport (and of its own test
-//! client): it sends what grpc-go sends (spec §1.2) and reads frames, HPACK header blocks,
+//! client): it sends what grpc-go sends (docs/protocol.md §2) and reads frames, HPACK header blocks,
 //! gRPC message framing and trailers back, so simulations exercise the real transport bytes.
 //!
 //! Only what unary calls need: prior-knowledge preface, SETTINGS (+ACK), HEADERS /
@@ -13,8 +13,7 @@ use core::time::Duration;
 
 use crate::hpack::{Decoder, Encoder};
 
-/// RFC 9113 §3.4 client connection preface.
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use crate::h2::PREFACE;
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;

@@ -12,7 +12,7 @@ use kms_plugin_core::testing::service_sim::ServiceSim;
 pub const PLUGIN_SEED: [u8; 32] = [7; 32];
 pub const REMOTE_SEED: [u8; 32] = [42; 32];
 
-/// The grpc-timeout the apiserver uses by default (spec §1.2).
+/// The grpc-timeout the apiserver uses by default (docs/protocol.md §2).
 pub const APISERVER_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn config() -> KmsConfig {

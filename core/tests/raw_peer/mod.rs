@@ -13,8 +13,7 @@ pub use kms_plugin_core::testing::client::{
 };
 pub use kms_plugin_core::time::Timestamp;
 
-/// The client connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub use kms_plugin_core::h2::PREFACE;
 
 /// The request fields grpc-go sends.
 pub const GOOD: &[(&str, &str)] = &[

@@ -36,19 +36,42 @@ fn local_provider(local: &KeyFileArgs, logger: Logger) -> Result<LocalKeyFile, S
         p.clone()
     } else {
         let path = PathBuf::from(DEFAULT_KEY_FILE);
-        if std::fs::symlink_metadata(&path).is_err() {
-            let key_id = keyfile::init(&path, &name, false)?;
-            logger.info(
-                "created a new local key file; back it up: losing it loses every Secret encrypted with it",
-                &[
-                    ("key_file", &path.display()),
-                    ("key_id_hash", &crate::log::hash_key_id(&key_id)),
-                ],
-            );
-        }
+        create_default_key_file(&path, &name, logger)?;
         path
     };
-    LocalKeyFile::open(path, name)
+    LocalKeyFile::open(path, name, logger)
+}
+
+/// Creates the default key file when, and only when, it does not exist (ENOENT): any other
+/// error (permissions, I/O) stops the plugin instead of replacing keys it cannot see.
+fn create_default_key_file(
+    path: &std::path::Path,
+    name: &str,
+    logger: Logger,
+) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "key file {}: {e}; refusing to create a new one (fix the error, or pass --key-file)",
+                path.display()
+            ));
+        }
+    }
+    let lock = keyfile::lock_for_write(path, |_| {})?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(()); // a concurrent `keys init` created it meanwhile
+    }
+    let created = keyfile::init(path, name, false, &lock)?;
+    logger.info(
+        "created a new local key file; back it up: losing it loses every Secret encrypted with it",
+        &[
+            ("key_file", &path.display()),
+            ("key_id_hash", &crate::log::hash_key_id(&created.key_id)),
+        ],
+    );
+    Ok(())
 }
 
 /// Builds the provider selected by `--provider`.
@@ -159,20 +182,38 @@ fn start_metrics(
 
 /// `keys init|rotate|list`.
 pub fn keys(command: &KeysCommand) -> Result<(), String> {
+    let write_lock = |path: &std::path::Path| {
+        keyfile::lock_for_write(path, |lock| {
+            eprintln!(
+                "kms-plugin: waiting for {}: another `kms-plugin keys` command is changing the key file",
+                lock.display()
+            );
+        })
+    };
     match command {
         KeysCommand::Init(init) => {
             let (path, name) = (&init.keys.key_file, key_name(init.keys.key_name.as_ref()));
-            let key_id = keyfile::init(path, &name, init.force)?;
+            let lock = write_lock(path)?;
+            let created = keyfile::init(path, &name, init.force, &lock)?;
+            if let Some(backup) = &created.backup {
+                println!(
+                    "kept the previous key file as {} (mode 0600): keep it until nothing encrypted with it remains",
+                    backup.display()
+                );
+            }
             println!(
-                "created {} with key {name} v1 ({key_id}); back this file up",
-                path.display()
+                "created {} with key {name} v1 ({}); back this file up",
+                path.display(),
+                created.key_id
             );
         }
         KeysCommand::Rotate(args) => {
             let (path, name) = (&args.key_file, key_name(args.key_name.as_ref()));
-            let key_id = keyfile::rotate(path, &name)?;
+            let lock = write_lock(path)?;
+            let key_id = keyfile::add_version(path, &name, keyfile::NewVersion::Current, &lock)?;
             println!(
-                "rotated {name} in {}: new key id {key_id}; running plugins pick it up without a restart",
+                "rotated {name} in {}: new key id {key_id}; running plugins pick it up without a restart \
+                 (several hosts: use `keys stage`, copy the file to every host, then `keys promote`)",
                 path.display()
             );
         }

@@ -1,5 +1,5 @@
 //! `kms.endpoint` as kube-apiserver reads it: Go `url.Parse`, scheme `unix`, socket = `u.Path`,
-//! `/@name` = abstract (`k8s.io/kms/pkg/util.ParseEndpoint`, spec §1.1).
+//! `/@name` = abstract (`k8s.io/kms/pkg/util.ParseEndpoint`, docs/protocol.md §1).
 
 /// The socket an endpoint names.
 #[derive(Clone, Debug, PartialEq, Eq)]

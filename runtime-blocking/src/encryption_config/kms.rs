@@ -1,4 +1,4 @@
-//! The `kms` provider's fields, as `validation_encryption.go` checks them (spec §9).
+//! The `kms` provider's fields, as `validation_encryption.go` checks them (docs/protocol.md §7).
 
 use yaml_rust2::Yaml;
 

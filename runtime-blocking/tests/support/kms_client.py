@@ -2,7 +2,7 @@
 
 usage: kms_client.py PROTO_ROOT TARGET AUTHORITY|- [v1|v2|both]
 Compiles the KMS protos with grpcio-tools, then calls the plugin with ':authority' forced to
-AUTHORITY (grpc.default_authority), as kube-apiserver's grpc-go clients do (spec 1.3), and
+AUTHORITY (grpc.default_authority), as kube-apiserver's grpc-go clients do (docs/protocol.md §2), and
 prints one JSON object with what it saw. Exit 0 only if every round trip is exact.
 """
 import json
