@@ -110,6 +110,19 @@ fn commands_with_flag(command: &clap::Command, prefix: &str, long: &str, out: &m
     }
 }
 
+/// The subcommands of the command at `path` (without clap's `help`).
+fn subcommand_names<'a>(root: &'a clap::Command, path: &[String]) -> Vec<&'a str> {
+    path.iter()
+        .try_fold(root, |c, name| c.find_subcommand(name))
+        .map(|c| {
+            c.get_subcommands()
+                .map(clap::Command::get_name)
+                .filter(|n| *n != "help")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn context(err: &clap::Error, kind: ContextKind) -> Option<String> {
     match err.get(kind)? {
         ContextValue::String(s) => Some(s.clone()),
@@ -197,40 +210,17 @@ fn render_error(err: &clap::Error, root: &clap::Command, argv: &[String]) -> (i3
         }
         ErrorKind::InvalidSubcommand => {
             let given = context(err, ContextKind::InvalidSubcommand).unwrap_or_default();
-            let current = path
-                .iter()
-                .try_fold(root, |c, name| c.find_subcommand(name));
-            let valid: Vec<&str> = current
-                .map(|c| {
-                    c.get_subcommands()
-                        .map(clap::Command::get_name)
-                        .filter(|n| *n != "help")
-                        .collect()
-                })
-                .unwrap_or_default();
+            let valid = subcommand_names(root, &path).join(", ");
             let what = if path.is_empty() {
                 "command".to_string()
             } else {
                 format!("{cmd} subcommand")
             };
-            format!(
-                "unknown {what} {given:?}{suggestion}; use one of: {}",
-                valid.join(", ")
-            )
+            format!("unknown {what} {given:?}{suggestion}; use one of: {valid}")
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let current = path
-                .iter()
-                .try_fold(root, |c, name| c.find_subcommand(name));
-            let valid: Vec<&str> = current
-                .map(|c| {
-                    c.get_subcommands()
-                        .map(clap::Command::get_name)
-                        .filter(|n| *n != "help")
-                        .collect()
-                })
-                .unwrap_or_default();
-            format!("`{cmd}` needs a subcommand: {} ({see})", valid.join(", "))
+            let valid = subcommand_names(root, &path).join(", ");
+            format!("`{cmd}` needs a subcommand: {valid} ({see})")
         }
         ErrorKind::MissingRequiredArgument => {
             format!("`{cmd}` needs {invalid_arg} ({see})")
