@@ -12,6 +12,8 @@
 //!
 //! Files are created 0600; a key file readable by group or others is refused.
 
+pub mod commands;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

@@ -36,42 +36,18 @@ fn local_provider(local: &KeyFileArgs, logger: Logger) -> Result<LocalKeyFile, S
         p.clone()
     } else {
         let path = PathBuf::from(DEFAULT_KEY_FILE);
-        create_default_key_file(&path, &name, logger)?;
+        if let Some(key_id) = keyfile::commands::create_if_absent(&path, &name)? {
+            logger.info(
+                "created a new local key file; back it up: losing it loses every Secret encrypted with it",
+                &[
+                    ("key_file", &path.display()),
+                    ("key_id_hash", &crate::log::hash_key_id(&key_id)),
+                ],
+            );
+        }
         path
     };
     LocalKeyFile::open(path, name, logger)
-}
-
-/// Creates the default key file when, and only when, it does not exist (ENOENT): any other
-/// error (permissions, I/O) stops the plugin instead of replacing keys it cannot see.
-fn create_default_key_file(
-    path: &std::path::Path,
-    name: &str,
-    logger: Logger,
-) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "key file {}: {e}; refusing to create a new one (fix the error, or pass --key-file)",
-                path.display()
-            ));
-        }
-    }
-    let lock = keyfile::lock_for_write(path, |_| {})?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Ok(()); // a concurrent `keys init` created it meanwhile
-    }
-    let created = keyfile::init(path, name, false, &lock)?;
-    logger.info(
-        "created a new local key file; back it up: losing it loses every Secret encrypted with it",
-        &[
-            ("key_file", &path.display()),
-            ("key_id_hash", &crate::log::hash_key_id(&created.key_id)),
-        ],
-    );
-    Ok(())
 }
 
 /// Builds the provider selected by `--provider`.
@@ -90,6 +66,7 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         pkcs11_module: args.pkcs11.pkcs11_module.clone(),
         pkcs11_token_label: args.pkcs11.pkcs11_token_label.clone(),
         pin_file: args.pkcs11.pin_file.clone(),
+        ..ProviderFlags::default()
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
     Ok(Arc::from(provider))
@@ -182,66 +159,33 @@ fn start_metrics(
 
 /// `keys init|rotate|list`.
 pub fn keys(command: &KeysCommand) -> Result<(), String> {
-    let write_lock = |path: &std::path::Path| {
-        keyfile::lock_for_write(path, |lock| {
-            eprintln!(
-                "kms-plugin: waiting for {}: another `kms-plugin keys` command is changing the key file",
-                lock.display()
-            );
-        })
-    };
-    match command {
-        KeysCommand::Init(init) => {
-            let (path, name) = (&init.keys.key_file, key_name(init.keys.key_name.as_ref()));
-            let lock = write_lock(path)?;
-            let created = keyfile::init(path, &name, init.force, &lock)?;
-            if let Some(backup) = &created.backup {
-                println!(
-                    "kept the previous key file as {} (mode 0600): keep it until nothing encrypted with it remains",
-                    backup.display()
-                );
-            }
-            println!(
-                "created {} with key {name} v1 ({}); back this file up",
-                path.display(),
-                created.key_id
-            );
-        }
+    let lines = match command {
+        KeysCommand::Init(init) => keyfile::commands::init(
+            &init.keys.key_file,
+            &key_name(init.keys.key_name.as_ref()),
+            init.force,
+        )?,
         KeysCommand::Rotate(args) => {
-            let (path, name) = (&args.key_file, key_name(args.key_name.as_ref()));
-            let lock = write_lock(path)?;
-            let key_id = keyfile::add_version(path, &name, keyfile::NewVersion::Current, &lock)?;
-            println!(
-                "rotated {name} in {}: new key id {key_id}; running plugins pick it up without a restart \
-                 (several hosts: use `keys stage`, copy the file to every host, then `keys promote`)",
-                path.display()
-            );
+            keyfile::commands::rotate(&args.key_file, &key_name(args.key_name.as_ref()))?
         }
-        KeysCommand::List(args) => {
-            for line in keyfile::list(&args.key_file)? {
-                println!("{line}");
-            }
-        }
+        KeysCommand::List(args) => keyfile::commands::list(&args.key_file)?,
+    };
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
 
 /// `probe`: exit 0 when the plugin answers healthz "ok", 1 otherwise.
 pub fn probe(args: &ProbeArgs) -> i32 {
-    match crate::probe::status(&args.listen.listen, args.timeout) {
-        Ok(r) if r.healthz == "ok" => {
-            println!("ok version={} key_id={}", r.version, r.key_id);
-            0
-        }
-        Ok(r) => {
-            println!("unhealthy: {}", r.healthz);
-            1
-        }
-        Err(e) => {
-            println!("unhealthy: {e}");
-            1
-        }
-    }
+    let (code, line) = crate::probe::run(
+        &args.listen.listen,
+        args.timeout,
+        crate::probe::Check::Readiness,
+        None,
+    );
+    println!("{line}");
+    code
 }
 
 /// `encryption-config`: prints a config for this plugin; refuses (exit 2, printing the findings
