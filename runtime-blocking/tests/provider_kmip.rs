@@ -116,21 +116,32 @@ fn gcm_wrap_unwrap_key_ids_rotation_and_replacement() {
         kek.expose()
     );
 
-    // Replacement: the newest key is revoked and destroyed; the older Active key is current
-    // again, and blobs of the destroyed key are reported as not found, never as success.
+    // Replacement: the newest key is destroyed and a new one created under the name. A
+    // process that reported the destroyed key's id says so (data wrapped under it no longer
+    // decrypts) instead of moving on quietly; unwrapping its blobs names the missing key.
     s.admin.run(&format!("destroy {uid2}"));
-    assert_eq!(a.status(deadline()).unwrap(), key_id);
-    let err = a.unwrap(&key_id2, &blob2, deadline()).err().unwrap();
-    assert!(
-        matches!(
-            err.kind,
-            RemoteErrorKind::NotFound | RemoteErrorKind::Permission
-        ),
-        "{err:?}"
-    );
-    // Every key of the name gone: not_found at Status.
-    s.admin.run(&format!("revoke {uid}"));
+    let uid3 = s.admin.create("kube-kms");
     let err = a.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::KeyVersionMissing, "{err:?}");
+    assert!(err.detail.contains(&key_id2), "{}", err.detail);
+    let err = a.unwrap(&key_id2, &blob2, deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::KeyVersionMissing, "{err:?}");
+    // A restarted process moves to the new key; the first key's blobs still unwrap.
+    let b = provider(&s.pki, &s.server, "kube-kms");
+    let key_id3 = b.status(deadline()).unwrap();
+    assert!(key_id3.starts_with(&format!("kmip:{uid3}:")), "{key_id3}");
+    assert_eq!(
+        b.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+
+    // Every key of the name deactivated: not_found at Status, naming the state.
+    s.admin.run(&format!("revoke {uid}"));
+    s.admin.run(&format!("revoke {uid3}"));
+    let err = provider(&s.pki, &s.server, "kube-kms")
+        .status(deadline())
+        .err()
+        .unwrap();
     assert_eq!(err.kind, RemoteErrorKind::NotFound, "{err:?}");
     assert!(err.detail.contains("Deactivated"), "{}", err.detail);
 }

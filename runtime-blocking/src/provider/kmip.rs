@@ -79,7 +79,13 @@ pub struct KmipProvider {
     pinned: Option<WrapMode>,
     /// The mode that last worked for a unique identifier.
     mode: Mutex<Option<(String, WrapMode)>>,
+    /// Key ids Status reported (data may be wrapped under them), at most [`MAX_SEEN_KEYS`]:
+    /// if one's key disappears, Status says so (`KeyVersionMissing`) instead of moving on.
+    seen: Mutex<Vec<String>>,
 }
+
+/// Key ids remembered by [`KmipProvider`] to detect a destroyed key.
+const MAX_SEEN_KEYS: usize = 64;
 
 fn read_pem(path: &PathBuf, flag: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
@@ -203,6 +209,15 @@ fn io_error(op: Operation, e: &std::io::Error, deadline: Instant) -> RemoteError
     RemoteError::new(kind, format!("kmip {label}: {what}: {e}"))
 }
 
+/// An Item Not Found answer to Encrypt or Decrypt under a key id: that key is gone.
+fn gone_if_not_found(key_id: &str, e: RemoteError) -> RemoteError {
+    if e.kind == RemoteErrorKind::NotFound {
+        key::key_gone(key_id, &e.detail)
+    } else {
+        e
+    }
+}
+
 impl Session {
     fn remaining(&self, op: Operation) -> Result<std::time::Duration, RemoteError> {
         let left = self.deadline.saturating_duration_since(Instant::now());
@@ -286,6 +301,7 @@ impl KmipProvider {
             password,
             pinned: config.mode,
             mode: Mutex::new(None),
+            seen: Mutex::new(Vec::new()),
         })
     }
 
@@ -338,12 +354,13 @@ impl KmipProvider {
         Err(last.unwrap_or_else(|| unavailable(format!("{} resolves to no address", self.host))))
     }
 
-    /// The current key's attributes (see the module docs).
+    /// The current key's attributes (see the module docs), and those of every key the name
+    /// resolved to.
     fn current_key(
         &self,
         session: &mut Session,
         credential: Option<&Credential>,
-    ) -> Result<KeyAttributes, RemoteError> {
+    ) -> Result<(KeyAttributes, Vec<KeyAttributes>), RemoteError> {
         let request = kmip::locate_request(credential, &self.key)?;
         let uids = kmip::parse_locate(&session.call(Operation::Locate, &request)?)?;
         if uids.is_empty() {
@@ -367,13 +384,46 @@ impl KmipProvider {
                     format!("kmip: {problem}"),
                 ));
             }
-            return Ok(attrs);
+            return Ok((attrs.clone(), vec![attrs]));
         }
         let mut candidates = Vec::with_capacity(uids.len());
         for uid in &uids {
             candidates.push(Self::attributes(session, credential, uid)?);
         }
-        key::choose_current(&self.key, candidates)
+        let current = key::choose_current(&self.key, candidates.clone())?;
+        Ok((current, candidates))
+    }
+
+    /// Fails with `KeyVersionMissing` if the key of a key id Status reported before is gone
+    /// (keys that left the name are looked up by unique identifier).
+    fn check_seen(
+        &self,
+        session: &mut Session,
+        credential: Option<&Credential>,
+        known: &[KeyAttributes],
+    ) -> Result<(), RemoteError> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for key_id in &seen {
+            let uid = key::uid_of(key_id)?;
+            let looked_up;
+            let attrs = match known.iter().find(|k| k.uid == uid) {
+                Some(k) => Some(k),
+                None => match Self::attributes(session, credential, uid) {
+                    Ok(a) => {
+                        looked_up = a;
+                        Some(&looked_up)
+                    }
+                    Err(e) if e.kind == RemoteErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            key::check_still_present(key_id, attrs)?;
+        }
+        Ok(())
     }
 
     fn attributes(
@@ -395,6 +445,7 @@ impl KmipProvider {
         let uid = key::uid_of(key_id)?;
         let request = kmip::encrypt_request(credential, uid, mode, kek, &key::gcm_aad(key_id))?;
         kmip::parse_encrypt(&session.call(Operation::Encrypt, &request)?, mode)
+            .map_err(|e| gone_if_not_found(key_id, e))
     }
 
     fn decrypt(
@@ -407,6 +458,7 @@ impl KmipProvider {
         let blob = WrappedBlob::parse(wrapped)?;
         let request = kmip::decrypt_request(credential, uid, &blob, &key::gcm_aad(key_id))?;
         kmip::parse_decrypt(&session.call(Operation::Decrypt, &request)?)
+            .map_err(|e| gone_if_not_found(key_id, e))
     }
 
     /// The modes to try for `uid`, in order: the pinned one, or the one that last worked
@@ -472,7 +524,8 @@ impl KmipProvider {
     fn check(&self, deadline: Instant) -> Result<String, RemoteError> {
         let credential = self.credential()?;
         let mut session = self.connect(Operation::Locate, deadline)?;
-        let attrs = self.current_key(&mut session, credential.as_ref())?;
+        let (attrs, known) = self.current_key(&mut session, credential.as_ref())?;
+        self.check_seen(&mut session, credential.as_ref(), &known)?;
         let key_id = attrs.key_id();
         let mut probe = [0u8; 32];
         getrandom::getrandom(&mut probe).map_err(|e| {
@@ -490,6 +543,10 @@ impl KmipProvider {
                     mode.name()
                 ),
             ));
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if !seen.contains(&key_id) && seen.len() < MAX_SEEN_KEYS {
+            seen.push(key_id.clone());
         }
         Ok(key_id)
     }

@@ -311,3 +311,31 @@ pub fn choose_current(
         )
     })
 }
+
+/// The error for data wrapped under `key_id` whose server key is gone (`why`).
+pub fn key_gone(key_id: &str, why: &str) -> RemoteError {
+    RemoteError::new(
+        RemoteErrorKind::KeyVersionMissing,
+        format!(
+            "kmip: the server key of key id {key_id:?} is gone ({why}): data wrapped under it no \
+             longer decrypts; restore the key from the KMIP server's backup"
+        ),
+    )
+}
+
+/// Checks that key id `seen` (one Status reported, so data may be wrapped under it) still
+/// names a key: `attrs` are its unique identifier's attributes now (`None`: the server has no
+/// such object). A missing or destroyed key, or another key under the same unique identifier
+/// (a reset server), is [`RemoteErrorKind::KeyVersionMissing`]. A deactivated key is not gone:
+/// KMIP allows it to decrypt.
+pub fn check_still_present(seen: &str, attrs: Option<&KeyAttributes>) -> Result<(), RemoteError> {
+    match attrs {
+        None => Err(key_gone(seen, "no such object")),
+        Some(a) if matches!(a.state, Some(5 | 6)) => Err(key_gone(seen, "destroyed")),
+        Some(a) if a.key_id() != seen => Err(key_gone(
+            seen,
+            "its unique identifier now names other key material",
+        )),
+        Some(_) => Ok(()),
+    }
+}

@@ -470,3 +470,23 @@ fn every_truncation_of_a_response_is_an_error_not_a_panic() {
         assert!(parse_attributes(&msg[..cut]).is_err());
     }
 }
+
+#[test]
+fn keys_that_wrapped_data_and_disappear_are_key_version_missing() {
+    let a = parse_attributes(&attributes_response("1", 2, 1_700_000_000)).unwrap();
+    let id = a.key_id();
+    assert_eq!(key::check_still_present(&id, Some(&a)), Ok(()));
+    let deactivated = parse_attributes(&attributes_response("1", 3, 1_700_000_000)).unwrap();
+    assert_eq!(key::check_still_present(&id, Some(&deactivated)), Ok(()));
+    let destroyed = parse_attributes(&attributes_response("1", 5, 1_700_000_000)).unwrap();
+    let reset = parse_attributes(&attributes_response("1", 2, 1_800_000_000)).unwrap();
+    for attrs in [None, Some(&destroyed), Some(&reset)] {
+        let err = key::check_still_present(&id, attrs).unwrap_err();
+        assert_eq!(err.kind, RemoteErrorKind::KeyVersionMissing);
+        assert!(
+            err.detail.contains(&id) && err.detail.contains("restore"),
+            "{}",
+            err.detail
+        );
+    }
+}
