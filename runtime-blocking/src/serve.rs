@@ -182,6 +182,8 @@ struct Shared {
     logger: Logger,
     /// Output buffers for drains; filled by the writers.
     pool: Arc<BufferPool>,
+    /// The provider, for its own metric families.
+    provider: Arc<dyn KekProvider>,
 }
 
 impl Shared {
@@ -302,6 +304,7 @@ impl Server {
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
+            provider: options.provider.clone(),
         });
         let flush = shared.drain(&mut shared.lock());
         drop(flush); // no connection exists yet: nothing to write
@@ -602,6 +605,8 @@ impl Probe for ServerProbe {
         } = &mut *st;
         metrics.observe(plugin, self.0.clock.now());
         metrics.render(out);
+        drop(st);
+        self.0.provider.render_metrics(out);
     }
 
     fn readiness(&self) -> Result<(), String> {
