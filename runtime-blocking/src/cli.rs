@@ -1,6 +1,6 @@
 //! The `kms-plugin` command line: one flag table drives parsing, validation and help.
 //!
-//! Commands: `serve` (default), `keys init|rotate|list`, `probe`, `encryption-config`,
+//! Commands: `serve` (default), `keys init|rotate|stage|promote|list|status`, `probe`, `encryption-config`,
 //! `check-config FILE`, `version`, `help`. Every flag of every command is one [`FlagSpec`] row
 //! in [`FLAGS`]; [`parse`] rejects unknown flags, repeated flags and flags given to a command
 //! that does not take them, so commands only read values (`Args::get`).
@@ -67,6 +67,8 @@ const COMMANDS: &[&str] = &[
 ];
 const KEYS: &[&str] = &["keys"];
 const SERVE_KEYS: &[&str] = &["serve", "keys"];
+const SERVE_KEYS_PROBE: &[&str] = &["serve", "keys", "probe"];
+const PROBE: &[&str] = &["probe"];
 
 /// Every flag of every command.
 pub const FLAGS: &[FlagSpec] = &[
@@ -133,8 +135,8 @@ pub const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "key-file",
         value: "FILE",
-        commands: SERVE_KEYS,
-        help: "local keyring file (default /var/lib/kms-plugin/keyring; created on first run of a no-argument serve)",
+        commands: SERVE_KEYS_PROBE,
+        help: "local keyring file (default /var/lib/kms-plugin/keyring; created on first run of a no-argument serve); probe: also print its fingerprint",
     },
     FlagSpec {
         name: "key-name",
@@ -203,6 +205,12 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "kms provider name in the rendered config (default kms-plugin); never rename one in use",
     },
     FlagSpec {
+        name: "liveness",
+        value: "",
+        commands: PROBE,
+        help: "probe liveness only: exit 0 whenever the plugin answers Status on its socket, whatever healthz says (a remote outage is not a reason to restart)",
+    },
+    FlagSpec {
         name: "force",
         value: "",
         commands: KEYS,
@@ -217,8 +225,8 @@ pub const FLAGS: &[FlagSpec] = &[
 ];
 
 const USAGE: &str = "usage: kms-plugin [serve] [flags]
-       kms-plugin keys init|rotate|list --key-file FILE [--key-name NAME] [--force]
-       kms-plugin probe [--listen ENDPOINT] [--timeout SECONDS]
+       kms-plugin keys init|rotate|stage|promote|list|status --key-file FILE [--key-name NAME] [--force]
+       kms-plugin probe [--liveness] [--listen ENDPOINT] [--timeout SECONDS] [--key-file FILE]
        kms-plugin encryption-config [--api v2|v1] [--name NAME] [--listen ENDPOINT] [--timeout SECONDS]
        kms-plugin check-config FILE [--listen ENDPOINT]
        kms-plugin version
@@ -296,12 +304,12 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         return Err(format!("unknown command {:?}\n{USAGE}", args.command));
     }
     if args.command == "keys" {
-        let sub = positional
-            .next()
-            .ok_or("keys needs a subcommand: keys init|rotate|list --key-file FILE")?;
-        if !["init", "rotate", "list"].contains(&sub.as_str()) {
+        let sub = positional.next().ok_or(
+            "keys needs a subcommand: keys init|rotate|stage|promote|list|status --key-file FILE",
+        )?;
+        if !["init", "rotate", "stage", "promote", "list", "status"].contains(&sub.as_str()) {
             return Err(format!(
-                "unknown keys subcommand {sub:?}; use init, rotate or list"
+                "unknown keys subcommand {sub:?}; use init, rotate, stage, promote, list or status"
             ));
         }
         args.subcommand = Some(sub);
@@ -501,6 +509,9 @@ fn keys(args: &Args) -> Result<(), String> {
     let lines = match args.subcommand.as_deref() {
         Some("init") => keyfile::commands::init(&path, &name, args.flag("force"))?,
         Some("rotate") => keyfile::commands::rotate(&path, &name)?,
+        Some("stage") => keyfile::commands::stage(&path, &name)?,
+        Some("promote") => keyfile::commands::promote(&path, &name)?,
+        Some("status") => keyfile::commands::status(&path)?,
         _ => keyfile::commands::list(&path)?,
     };
     for line in lines {
@@ -512,7 +523,13 @@ fn keys(args: &Args) -> Result<(), String> {
 fn probe(args: &Args) -> Result<i32, String> {
     let endpoint = Endpoint::parse(args.get("listen").unwrap_or(Endpoint::DEFAULT))?;
     let timeout = seconds(args, "timeout", 3)?;
-    let (code, line) = crate::probe::run(&endpoint, timeout, crate::probe::Check::Readiness, None);
+    let check = if args.flag("liveness") {
+        crate::probe::Check::Liveness
+    } else {
+        crate::probe::Check::Readiness
+    };
+    let key_file = args.get("key-file").map(std::path::Path::new);
+    let (code, line) = crate::probe::run(&endpoint, timeout, check, key_file);
     println!("{line}");
     Ok(code)
 }
