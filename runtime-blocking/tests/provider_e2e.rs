@@ -295,19 +295,22 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
     std::fs::write(&token_file, TOKEN).unwrap();
     let (sock, listen) = listen(&dir);
     let url = server.url();
-    let plugin = start(
-        &[
-            "--provider",
-            "vault",
-            "--vault-addr",
-            url.as_str(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--listen",
-            listen.as_str(),
-        ],
-        &[("KMS_KEY_ID", "kms")],
-    );
+    let start_plugin = || {
+        start(
+            &[
+                "--provider",
+                "vault",
+                "--vault-addr",
+                url.as_str(),
+                "--token-file",
+                token_file.to_str().unwrap(),
+                "--listen",
+                listen.as_str(),
+            ],
+            &[("KMS_KEY_ID", "kms")],
+        )
+    };
+    let plugin = start_plugin();
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
     let under_v1 = client.encrypt(4).unwrap();
@@ -352,19 +355,7 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
     server.set_min_decryption_version("kms", 2);
     drop(client);
     assert_eq!(plugin.terminate(), 0);
-    let plugin = start(
-        &[
-            "--provider",
-            "vault",
-            "--vault-addr",
-            url.as_str(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--listen",
-            listen.as_str(),
-        ],
-        &[("KMS_KEY_ID", "kms")],
-    );
+    let plugin = start_plugin();
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
     assert_eq!(client.decrypt(&under_v2).unwrap(), vec![5; 32]);
