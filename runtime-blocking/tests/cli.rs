@@ -143,7 +143,10 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
             &["serve", "--listen", "unix:///a", "--listen", "unix:///b"],
             "--listen",
         ),
-        (&["probe", "--socket-mode", "0600"], "it is a flag of `serve`"),
+        (
+            &["probe", "--socket-mode", "0600"],
+            "it is a flag of `serve`",
+        ),
     ];
     for (args, needle) in cases {
         let out = run(args);
