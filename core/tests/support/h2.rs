@@ -8,43 +8,10 @@ use kms_plugin_core::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, PREFACE, 
 use kms_plugin_core::hpack::{Decoder, Encoder};
 use kms_plugin_core::rpc::{Request, Response};
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::wire_client::WireClient;
 
 /// Echoes the request message back.
 pub fn echo(req: &Request) -> Response {
     Response::ok(SecretBytes::copy_from(req.message.expose()))
-}
-
-/// Runs client <-> connection until neither has anything to say, answering requests with
-/// `handler`.
-pub fn drive(
-    conn: &mut Connection,
-    client: &mut WireClient,
-    now: Timestamp,
-    handler: &mut dyn FnMut(&Request) -> Response,
-) {
-    for _ in 0..10_000 {
-        let mut progressed = false;
-        let out = client.take_output();
-        if !out.is_empty() {
-            conn.handle_bytes(&out, now);
-            progressed = true;
-        }
-        while let Some(req) = conn.poll_request() {
-            let resp = handler(&req);
-            conn.respond(req.stream, resp, now);
-            progressed = true;
-        }
-        let mut buf = Vec::new();
-        if conn.poll_transmit(&mut buf) {
-            client.receive(&buf);
-            progressed = true;
-        }
-        if !progressed {
-            return;
-        }
-    }
-    panic!("client and connection never went quiet");
 }
 
 /// A frame as the server sent it.
