@@ -414,13 +414,8 @@ impl Connection {
                         return pos;
                     };
                     let head = FrameHead::parse(head_bytes);
-                    // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a
-                    // FRAME_SIZE_ERROR, detected before buffering its payload.
-                    if head.len > self.config.max_frame_size {
-                        self.connection_error(
-                            Reason::FRAME_SIZE_ERROR,
-                            "frame larger than SETTINGS_MAX_FRAME_SIZE",
-                        );
+                    if let Err((reason, detail)) = self.check_head(&head) {
+                        self.connection_error(reason, detail);
                         return data.len();
                     }
                     let end = HEAD_LEN + head.len as usize;
@@ -434,20 +429,53 @@ impl Connection {
         }
     }
 
-    fn on_frame(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+    /// Every connection error the 9-octet head alone reveals, found before a payload octet
+    /// is buffered: a peer cannot make us wait for (and hold) a payload whose frame is
+    /// already known to be fatal, and bytes after it are never swallowed as its payload.
+    fn check_head(&self, head: &FrameHead) -> Result<(), (Reason, &'static str)> {
+        let frame_size = |detail| Err((Reason::FRAME_SIZE_ERROR, detail));
+        // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE.
+        if head.len > self.config.max_frame_size {
+            return frame_size("frame larger than SETTINGS_MAX_FRAME_SIZE");
+        }
         // §6.10: while a header block is open, only its CONTINUATION frames may arrive.
         if self.pending_block.is_some() && head.kind != FrameKind::Continuation {
-            return self.connection_error(
+            return Err((
                 Reason::PROTOCOL_ERROR,
                 "frame interleaved in a header block",
-            );
+            ));
         }
         // §3.4: the client preface ends with a SETTINGS frame.
-        if self.phase == Phase::ExpectSettings {
-            if head.kind != FrameKind::Settings || head.has(flags::ACK) {
-                return self
-                    .connection_error(Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS");
+        if self.phase == Phase::ExpectSettings
+            && (head.kind != FrameKind::Settings || head.has(flags::ACK))
+        {
+            return Err((Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS"));
+        }
+        // Fixed and minimum lengths that are connection errors FRAME_SIZE_ERROR.
+        match head.kind {
+            FrameKind::RstStream if head.len != 4 => frame_size("RST_STREAM length is not 4"), // §6.4
+            FrameKind::Ping if head.len != 8 => frame_size("PING length is not 8"), // §6.7
+            FrameKind::WindowUpdate if head.len != 4 => {
+                frame_size("WINDOW_UPDATE length is not 4") // §6.9
             }
+            // §6.5 (a SETTINGS on a stream is a PROTOCOL_ERROR, found by its handler).
+            FrameKind::Settings if head.stream == 0 && head.has(flags::ACK) && head.len != 0 => {
+                frame_size("SETTINGS ACK with a payload")
+            }
+            FrameKind::Settings if head.stream == 0 && head.len % 6 != 0 => {
+                frame_size("invalid SETTINGS")
+            }
+            // §6.8 (a GOAWAY on a stream is a PROTOCOL_ERROR, found by its handler).
+            FrameKind::GoAway if head.stream == 0 && head.len < 8 => {
+                frame_size("GOAWAY shorter than 8 octets")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_frame(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
+        // check_head let only a SETTINGS frame through as the first one (§3.4).
+        if self.phase == Phase::ExpectSettings {
             self.phase = Phase::Open;
             self.handshake_deadline = None;
         }

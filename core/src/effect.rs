@@ -110,6 +110,10 @@ pub enum RemoteErrorKind {
     Auth,
     /// The key (or key version) does not exist.
     NotFound,
+    /// A key version that existed (it wrapped data, or this process loaded it) is gone: a Vault
+    /// version trimmed by `min_decryption_version`, a deleted HSM key, a key file replaced by
+    /// one that lacks the version. Never transient; the detail names the version and the fix.
+    KeyVersionMissing,
     /// Credentials valid but not allowed.
     Permission,
     /// Rate limited by the remote.
@@ -130,6 +134,7 @@ impl RemoteErrorKind {
         match self {
             Self::Auth => "auth",
             Self::NotFound => "not_found",
+            Self::KeyVersionMissing => "key_version_missing",
             Self::Permission => "permission",
             Self::Throttled => "throttled",
             Self::Unavailable => "unavailable",

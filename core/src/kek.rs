@@ -4,6 +4,7 @@
 //! Nothing here does IO or reads a clock: the runtimes' provider adapters perform the HTTP or
 //! PKCS#11 calls and pass `now` in. See `docs/providers.md` for the operator's view.
 
+pub mod kmip;
 pub mod resilience;
 pub mod vault;
 

@@ -5,11 +5,17 @@
 //! module parses and serializes it, names each key version with a stable public `key_id`, and
 //! wraps / unwraps local KEKs under a named version with AES-256-GCM.
 //!
-//! Rotation ([`Keyring::add_key`]) adds a version; old versions stay so everything they wrapped
-//! still unwraps. key_ids depend only on the keyring's content, so every host given the same
-//! file reports the same key_id (spec §3.9: Status.key_id must not flip-flop across replicas).
+//! Rotation ([`Keyring::add_key`]) adds a version and makes it current; staging
+//! ([`Keyring::stage_key`]) adds one that unwraps but is not current until
+//! [`Keyring::promote`], so several hosts can all learn a version before any wraps under it.
+//! Old versions stay, so everything they wrapped still unwraps; a replacement keyring that
+//! lacks a version or changed its bytes is detected by [`Keyring::check_successor`].
+//! key_ids depend only on the keyring's content, so every host given the same file reports the
+//! same key_id (spec §3.9: Status.key_id must not flip-flop across replicas), and
+//! [`Keyring::fingerprint`] lets operators compare whole keyrings across hosts.
 
 pub(crate) mod base64;
+mod lineage;
 mod text;
 
 use aes_gcm::aead::AeadInPlace;
@@ -22,6 +28,7 @@ use core::fmt::Write as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+pub use lineage::{Promotion, SuccessorError, UnknownKeyId};
 pub use text::{MAX_FILE_LEN, MAX_LINE_LEN};
 
 use crate::effect::{RemoteError, RemoteErrorKind};
@@ -81,9 +88,12 @@ impl core::error::Error for KeyringError {}
 /// Named keys, each with versioned 32-byte secrets. No `Clone` or `Debug`: it holds secrets.
 ///
 /// Invariants: names are valid ([`is_valid_name`]); versions are >= 1; at most [`MAX_KEYS`]
-/// versions in all; no two versions hold the same key bytes.
+/// versions in all; no two versions hold the same key bytes; a pinned current version exists.
 pub struct Keyring {
     keys: BTreeMap<String, BTreeMap<u32, Secret32>>,
+    /// Explicit current versions (format 2 `current` lines, staging). A name without an entry
+    /// uses its highest version.
+    current: BTreeMap<String, u32>,
     count: usize,
 }
 
@@ -114,6 +124,7 @@ impl Keyring {
     pub fn new() -> Self {
         Self {
             keys: BTreeMap::new(),
+            current: BTreeMap::new(),
             count: 0,
         }
     }
@@ -164,21 +175,54 @@ impl Keyring {
         Ok(())
     }
 
-    /// Adds `key` as the next version of `name` (rotation): version 1 for a new name, else the
-    /// current version + 1. Earlier versions stay, so what they wrapped still unwraps.
+    /// Adds `key` as the next version of `name` and makes it current (rotation): version 1 for
+    /// a new name, else the highest version + 1 (staged versions included, so a version number
+    /// is never given twice). Earlier versions stay, so what they wrapped still unwraps.
     ///
     /// Errors (no line): invalid name, no version number left, too many keys, or key bytes that
     /// are already in the keyring.
     pub fn add_key(&mut self, name: &str, key: Secret32) -> Result<u32, KeyringError> {
-        let version = match self.current_version(name) {
-            None => 1,
-            Some(current) => current
-                .checked_add(1)
-                .ok_or_else(|| KeyringError::general("no version number left for this key name"))?,
-        };
+        let version = self.next_version(name)?;
         self.insert(name, version, key)
             .map_err(KeyringError::general)?;
+        self.current.insert(String::from(name), version);
         Ok(version)
+    }
+
+    /// Adds `key` as the next version of the existing key `name` without making it current
+    /// (staging): it unwraps at once, but new local KEKs stay wrapped under the current
+    /// version until [`Keyring::promote`]. Errors as [`Keyring::add_key`], and for a name that
+    /// does not exist yet (a new name has nothing to stay current: use `add_key`).
+    pub fn stage_key(&mut self, name: &str, key: Secret32) -> Result<u32, KeyringError> {
+        let current = self.current_version(name).ok_or_else(|| {
+            KeyringError::general("no key of this name to stage a version for (create it first)")
+        })?;
+        let version = self.next_version(name)?;
+        self.insert(name, version, key)
+            .map_err(KeyringError::general)?;
+        self.current.insert(String::from(name), current);
+        Ok(version)
+    }
+
+    /// Makes the highest version of `name` current (the second step of a staged rotation).
+    /// Errors for an unknown name; promoting when the highest version is already current
+    /// changes nothing and says so ([`Promotion::changed`] is false).
+    pub fn promote(&mut self, name: &str) -> Result<Promotion, KeyringError> {
+        let from = self
+            .current_version(name)
+            .ok_or_else(|| KeyringError::general("no key of this name"))?;
+        let to = self.latest_version(name).unwrap_or(from);
+        self.current.insert(String::from(name), to);
+        Ok(Promotion { from, to })
+    }
+
+    fn next_version(&self, name: &str) -> Result<u32, KeyringError> {
+        match self.latest_version(name) {
+            None => Ok(1),
+            Some(latest) => latest
+                .checked_add(1)
+                .ok_or_else(|| KeyringError::general("no version number left for this key name")),
+        }
     }
 
     /// The key names, in byte order.
@@ -194,11 +238,27 @@ impl Keyring {
             .flat_map(|versions| versions.keys().copied())
     }
 
-    /// The highest version of `name`: the one new local KEKs are wrapped under.
+    /// The current version of `name`: the one new local KEKs are wrapped under. It is the
+    /// pinned version (a `current` line, or the version current when another was staged), else
+    /// the highest version.
     pub fn current_version(&self, name: &str) -> Option<u32> {
+        self.current
+            .get(name)
+            .copied()
+            .or_else(|| self.latest_version(name))
+    }
+
+    /// The highest version of `name` (staged or current).
+    pub fn latest_version(&self, name: &str) -> Option<u32> {
         self.keys
             .get(name)
             .and_then(|versions| versions.keys().next_back().copied())
+    }
+
+    /// The versions of `name` above its current one: staged, they unwrap but wrap nothing yet.
+    pub fn staged_versions(&self, name: &str) -> impl Iterator<Item = u32> {
+        let current = self.current_version(name).unwrap_or(u32::MAX);
+        self.versions(name).filter(move |v| *v > current)
     }
 
     /// Total number of key versions.
@@ -211,7 +271,7 @@ impl Keyring {
         self.count == 0
     }
 
-    fn key(&self, name: &str, version: u32) -> Option<&Secret32> {
+    pub(crate) fn key(&self, name: &str, version: u32) -> Option<&Secret32> {
         self.keys.get(name)?.get(&version)
     }
 

@@ -91,6 +91,8 @@ pub enum Outcome {
         digest: Digest,
         /// Why.
         kind: RemoteErrorKind,
+        /// The remote's operator-facing detail (no secrets; empty for a timeout).
+        detail: String,
     },
 }
 
@@ -426,10 +428,10 @@ impl Keystore {
                 self.cache.insert(digest, key_id, kek.duplicate());
                 self.outcomes.push_back(Outcome::Unwrapped { digest, kek });
             }
-            (purpose, Err(e)) => self.op_failed(&purpose, e.kind, now),
+            (purpose, Err(e)) => self.op_failed(&purpose, e.kind, &e.detail, now),
             (purpose, Ok(_)) => {
                 misuse = Err(UsageError::MismatchedRemoteReply(id));
-                self.op_failed(&purpose, RemoteErrorKind::Other, now);
+                self.op_failed(&purpose, RemoteErrorKind::Other, "", now);
             }
         }
         self.maybe_rotate(now);
@@ -456,7 +458,7 @@ impl Keystore {
                 });
                 self.effects.push_back(Effect::CancelRemote { id });
                 self.remember_abandoned(id);
-                self.op_failed(&op.purpose, RemoteErrorKind::Timeout, now);
+                self.op_failed(&op.purpose, RemoteErrorKind::Timeout, "", now);
             }
         }
         if self.remote.in_flight.is_none() && self.remote.next_at <= now {
@@ -647,7 +649,13 @@ impl Keystore {
         self.outcomes.push_back(Outcome::EncryptReadinessChanged);
     }
 
-    fn op_failed(&mut self, purpose: &Purpose, kind: RemoteErrorKind, now: Timestamp) {
+    fn op_failed(
+        &mut self,
+        purpose: &Purpose,
+        kind: RemoteErrorKind,
+        detail: &str,
+        now: Timestamp,
+    ) {
         match purpose {
             Purpose::Status => self.status_failed(kind, now),
             Purpose::Wrap { .. } => self.wrap_failed(kind, now),
@@ -656,6 +664,7 @@ impl Keystore {
                 self.outcomes.push_back(Outcome::UnwrapFailed {
                     digest: *digest,
                     kind,
+                    detail: String::from(detail),
                 });
             }
         }

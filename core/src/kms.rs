@@ -436,9 +436,13 @@ impl KmsService {
                         self.finish(p.ctx, resp, now, true);
                     }
                 }
-                Outcome::UnwrapFailed { digest, kind } => {
+                Outcome::UnwrapFailed {
+                    digest,
+                    kind,
+                    detail,
+                } => {
                     for p in self.parked.take_waiting(Waiting::Unwrap(digest)) {
-                        self.finish(p.ctx, unwrap_failure(kind), now, true);
+                        self.finish(p.ctx, unwrap_failure(kind, &detail), now, true);
                     }
                 }
             }
@@ -462,12 +466,28 @@ fn open_work(kek: &Secret32, work: &Work) -> Response {
     }
 }
 
+/// The longest remote detail copied into a Decrypt error message.
+const MAX_ERROR_DETAIL: usize = 512;
+
 /// The answer to a Decrypt whose remote unwrap failed: transient failures are UNAVAILABLE
-/// (the apiserver retries); a blob the remote cannot open is the opaque decryption failure.
-fn unwrap_failure(kind: RemoteErrorKind) -> Response {
+/// (the apiserver retries); a blob the remote cannot open is the opaque decryption failure; a
+/// key version that is gone is FAILED_PRECONDITION with the remote's detail, which names the
+/// version and the fix (it holds no secrets: `RemoteError::detail`'s contract).
+fn unwrap_failure(kind: RemoteErrorKind, detail: &str) -> Response {
     let cause: Cow<'static, str> = Cow::Borrowed(keystore::health::remote_cause(kind));
     match kind {
         RemoteErrorKind::Corrupt => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
+        RemoteErrorKind::KeyVersionMissing if !detail.is_empty() => {
+            let mut end = detail.len().min(MAX_ERROR_DETAIL);
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            let detail = detail.get(..end).unwrap_or_default();
+            Response::error(
+                Code::FailedPrecondition,
+                Cow::Owned(alloc::format!("{cause}: {detail}")),
+            )
+        }
         k if k.is_transient() => Response::error(Code::Unavailable, cause),
         _ => Response::error(Code::FailedPrecondition, cause),
     }

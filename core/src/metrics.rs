@@ -71,7 +71,7 @@ pub const REMOTE_OPS: [RemoteOpKind; 3] = [
 ];
 
 /// Every [`RemoteErrorKind`]; the `error` label is `none` for a success.
-pub const REMOTE_ERRORS: [RemoteErrorKind; 8] = [
+pub const REMOTE_ERRORS: [RemoteErrorKind; 9] = [
     RemoteErrorKind::Auth,
     RemoteErrorKind::NotFound,
     RemoteErrorKind::Permission,
@@ -80,6 +80,7 @@ pub const REMOTE_ERRORS: [RemoteErrorKind; 8] = [
     RemoteErrorKind::Timeout,
     RemoteErrorKind::Corrupt,
     RemoteErrorKind::Other,
+    RemoteErrorKind::KeyVersionMissing,
 ];
 
 /// Every [`RotationReason`], in index order.
@@ -122,6 +123,7 @@ const fn error_index(e: Option<RemoteErrorKind>) -> usize {
         Some(RemoteErrorKind::Timeout) => 6,
         Some(RemoteErrorKind::Corrupt) => 7,
         Some(RemoteErrorKind::Other) => 8,
+        Some(RemoteErrorKind::KeyVersionMissing) => 9,
     }
 }
 
@@ -135,6 +137,7 @@ const fn error_name(i: usize) -> &'static str {
         6 => RemoteErrorKind::Timeout.name(),
         7 => RemoteErrorKind::Corrupt.name(),
         8 => RemoteErrorKind::Other.name(),
+        9 => RemoteErrorKind::KeyVersionMissing.name(),
         _ => "none",
     }
 }

@@ -119,7 +119,7 @@ fn serialize_round_trips() {
     assert_eq!(*again.serialize(), *text);
     // The serialized text is the documented format with the keys in standard Base64.
     let s = String::from_utf8(text.to_vec()).unwrap();
-    assert!(s.starts_with("kms-plugin-keyring v1\n"));
+    assert!(s.starts_with("kms-plugin-keyring v2\n"));
     assert!(s.contains(&line("default", 1, &key_bytes(1))));
     assert!(s.contains(&line("default", 2, &key_bytes(2))));
     assert!(s.contains(&line("backup", 7, &key_bytes(3))));
@@ -383,7 +383,7 @@ fn corrupt_files_give_line_numbered_errors_without_key_material() {
     expect_error(&good1, Some(1), "missing header");
     expect_error(&format!("# c\n\n{good1}"), Some(3), "missing header");
     expect_error(
-        "kms-plugin-keyring v2\n",
+        "kms-plugin-keyring v3\n",
         Some(1),
         "unsupported keyring format version",
     );

@@ -32,6 +32,38 @@ fn a_16_mib_declared_frame_is_refused_from_its_head_alone() {
 }
 
 #[test]
+fn a_control_frame_head_with_a_wrong_length_is_refused_before_its_payload() {
+    // Former fuzz finding (fuzz/artifacts-regressions/plugin_session/crash-01de635a...): a
+    // RST_STREAM head announcing 9,252 octets made the server wait for that payload, so the
+    // request written after it was swallowed as payload and never answered. Lengths that the
+    // head alone shows to be wrong are connection errors FRAME_SIZE_ERROR at once (RFC 9113
+    // §6.4, §6.5, §6.7, §6.8, §6.9); the request before it is still answered.
+    for (kind, flags, len) in [
+        (0x3u8, 0u8, 9_252u32), // RST_STREAM: 4
+        (0x6, 0, 9),            // PING: 8
+        (0x8, 0, 5),            // WINDOW_UPDATE: 4
+        (0x4, 0, 7),            // SETTINGS: a multiple of 6
+        (0x4, 0x1, 6),          // SETTINGS ACK: empty
+        (0x7, 0, 7),            // GOAWAY: at least 8
+    ] {
+        let mut h = Harness::connected(&TransportConfig::default());
+        let (first, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
+        h.send(&bytes);
+        h.pump(&mut echo);
+        assert!(h.client.take_response(first).is_some(), "kind {kind}");
+        h.send(&raw_head(len, kind, flags, 0));
+        h.pump(&mut echo);
+        assert_eq!(
+            h.client.goaway(),
+            Some((first, Reason::FRAME_SIZE_ERROR.0)),
+            "kind {kind} len {len}"
+        );
+        assert!(h.conn.is_closed());
+        assert_eq!(h.conn.buffered_input(), 0);
+    }
+}
+
+#[test]
 fn a_frame_one_octet_over_the_limit_is_refused_and_the_limit_itself_accepted() {
     let mut h = Harness::connected(&TransportConfig::default());
     h.send(&raw_frame(0xfe, 0, 0, &[0; 16_384]));

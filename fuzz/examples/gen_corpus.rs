@@ -322,7 +322,110 @@ fn vault_seeds() -> usize {
     seeds.len()
 }
 
+/// One KMIP response message with one batch item answering `op` (as PyKMIP sends them).
+fn kmip_response(
+    op: kms_plugin_core::kek::kmip::Operation,
+    status: u32,
+    body: impl FnOnce(&mut kms_plugin_core::kek::kmip::ttlv::Writer),
+) -> Vec<u8> {
+    use kms_plugin_core::kek::kmip::tag;
+    let mut w = kms_plugin_core::kek::kmip::ttlv::Writer::with_capacity(4096);
+    w.structure(tag::RESPONSE_MESSAGE, |w| {
+        w.structure(tag::RESPONSE_HEADER, |w| {
+            w.structure(tag::PROTOCOL_VERSION, |w| {
+                w.integer(tag::PROTOCOL_VERSION_MAJOR, 1);
+                w.integer(tag::PROTOCOL_VERSION_MINOR, 4);
+            });
+            w.date_time(0x42_0092, 1_700_000_000);
+            w.integer(tag::BATCH_COUNT, 1);
+        });
+        w.structure(tag::BATCH_ITEM, |w| {
+            w.enumeration(tag::OPERATION, op.code());
+            w.enumeration(tag::RESULT_STATUS, status);
+            body(w);
+        });
+    });
+    w.finish().expect("seed fits").to_vec()
+}
+
+/// kmip_responses: Locate, Get Attributes, Encrypt (GCM and key wrap), Decrypt and failure
+/// answers, a response header, a stored blob with its key id.
+fn kmip_seeds() -> usize {
+    use kms_plugin_core::kek::kmip::{Operation, tag};
+    let attr = |w: &mut kms_plugin_core::kek::kmip::ttlv::Writer, name: &str, v: u32| {
+        w.structure(tag::ATTRIBUTE, |w| {
+            w.text(tag::ATTRIBUTE_NAME, name);
+            w.enumeration(tag::ATTRIBUTE_VALUE, v);
+        });
+    };
+    let seeds: Vec<(u8, Vec<u8>)> = vec![
+        (0, kmip_response(Operation::Locate, 0, |w| {
+            w.structure(tag::RESPONSE_PAYLOAD, |w| {
+                w.text(tag::UNIQUE_IDENTIFIER, "1");
+                w.text(tag::UNIQUE_IDENTIFIER, "2");
+            });
+        })),
+        (1, kmip_response(Operation::GetAttributes, 0, |w| {
+            w.structure(tag::RESPONSE_PAYLOAD, |w| {
+                w.text(tag::UNIQUE_IDENTIFIER, "1");
+                attr(w, "Object Type", 2);
+                attr(w, "State", 2);
+                attr(w, "Cryptographic Algorithm", 3);
+                w.structure(tag::ATTRIBUTE, |w| {
+                    w.text(tag::ATTRIBUTE_NAME, "Initial Date");
+                    w.date_time(tag::ATTRIBUTE_VALUE, 1_700_000_000);
+                });
+                w.structure(tag::ATTRIBUTE, |w| {
+                    w.text(tag::ATTRIBUTE_NAME, "Digest");
+                    w.structure(tag::ATTRIBUTE_VALUE, |w| {
+                        w.enumeration(0x42_0038, 6);
+                        w.bytes(tag::DIGEST_VALUE, &[0xab; 32]);
+                    });
+                });
+            });
+        })),
+        (2, kmip_response(Operation::Encrypt, 0, |w| {
+            w.structure(tag::RESPONSE_PAYLOAD, |w| {
+                w.text(tag::UNIQUE_IDENTIFIER, "1");
+                w.bytes(tag::DATA, &[3; 32]);
+                w.bytes(tag::IV_COUNTER_NONCE, &[1; 16]);
+                w.bytes(tag::AE_TAG, &[2; 16]);
+            });
+        })),
+        (8, kmip_response(Operation::Encrypt, 0, |w| {
+            w.structure(tag::RESPONSE_PAYLOAD, |w| {
+                w.text(tag::UNIQUE_IDENTIFIER, "1");
+                w.bytes(tag::DATA, &[3; 40]);
+            });
+        })),
+        (3, kmip_response(Operation::Decrypt, 0, |w| {
+            w.structure(tag::RESPONSE_PAYLOAD, |w| {
+                w.text(tag::UNIQUE_IDENTIFIER, "1");
+                w.bytes(tag::DATA, &[5; 32]);
+            });
+        })),
+        (4, kmip_response(Operation::Locate, 1, |w| {
+            w.enumeration(tag::RESULT_REASON, 3);
+            w.text(tag::RESULT_MESSAGE, "Error verifying the client certificate.");
+        })),
+        (23, {
+            let mut s = b"kmip:1:0011223344556677".to_vec();
+            s.push(0x01);
+            s.push(12);
+            s.extend_from_slice(&[1; 12 + 16 + 32]);
+            s
+        }),
+    ];
+    for (mode, body) in &seeds {
+        let mut s = vec![*mode];
+        s.extend_from_slice(body);
+        write_seed("kmip_responses", &s);
+    }
+    seeds.len()
+}
+
 fn main() {
+    println!("kmip_responses: {} seeds", kmip_seeds());
     println!("vault_responses: {} seeds", vault_seeds());
     println!("h2_frames: {} seeds", h2_seeds());
     println!("grpc_kms_decode: {} seeds", grpc_kms_seeds());

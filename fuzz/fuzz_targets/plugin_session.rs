@@ -13,7 +13,9 @@
 //!   plugin's snapshot at that moment (docs/protocol.md §4);
 //! - at the end, once all input is delivered, every remote op answered and time run forward,
 //!   every request the plugin fully received was answered (END_STREAM or RST_STREAM), unless
-//!   its connection was closed or GOAWAY excluded its stream.
+//!   its connection was closed or GOAWAY excluded its stream. "Fully received" means all its
+//!   frames were delivered and seen as frames: raw bytes may announce a longer frame than
+//!   they hold, and then the server rightly reads the next request as that frame's payload.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -21,7 +23,7 @@ use std::collections::BTreeSet;
 use kms_plugin_core::effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
 use kms_plugin_core::testing::fake_remote::FakeRemote;
 use kms_plugin_core::{Config, ConnId, Plugin, Timestamp};
-use kms_plugin_fuzz::{PATHS, ServerOutput, client_start, frame, msg, request, ty};
+use kms_plugin_fuzz::{PATHS, PREFACE, ServerOutput, client_start, frame, msg, request, ty};
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -35,10 +37,14 @@ struct Client {
     id: ConnId,
     /// Bytes written by the client, not yet delivered to the plugin.
     queued: Vec<u8>,
+    /// Every byte the client wrote, delivered or not (to find the server's frame boundaries).
+    written: Vec<u8>,
     /// Total bytes delivered.
     delivered: usize,
     /// (stream, path index, byte offset at which the request is complete).
     requests: Vec<(u32, usize, usize)>,
+    /// Per stream: the byte offset at which its request starts.
+    request_start: std::collections::BTreeMap<u32, usize>,
     /// Per stream: the key-history epoch when its last byte was delivered.
     delivered_epoch: std::collections::BTreeMap<u32, usize>,
     next_stream: u32,
@@ -266,8 +272,10 @@ impl Session<'_> {
                 let mut c = Client {
                     id,
                     queued: Vec::new(),
+                    written: Vec::new(),
                     delivered: 0,
                     requests: Vec::new(),
+                    request_start: std::collections::BTreeMap::new(),
                     delivered_epoch: std::collections::BTreeMap::new(),
                     next_stream: 1,
                     out: ServerOutput::default(),
@@ -277,6 +285,7 @@ impl Session<'_> {
                 };
                 if self.u.ratio(7, 8).unwrap_or(true) {
                     client_start(&mut c.queued);
+                    c.written.clone_from(&c.queued);
                 }
                 self.clients.push(c);
             }
@@ -293,7 +302,10 @@ impl Session<'_> {
                 let c = &mut self.clients[i];
                 let stream = c.next_stream;
                 c.next_stream += 2;
+                let start = c.queued.len();
                 request(&mut c.queued, stream, PATHS[path], &message, timeout);
+                c.written.extend_from_slice(&c.queued[start..]);
+                c.request_start.insert(stream, c.delivered + start);
                 let end = c.delivered + c.queued.len();
                 c.requests.push((stream, path, end));
             }
@@ -336,6 +348,7 @@ impl Session<'_> {
                     }
                 }
                 self.clients[i].queued.extend_from_slice(&bytes);
+                self.clients[i].written.extend_from_slice(&bytes);
             }
             8 => {
                 let Some(i) = self.client() else { return true };
@@ -443,8 +456,17 @@ impl Session<'_> {
             if c.closed {
                 continue;
             }
+            let starts = frame_starts(&c.written[..c.delivered]);
             for &(stream, _, end) in &c.requests {
                 if end > c.delivered || c.cancelled.contains(&stream) {
+                    continue;
+                }
+                // Raw bytes before a request can announce a longer frame than they hold (an
+                // unknown frame type, say): the request's bytes are then that frame's payload,
+                // and the server never saw a request (former false finding
+                // artifacts-regressions/plugin_session/crash-01de635a...).
+                let start = c.request_start.get(&stream).copied().unwrap_or(0);
+                if !starts.contains(&start) || !starts.contains(&end) {
                     continue;
                 }
                 // A connection error (GOAWAY with an error code) abandons in-flight streams;
@@ -467,6 +489,22 @@ fn trace(line: &str) {
     if kms_plugin_fuzz::tracing() {
         eprintln!("{line}");
     }
+}
+
+/// The offsets at which the server's frame parser sees a frame begin in `bytes` (everything
+/// the client delivered), plus the end of the last whole frame; empty without the preface
+/// (the server then closes the connection with a connection error).
+fn frame_starts(bytes: &[u8]) -> BTreeSet<usize> {
+    let mut starts = BTreeSet::new();
+    let Some(mut pos) = bytes.starts_with(PREFACE).then_some(PREFACE.len()) else {
+        return starts;
+    };
+    while let Some(head) = bytes.get(pos..pos + 9) {
+        starts.insert(pos);
+        pos += 9 + u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    }
+    starts.insert(pos);
+    starts
 }
 
 fn finished(out: &ServerOutput) -> BTreeSet<u32> {

@@ -369,19 +369,19 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
             let path = if let Some(p) = args.get("key-file") {
                 PathBuf::from(p)
             } else {
-                {
-                    let path = PathBuf::from(DEFAULT_KEY_FILE);
-                    if std::fs::symlink_metadata(&path).is_err() {
-                        let key_id = keyfile::init(&path, &name, false)?;
-                        logger.info(
-                            "created a new local key file; back it up: losing it loses every Secret encrypted with it",
-                            &[("key_file", &path.display()), ("key_id_hash", &crate::log::hash_key_id(&key_id))],
-                        );
-                    }
-                    path
+                let path = PathBuf::from(DEFAULT_KEY_FILE);
+                if let Some(key_id) = keyfile::commands::create_if_absent(&path, &name)? {
+                    logger.info(
+                        "created a new local key file; back it up: losing it loses every Secret encrypted with it",
+                        &[
+                            ("key_file", &path.display()),
+                            ("key_id_hash", &crate::log::hash_key_id(&key_id)),
+                        ],
+                    );
                 }
+                path
             };
-            Ok(Arc::new(LocalKeyFile::open(path, name)?))
+            Ok(Arc::new(LocalKeyFile::open(path, name, *logger)?))
         }
         remote @ ("vault" | "pkcs11") => {
             let flags = ProviderFlags {
@@ -393,6 +393,7 @@ pub fn build_provider(args: &Args, logger: &Logger) -> Result<Arc<dyn KekProvide
                 pkcs11_module: args.get("pkcs11-module").map(PathBuf::from),
                 pkcs11_token_label: args.get("pkcs11-token-label").map(str::to_string),
                 pin_file: args.get("pin-file").map(PathBuf::from),
+                ..ProviderFlags::default()
             };
             let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
             Ok(Arc::from(provider))
@@ -498,26 +499,13 @@ fn keys(args: &Args) -> Result<(), String> {
             .ok_or("keys needs --key-file FILE (the default is /var/lib/kms-plugin/keyring)")?,
     );
     let name = key_name(args);
-    match args.subcommand.as_deref() {
-        Some("init") => {
-            let key_id = keyfile::init(&path, &name, args.flag("force"))?;
-            println!(
-                "created {} with key {name} v1 ({key_id}); back this file up",
-                path.display()
-            );
-        }
-        Some("rotate") => {
-            let key_id = keyfile::rotate(&path, &name)?;
-            println!(
-                "rotated {name} in {}: new key id {key_id}; running plugins pick it up without a restart",
-                path.display()
-            );
-        }
-        _ => {
-            for line in keyfile::list(&path)? {
-                println!("{line}");
-            }
-        }
+    let lines = match args.subcommand.as_deref() {
+        Some("init") => keyfile::commands::init(&path, &name, args.flag("force"))?,
+        Some("rotate") => keyfile::commands::rotate(&path, &name)?,
+        _ => keyfile::commands::list(&path)?,
+    };
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
@@ -525,20 +513,9 @@ fn keys(args: &Args) -> Result<(), String> {
 fn probe(args: &Args) -> Result<i32, String> {
     let endpoint = Endpoint::parse(args.get("listen").unwrap_or(Endpoint::DEFAULT))?;
     let timeout = seconds(args, "timeout", 3)?;
-    match crate::probe::status(&endpoint, timeout) {
-        Ok(r) if r.healthz == "ok" => {
-            println!("ok version={} key_id={}", r.version, r.key_id);
-            Ok(0)
-        }
-        Ok(r) => {
-            println!("unhealthy: {}", r.healthz);
-            Ok(1)
-        }
-        Err(e) => {
-            println!("unhealthy: {e}");
-            Ok(1)
-        }
-    }
+    let (code, line) = crate::probe::run(&endpoint, timeout, crate::probe::Check::Readiness, None);
+    println!("{line}");
+    Ok(code)
 }
 
 /// `encryption-config`: prints a config for this plugin; refuses (exit 2, printing the findings

@@ -1,9 +1,18 @@
-//! The local provider's key file: loading with permission checks, and atomic writes.
+//! The local provider's key file: loading with permission checks, serialized atomic writes,
+//! and the `keys` commands.
 //!
-//! Losing the key file loses every Secret encrypted under it, so writes never leave a
-//! half-written file: a temp file in the same directory is written, fsynced, renamed over the
-//! target, and the directory is fsynced. Files are created 0600; a key file readable by group
-//! or others is refused.
+//! Losing the key file loses every Secret encrypted under it, so:
+//! - every write holds an exclusive advisory lock (`flock`) on a sibling `<file>.lock`, so
+//!   concurrent `keys` commands serialize: each reads the file the previous one wrote, and two
+//!   keys never get the same version;
+//! - writes never leave a half-written file: a temp file in the same directory is written,
+//!   fsynced, renamed over the target, and the directory is fsynced before the command reports
+//!   a version as created;
+//! - `keys init --force` first copies the file it replaces to a timestamped backup beside it.
+//!
+//! Files are created 0600; a key file readable by group or others is refused.
+
+pub mod commands;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -74,18 +83,45 @@ pub fn load(path: &Path) -> Result<(Keyring, FileStamp), String> {
     file.read_to_end(&mut text)
         .map_err(|e| format!("key file {shown}: {e}"))?;
     let keyring = Keyring::parse(&text).map_err(|e| format!("key file {shown}: {e}"))?;
-    let stamp = FileStamp::of(path).map_err(|e| format!("key file {shown}: {e}"))?;
+    // The stamp of the file that was read (not of the path, which may be replaced meanwhile).
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("key file {shown}: {e}"))?;
+    let stamp = FileStamp {
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime_nanos: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    };
     Ok((keyring, stamp))
 }
 
-/// Writes `keyring` to `path` atomically with mode 0600 (temp file + fsync + rename + dir
-/// fsync). With `overwrite == false` an existing file is left untouched and an error returned.
-pub fn store(path: &Path, keyring: &Keyring, overwrite: bool) -> Result<(), String> {
-    let shown = path.display();
-    let dir = match path.parent() {
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> Result<PathBuf, String> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| format!("key file {}: not a file name", path.display()))?;
+    Ok(parent_dir(path).join(format!("{}{suffix}", file_name.to_string_lossy())))
+}
+
+/// An exclusive advisory lock (`flock`) on `<key file>.lock`, held while a `keys` command reads,
+/// changes and writes the key file. Released when dropped (or when the process dies).
+pub struct WriteLock {
+    _file: File,
+}
+
+// `File::lock`/`try_lock` (flock(2) on Linux) are std since 1.89; the pinned toolchain
+// (rust-toolchain.toml, 1.95) has them, the workspace's declared MSRV does not yet.
+#[allow(clippy::incompatible_msrv)]
+/// Takes the write lock of `path`'s key file, creating its directory (0700) and the lock file
+/// (0600) if needed. If another command holds it, calls `on_wait` once and waits for it.
+pub fn lock_for_write(path: &Path, on_wait: impl FnOnce(&Path)) -> Result<WriteLock, String> {
+    let dir = parent_dir(path);
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -93,20 +129,47 @@ pub fn store(path: &Path, keyring: &Keyring, overwrite: bool) -> Result<(), Stri
             .create(&dir)
             .map_err(|e| format!("cannot create key directory {}: {e}", dir.display()))?;
     }
+    let lock_path = sibling(path, ".lock")?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open lock file {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            on_wait(&lock_path);
+            file.lock()
+                .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", lock_path.display()));
+        }
+    }
+    Ok(WriteLock { _file: file })
+}
+
+/// Writes `keyring` to `path` atomically with mode 0600 (temp file + fsync + rename + dir
+/// fsync). With `overwrite == false` an existing file is left untouched and an error returned.
+/// The caller holds the [`WriteLock`].
+pub fn store(
+    path: &Path,
+    keyring: &Keyring,
+    overwrite: bool,
+    _lock: &WriteLock,
+) -> Result<(), String> {
+    let shown = path.display();
+    let dir = parent_dir(path);
     if !overwrite && fs::symlink_metadata(path).is_ok() {
         return Err(format!(
-            "key file {shown} already exists; refusing to overwrite it (pass --force only if \
-             nothing was ever encrypted with it, or use `kms-plugin keys rotate`)"
+            "key file {shown} already exists; refusing to overwrite it (use `kms-plugin keys \
+             rotate` to add a version; `keys init --force` replaces it after a backup)"
         ));
     }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| format!("key file {shown}: not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = sibling(path, &format!(".tmp-{}", std::process::id()))?;
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
@@ -139,31 +202,148 @@ pub fn random_key() -> Result<Secret32, String> {
     Ok(Secret32::from_bytes(*bytes))
 }
 
-/// `keys init`: a new keyring with one version of `name`.
-pub fn init(path: &Path, name: &str, force: bool) -> Result<String, String> {
+/// `YYYYMMDDTHHMMSSZ` for `secs` since the Unix epoch (UTC).
+fn utc_stamp(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Copies the key file at `path` to `<path>.bak-<UTC time>` (mode 0600, fsynced, never over an
+/// existing file) and returns the backup's path. `None` when there is no file to keep.
+fn backup(path: &Path, _lock: &WriteLock) -> Result<Option<PathBuf>, String> {
+    let shown = path.display();
+    let mut source = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot back up key file {shown} before replacing it: {e}"
+            ));
+        }
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    source
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot back up key file {shown} before replacing it: {e}"))?;
+    let stamp = utc_stamp(crate::log::wall_clock().as_secs());
+    for attempt in 0..100u32 {
+        let suffix = if attempt == 0 {
+            format!(".bak-{stamp}")
+        } else {
+            format!(".bak-{stamp}-{attempt}")
+        };
+        let target = sibling(path, &suffix)?;
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&target);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot write backup {}: {e}", target.display())),
+        };
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| File::open(parent_dir(path))?.sync_all())
+            .map_err(|e| format!("cannot write backup {}: {e}", target.display()))?;
+        return Ok(Some(target));
+    }
+    Err(format!(
+        "cannot back up key file {shown}: too many backups named .bak-{stamp}"
+    ))
+}
+
+/// What `keys init` did.
+pub struct Created {
+    /// The new key's key_id.
+    pub key_id: String,
+    /// Where the replaced file was kept (`--force` over an existing file).
+    pub backup: Option<PathBuf>,
+}
+
+/// `keys init`: a new keyring with one version of `name`. With `force`, an existing file is
+/// first kept as a timestamped backup beside it.
+pub fn init(path: &Path, name: &str, force: bool, lock: &WriteLock) -> Result<Created, String> {
     let mut keyring = Keyring::new();
     keyring
         .add_key(name, random_key()?)
         .map_err(|e| format!("key name {name:?}: {e}"))?;
-    store(path, &keyring, force)?;
-    keyring
+    let backup = if force { backup(path, lock)? } else { None };
+    store(path, &keyring, force, lock)?;
+    let key_id = keyring
         .current_key_id(name)
-        .ok_or_else(|| "internal error: no key id after init".to_string())
+        .ok_or_else(|| "internal error: no key id after init".to_string())?;
+    Ok(Created { key_id, backup })
 }
 
-/// `keys rotate`: adds a version of `name` (creating the name if needed); old versions stay.
-pub fn rotate(path: &Path, name: &str) -> Result<String, String> {
+/// How a new version enters the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum NewVersion {
+    /// `keys rotate`: the new version is current at once (single host).
+    Current,
+    /// `keys stage`: the new version unwraps but is not current until `keys promote`.
+    Staged,
+}
+
+/// `keys rotate` / `keys stage`: adds a version of `name` (rotate also creates a new name);
+/// old versions stay. Returns the new version's key_id.
+pub fn add_version(
+    path: &Path,
+    name: &str,
+    how: NewVersion,
+    lock: &WriteLock,
+) -> Result<String, String> {
     let (mut keyring, _) = load(path)?;
+    let key = random_key()?;
+    let version = match how {
+        NewVersion::Current => keyring.add_key(name, key),
+        NewVersion::Staged => keyring.stage_key(name, key),
+    }
+    .map_err(|e| format!("key name {name:?}: {e}"))?;
+    store(path, &keyring, true, lock)?;
     keyring
-        .add_key(name, random_key()?)
-        .map_err(|e| format!("key name {name:?}: {e}"))?;
-    store(path, &keyring, true)?;
-    keyring
-        .current_key_id(name)
-        .ok_or_else(|| "internal error: no key id after rotate".to_string())
+        .key_id(name, version)
+        .ok_or_else(|| "internal error: no key id for the new version".to_string())
 }
 
-/// `keys list`: one line per version: `name version key_id [current]`. Never key bytes.
+/// `keys promote`: makes the highest (staged) version of `name` current. Returns the
+/// promotion and the now-current key_id; the file is rewritten only if something changed.
+pub fn promote(
+    path: &Path,
+    name: &str,
+    lock: &WriteLock,
+) -> Result<(kms_plugin_core::keyring::Promotion, String), String> {
+    let (mut keyring, _) = load(path)?;
+    let promotion = keyring
+        .promote(name)
+        .map_err(|e| format!("key name {name:?}: {e}"))?;
+    if promotion.changed() {
+        store(path, &keyring, true, lock)?;
+    }
+    let key_id = keyring
+        .current_key_id(name)
+        .ok_or_else(|| "internal error: no current key id".to_string())?;
+    Ok((promotion, key_id))
+}
+
+/// `keys list`: one line per version: `name vN key_id [current|staged]`. Never key bytes.
 pub fn list(path: &Path) -> Result<Vec<String>, String> {
     let (keyring, _) = load(path)?;
     let mut lines = Vec::new();
@@ -171,13 +351,50 @@ pub fn list(path: &Path) -> Result<Vec<String>, String> {
         let current = keyring.current_version(name);
         for version in keyring.versions(name) {
             let key_id = keyring.key_id(name, version).unwrap_or_default();
-            let mark = if Some(version) == current {
-                " current"
-            } else {
-                ""
+            let mark = match current {
+                Some(c) if c == version => " current",
+                Some(c) if version > c => " staged",
+                _ => "",
             };
             lines.push(format!("{name} v{version} {key_id}{mark}"));
         }
     }
     Ok(lines)
+}
+
+/// `keys status`: the keyring fingerprint (compare it across hosts), then per name its
+/// current key_id and any staged versions.
+pub fn status(path: &Path) -> Result<Vec<String>, String> {
+    let (keyring, _) = load(path)?;
+    let mut lines = vec![format!(
+        "fingerprint {} ({} versions)",
+        keyring.fingerprint(),
+        keyring.len()
+    )];
+    for name in keyring.names() {
+        let current = keyring.current_key_id(name).unwrap_or_default();
+        let staged: Vec<String> = keyring
+            .staged_versions(name)
+            .map(|v| format!("v{v}"))
+            .collect();
+        let staged = if staged.is_empty() {
+            String::new()
+        } else {
+            format!(" staged {}", staged.join(" "))
+        };
+        lines.push(format!("{name} current {current}{staged}"));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_stamp;
+
+    #[test]
+    fn utc_stamps_are_calendar_dates() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_796_571_296), "20261206T153456Z");
+    }
 }

@@ -1,6 +1,11 @@
 //! `kms-plugin probe`: one v2 Status call over the socket with a minimal HTTP/2 client (the
 //! core's HPACK codec and hand-built frames; no gRPC library), for exec probes in a scratch
-//! image. Healthy means grpc-status 0 and `healthz == "ok"`.
+//! image. Two questions ([`Check`]):
+//! - readiness: healthy means grpc-status 0 and `healthz == "ok"`;
+//! - liveness: the process serves its socket, i.e. Status is answered with grpc-status 0,
+//!   whatever healthz says. A remote KMS outage makes the plugin unready but never "dead", so
+//!   kubelet does not restart it (a restart would drop the unwrapped KEKs it still decrypts
+//!   with).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -11,6 +16,48 @@ use kms_plugin_proto::v2::StatusResponse;
 use prost::Message;
 
 use crate::endpoint::Endpoint;
+
+/// Which question `probe` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Is the plugin ready to encrypt and decrypt (healthz `ok`)?
+    Readiness,
+    /// Does the process serve its socket (Status answered at all)?
+    Liveness,
+}
+
+/// `kms-plugin probe`: asks `check` of the plugin at `endpoint` within `timeout` and returns
+/// the exit code (0 yes, 1 no) and the line to print. With `key_file`, the line also carries
+/// that key file's fingerprint (`keyring=kr1:...`), to compare control-plane hosts.
+pub fn run(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    check: Check,
+    key_file: Option<&std::path::Path>,
+) -> (i32, String) {
+    let (code, mut line) = match (status(endpoint, timeout), check) {
+        (Ok(r), Check::Readiness) if r.healthz == "ok" => {
+            (0, format!("ok version={} key_id={}", r.version, r.key_id))
+        }
+        (Ok(r), Check::Readiness) => (1, format!("unhealthy: {}", r.healthz)),
+        (Ok(r), Check::Liveness) => (
+            0,
+            format!("live version={} healthz={:?}", r.version, r.healthz),
+        ),
+        (Err(e), Check::Readiness) => (1, format!("unhealthy: {e}")),
+        (Err(e), Check::Liveness) => (1, format!("not live: {e}")),
+    };
+    if let Some(path) = key_file {
+        match crate::keyfile::load(path) {
+            Ok((keyring, _)) => {
+                line.push_str(" keyring=");
+                line.push_str(&keyring.fingerprint());
+            }
+            Err(e) => line = format!("{line} keyring-error={e:?}"),
+        }
+    }
+    (code, line)
+}
 
 /// What the probe saw.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! The core asks for remote work through `Effect::Remote`; the runtime runs the matching
 //! provider call on a worker thread and feeds the answer back with `Plugin::handle_remote`.
 
+#[cfg(feature = "kmip")]
+pub mod kmip;
 pub mod local;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
@@ -17,13 +19,13 @@ use std::time::Instant;
 use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::{RemoteError, RemoteOp, RemoteReply};
 
-/// A remote KEK (key file, Vault/OpenBao Transit, PKCS#11 HSM) behind blocking calls.
+/// A remote KEK (key file, Vault/OpenBao Transit, PKCS#11 HSM, KMIP server) behind blocking calls.
 ///
 /// Implementations must be safe to call from several threads at once, must give up by
 /// `deadline` (returning [`kms_plugin_core::RemoteErrorKind::Timeout`]), and must never put
 /// secrets into the errors they return.
 pub trait KekProvider: Send + Sync + 'static {
-    /// Short provider name for logs and metrics: `local`, `vault`, `pkcs11`.
+    /// Short provider name for logs and metrics: `local`, `vault`, `pkcs11`, `kmip`.
     fn name(&self) -> &'static str;
     /// The current remote key id (non-secret, 1..=1024 bytes, never reused) if the remote
     /// KEK is usable.
@@ -38,6 +40,9 @@ pub trait KekProvider: Send + Sync + 'static {
         wrapped: &[u8],
         deadline: Instant,
     ) -> Result<Secret32, RemoteError>;
+    /// Appends the provider's own metric families (Prometheus text format, bounded labels) to
+    /// `/metrics`; none by default.
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Runs one core [`RemoteOp`] against `provider`.

@@ -14,7 +14,7 @@
 //! after which its connection is shut down), never the other connections.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -135,8 +135,11 @@ impl ConnWriter {
                     }
                     self.pool.put(chunk);
                 }
+                // Half-close: the peer reads everything we sent, then EOF; its own late
+                // writes (a WINDOW_UPDATE, a SETTINGS ACK) do not fail with EPIPE while it
+                // still has our last responses to read. The reader thread lingers.
                 Some(None) => {
-                    let _ = stream.shutdown(Shutdown::Both);
+                    let _ = stream.shutdown(Shutdown::Write);
                 }
             }
         }
@@ -164,6 +167,8 @@ struct State {
     timer_target: Option<Timestamp>,
     stopping: bool,
     finished: bool,
+    /// Connection threads still running (lingering after close included).
+    open_sockets: usize,
     /// Fed every event; gauges refreshed after each drain and at scrape time.
     metrics: Metrics,
 }
@@ -177,6 +182,8 @@ struct Shared {
     logger: Logger,
     /// Output buffers for drains; filled by the writers.
     pool: Arc<BufferPool>,
+    /// The provider, for its own metric families.
+    provider: Arc<dyn KekProvider>,
 }
 
 impl Shared {
@@ -248,6 +255,15 @@ impl Shared {
         }
         flush
     }
+
+    /// A connection thread is done with its socket.
+    fn socket_closed(&self) {
+        let mut st = self.lock();
+        st.open_sockets -= 1;
+        if st.stopping {
+            self.drained_cv.notify_all();
+        }
+    }
 }
 
 /// A running server; dropping it does not stop it — call [`Server::shutdown`] then
@@ -279,6 +295,7 @@ impl Server {
                 timer_target: None,
                 stopping: false,
                 finished: false,
+                open_sockets: 0,
                 metrics: Metrics::new(options.provider.name()),
             }),
             timer_cv: Condvar::new(),
@@ -287,6 +304,7 @@ impl Server {
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
+            provider: options.provider.clone(),
         });
         let flush = shared.drain(&mut shared.lock());
         drop(flush); // no connection exists yet: nothing to write
@@ -380,6 +398,23 @@ impl Server {
             writer.push(None);
             writer.flush();
         }
+        // Every socket is half-closed now: give clients until the linger deadline to read
+        // their last responses and hang up, so exiting does not cut them off.
+        let linger = Instant::now() + LINGER;
+        let mut st = self.shared.lock();
+        while st.open_sockets > 0 {
+            let left = linger.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .shared
+                .drained_cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(st);
         self.shared.timer_cv.notify_all();
         *self
             .shared
@@ -419,6 +454,7 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
         let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
         let conn = {
             let mut st = shared.lock();
+            st.open_sockets += 1;
             let conn = st.plugin.handle_accept(shared.clock.now());
             st.writers
                 .insert(conn, ConnWriter::new(writer, shared.pool.clone()));
@@ -434,16 +470,31 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
             let flush = shared.drain(&mut st);
             drop(st);
             drop(flush);
+            shared.socket_closed();
         }
     }
 }
 
-fn connection_loop(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
+fn connection_loop(shared: &Shared, stream: UnixStream, conn: ConnId) {
+    read_connection(shared, stream, conn);
+    shared.socket_closed();
+}
+
+fn read_connection(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
+    // Wakes an idle reader every LINGER: once we closed the connection and the peer stayed
+    // silent that long, the thread ends (a blocked read is not woken by our half-close).
+    let _ = stream.set_read_timeout(Some(LINGER));
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match stream.read(&mut buf) {
-            Ok(0) | Err(_) => 0,
             Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if shared.lock().writers.contains_key(&conn) {
+                    continue;
+                }
+                return;
+            }
+            Err(_) => 0,
         };
         let mut st = shared.lock();
         let now = shared.clock.now();
@@ -453,13 +504,36 @@ fn connection_loop(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
             let flush = shared.drain(&mut st);
             drop(st);
             drop(flush);
-            break;
+            if n > 0 {
+                linger(&mut stream, &mut buf);
+            }
+            return;
         }
         let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
         let flush = shared.drain(&mut st);
         drop(st);
         drop(flush);
         buf[..n].zeroize();
+    }
+}
+
+/// How long a closed connection's socket is still read (and the input dropped) so the peer
+/// can read our last bytes and hang up first; also what shutdown waits for that at most.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and drops whatever the peer still sends after we half-closed, until it hangs up or
+/// [`LINGER`] is over.
+fn linger(stream: &mut UnixStream, buf: &mut [u8]) {
+    let deadline = Instant::now() + LINGER;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf[..n].zeroize(),
+        }
     }
 }
 
@@ -531,6 +605,8 @@ impl Probe for ServerProbe {
         } = &mut *st;
         metrics.observe(plugin, self.0.clock.now());
         metrics.render(out);
+        drop(st);
+        self.0.provider.render_metrics(out);
     }
 
     fn readiness(&self) -> Result<(), String> {

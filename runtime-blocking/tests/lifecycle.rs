@@ -229,9 +229,9 @@ fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
     let timeout = std::time::Duration::from_secs(20);
     wait_healthy(&listen);
 
-    // A corrupt key file: the next status refresh fails, healthz turns unhealthy. (Waiting for
-    // this exact cause also consumes any start-up health lines, which may come before or after
-    // "listening", so the "healthy" awaited below is the recovery.)
+    // A corrupt key file: the next status refresh fails, healthz turns unhealthy. (Each wait
+    // looks only after the line the previous one returned, so the "healthy" awaited below is
+    // the recovery, not a start-up line.)
     std::fs::write(&key_file, b"garbage\n").unwrap();
     plugin.wait_log(
         "warn  unhealthy cause=\"remote kms error: corrupt\"",

@@ -14,10 +14,8 @@ mod support;
 #[path = "support/transit_server.rs"]
 mod transit_server;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use kms_plugin_proto::v2;
@@ -48,30 +46,11 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Plugin {
         ])
         .env_remove("KMS_USER_ID")
         .env_remove("KMS_KEY_ID")
-        .env_remove("VAULT_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env_remove("VAULT_ADDR");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn kms-plugin");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let plugin = Plugin {
-        child: Some(child),
-        log: rx,
-    };
-    plugin.wait_log("listening", WAIT);
-    plugin
+    Plugin::spawn(&mut cmd, &["listening"])
 }
 
 struct Client {

@@ -91,7 +91,7 @@ fn softhsm_suite() {
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "SoftHSM tests failed");
-    assert!(stdout.contains("7 passed"), "all SoftHSM tests ran");
+    assert!(stdout.contains("8 passed"), "all SoftHSM tests ran");
 }
 
 fn provider(token: &str, pin: PinSource) -> Pkcs11Provider {
@@ -157,10 +157,11 @@ fn in_softhsm_tampering_and_foreign_key_ids_fail_cleanly() {
         p.unwrap(&key_id, &blob[1..], soon()).err().unwrap().kind,
         RemoteErrorKind::Corrupt
     );
-    // AAD = key id: the blob does not open under another key id of the same key.
+    // A key id of this label that no key on the token has: named as a missing key.
     let other = format!("pkcs11:{KEY}:0000000000000000");
     let e = p.unwrap(&other, &blob, soon()).err().unwrap();
-    assert_eq!(e.kind, RemoteErrorKind::NotFound, "{}", e.detail);
+    assert_eq!(e.kind, RemoteErrorKind::KeyVersionMissing, "{}", e.detail);
+    assert!(e.detail.contains(&other), "{}", e.detail);
     assert_eq!(
         p.wrap("vault:x:v1:0", &Secret32::from_bytes([1; 32]), soon())
             .unwrap_err()
@@ -263,6 +264,61 @@ fn in_softhsm_rotation_adds_a_key_and_old_blobs_still_unwrap() {
         p.unwrap(&v2, &old, soon()).err().unwrap().kind,
         RemoteErrorKind::Corrupt
     );
+}
+
+#[test]
+#[ignore = "run by softhsm_suite with SOFTHSM2_CONF set"]
+fn in_softhsm_a_deleted_key_is_named_in_status_and_unwrap() {
+    const GONE: &str = "kms-key-deleted";
+    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
+    let handle = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Label(GONE.as_bytes().to_vec()),
+                Attribute::Id(vec![1]),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+            ],
+        )
+        .unwrap();
+    let p = Pkcs11Provider::new(Pkcs11Config {
+        module: DEFAULT_MODULE.into(),
+        token_label: TOKEN.into(),
+        key_label: GONE.into(),
+        pin: pin(PIN),
+        max_idle_sessions: 1,
+    })
+    .unwrap();
+    let key_id = p.status(soon()).unwrap();
+    let blob = p
+        .wrap(&key_id, &Secret32::from_bytes([5; 32]), soon())
+        .unwrap();
+    // Someone deletes the HSM key: never a generic failure, always the key named.
+    session.destroy_object(handle).unwrap();
+    let e = p.status(soon()).unwrap_err();
+    assert_eq!(e.kind, RemoteErrorKind::KeyVersionMissing, "{}", e.detail);
+    assert!(
+        e.detail.contains(&key_id) && e.detail.contains("restore"),
+        "{}",
+        e.detail
+    );
+    let e = p.unwrap(&key_id, &blob, soon()).err().unwrap();
+    assert_eq!(e.kind, RemoteErrorKind::KeyVersionMissing, "{}", e.detail);
+    assert!(e.detail.contains(&key_id), "{}", e.detail);
 }
 
 #[test]

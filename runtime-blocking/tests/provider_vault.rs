@@ -156,8 +156,10 @@ fn tampered_blob_is_corrupt_and_trimmed_versions_are_refused() {
     let good = p.wrap(&v1, &kek(4), soon()).unwrap();
     server.set_min_decryption_version("kms", 2);
     let e = p.unwrap(&v1, &good, soon()).err().unwrap();
-    assert!(!e.kind.is_transient(), "{e:?}");
+    assert_eq!(e.kind, RemoteErrorKind::KeyVersionMissing, "{}", e.detail);
     assert!(e.detail.contains("disallowed"), "{}", e.detail);
+    assert!(e.detail.contains("version v1"), "{}", e.detail);
+    assert!(e.detail.contains("min_decryption_version"), "{}", e.detail);
 }
 
 #[test]

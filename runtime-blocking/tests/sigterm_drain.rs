@@ -8,10 +8,8 @@ mod support;
 #[path = "support/transit_server.rs"]
 mod transit_server;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kms_plugin_proto::v2;
@@ -23,34 +21,14 @@ const TOKEN: &str = "hvs.drain-token";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn start(args: &[&str]) -> Plugin {
-    let mut child = Command::new(BIN)
-        .arg("serve")
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
         .args(args)
         .args(["--log-format", "text", "--log-level", "debug"])
         .env("KMS_KEY_ID", "kms")
         .env_remove("KMS_USER_ID")
-        .env_remove("VAULT_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kms-plugin");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let plugin = Plugin {
-        child: Some(child),
-        log: rx,
-    };
-    plugin.wait_log("info  healthy", WAIT);
-    plugin
+        .env_remove("VAULT_ADDR");
+    Plugin::spawn(&mut cmd, &["info  healthy"])
 }
 
 /// A blocking tonic client over the Unix socket.

@@ -342,6 +342,25 @@ pub fn decrypt_body(
     Ok(body)
 }
 
+/// Names the trimmed key version in a decrypt error of kind `KeyVersionMissing` (other errors
+/// pass unchanged): `key_id`'s version is below the key's `min_decryption_version`.
+pub fn name_missing_version(target: &TransitTarget, key_id: &str, e: RemoteError) -> RemoteError {
+    if e.kind != RemoteErrorKind::KeyVersionMissing {
+        return e;
+    }
+    let version = target
+        .version_of(key_id)
+        .map_or_else(|_| String::from("?"), |v| format!("{v}"));
+    RemoteError::new(
+        RemoteErrorKind::KeyVersionMissing,
+        format!(
+            "transit key version v{version} can no longer decrypt ({}); lower the key's \
+             min_decryption_version to {version} or less to restore it",
+            e.detail
+        ),
+    )
+}
+
 /// The fields of `GET keys/<key>` the provider uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -526,6 +545,7 @@ pub fn error_text(body: &[u8]) -> String {
 /// | status | kind |
 /// |---|---|
 /// | 400 with "not found" | `NotFound` |
+/// | 400 on decrypt with "disallowed by policy" / "too old" | `KeyVersionMissing` (the version was trimmed by `min_decryption_version`) |
 /// | 400 on decrypt | `Corrupt` (ciphertext does not open) |
 /// | 400 otherwise | `Other` |
 /// | 401; 403 with "invalid token" / "token" errors | `Auth` |
@@ -539,6 +559,11 @@ pub fn error_from_response(op: TransitOp, status: u16, body: &[u8]) -> RemoteErr
     let lower = text.to_ascii_lowercase();
     let kind = match status {
         400 if lower.contains("not found") => RemoteErrorKind::NotFound,
+        400 if op == TransitOp::Decrypt
+            && (lower.contains("disallowed by policy") || lower.contains("too old")) =>
+        {
+            RemoteErrorKind::KeyVersionMissing
+        }
         400 if op == TransitOp::Decrypt => RemoteErrorKind::Corrupt,
         401 => RemoteErrorKind::Auth,
         403 if lower.contains("invalid token") || lower.contains("token is expired") => {

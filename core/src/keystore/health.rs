@@ -28,6 +28,7 @@ pub const fn remote_cause(kind: RemoteErrorKind) -> &'static str {
         RemoteErrorKind::Unavailable => "remote kms unreachable: unavailable",
         RemoteErrorKind::Auth => "remote kms error: auth",
         RemoteErrorKind::NotFound => "remote kms error: not_found",
+        RemoteErrorKind::KeyVersionMissing => "remote kms error: key_version_missing",
         RemoteErrorKind::Permission => "remote kms error: permission",
         RemoteErrorKind::Throttled => "remote kms error: throttled",
         RemoteErrorKind::Corrupt => "remote kms error: corrupt",
@@ -66,6 +67,7 @@ mod tests {
         for kind in [
             RemoteErrorKind::Auth,
             RemoteErrorKind::NotFound,
+            RemoteErrorKind::KeyVersionMissing,
             RemoteErrorKind::Permission,
             RemoteErrorKind::Throttled,
             RemoteErrorKind::Unavailable,

@@ -262,6 +262,19 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("kms_plugin_shutting_down", "gauge", &[]),
 ];
 
+/// The blocking runtime's local key file provider's own families
+/// (runtime-blocking/src/provider/local.rs), rendered after the core's.
+pub const LOCAL_PROVIDER_FAMILIES: &[(&str, &str, &[&str])] = &[
+    ("kms_plugin_keyring_info", "gauge", &["fingerprint"]),
+    ("kms_plugin_keyring_versions", "gauge", &[]),
+    ("kms_plugin_keyring_staged_versions", "gauge", &[]),
+    (
+        "kms_plugin_key_file_refused",
+        "gauge",
+        &["file", "versions"],
+    ),
+];
+
 /// Families whose samples appear only once something happened (no pre-initialised series).
 pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];
 
@@ -364,6 +377,7 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let family = family_of(&s.name, &exp.types);
         let (_, ty, names) = FAMILIES
             .iter()
+            .chain(LOCAL_PROVIDER_FAMILIES)
             .find(|(f, _, _)| *f == family)
             .unwrap_or_else(|| panic!("unknown family {family}"));
         assert_eq!(
@@ -378,6 +392,16 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let got: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(got, expected, "labels of {s:?}");
         for (k, v) in &s.labels {
+            if k == "file" || k == "versions" {
+                // One series per provider; the refused file's path and versions, cut to 256 bytes.
+                assert!(v.len() <= 256, "{k}={v:?}");
+                continue;
+            }
+            if k == "fingerprint" {
+                let hex = v.strip_prefix("kr1:").expect(v);
+                assert!(hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+                continue;
+            }
             match allowed_values(k) {
                 Some(set) => assert!(set.contains(v.as_str()), "{k}={v:?} not allowed in {s:?}"),
                 None => {

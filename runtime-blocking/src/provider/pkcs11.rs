@@ -112,7 +112,14 @@ pub struct Pkcs11Provider {
     pin: PinReader,
     max_idle: usize,
     state: Mutex<TokenState>,
+    /// Key ids `status` reported (the keys this process wraps under), at most
+    /// [`MAX_SEEN_KEYS`]: if one disappears from the token, data wrapped under it no longer
+    /// decrypts, and `status` says so (`KeyVersionMissing`) instead of moving on quietly.
+    seen: Mutex<Vec<String>>,
 }
+
+/// Key ids remembered by [`Pkcs11Provider`] to detect a deleted key.
+const MAX_SEEN_KEYS: usize = 64;
 
 fn err(kind: RemoteErrorKind, detail: impl Into<String>) -> RemoteError {
     RemoteError::new(kind, detail)
@@ -253,6 +260,7 @@ impl Pkcs11Provider {
             },
             max_idle: config.max_idle_sessions.max(1),
             state: Mutex::new(TokenState::default()),
+            seen: Mutex::new(Vec::new()),
         })
     }
 
@@ -412,9 +420,10 @@ impl Pkcs11Provider {
             .map(|k| k.handle);
         Ok(found.ok_or_else(|| {
             err(
-                RemoteErrorKind::NotFound,
+                RemoteErrorKind::KeyVersionMissing,
                 format!(
-                    "pkcs11: no key on token {:?} matches key id {key_id:?}",
+                    "pkcs11: no key on token {:?} matches key id {key_id:?}: the HSM key that \
+                     wrapped this data was deleted or replaced; restore it from the HSM's backup",
                     self.token_label
                 ),
             )
@@ -434,7 +443,22 @@ impl KekProvider for Pkcs11Provider {
             Ok(keys) => keys,
             Err(e) => return Err(lease.fail("find key", &e)),
         };
-        keys.into_iter()
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(gone) = seen
+            .iter()
+            .find(|id| !keys.iter().any(|k| &k.key_id == *id))
+        {
+            return Err(err(
+                RemoteErrorKind::KeyVersionMissing,
+                format!(
+                    "pkcs11: key {gone:?} (label {:?}) is gone from token {:?}: data wrapped \
+                     under it no longer decrypts; restore the key from the HSM's backup",
+                    self.key_label, self.token_label
+                ),
+            ));
+        }
+        let current = keys
+            .into_iter()
             .max_by(|a, b| a.id.cmp(&b.id))
             .map(|k| k.key_id)
             .ok_or_else(|| {
@@ -445,7 +469,11 @@ impl KekProvider for Pkcs11Provider {
                         self.key_label, self.token_label
                     ),
                 )
-            })
+            })?;
+        if !seen.contains(&current) && seen.len() < MAX_SEEN_KEYS {
+            seen.push(current.clone());
+        }
+        Ok(current)
     }
 
     fn wrap(

@@ -14,6 +14,12 @@
 //! | CA bundle | `--ca-file` | `VAULT_CACERT` |
 //! | PKCS#11 module | `--pkcs11-module` (default SoftHSM2) | |
 //! | PKCS#11 token label | `--pkcs11-token-label` | |
+//! | KMIP key name or unique identifier | | `KMS_KEY_ID` |
+//! | KMIP server | `--kmip-addr` (`host[:port]`, default port 5696) | |
+//! | KMIP client certificate / key | `--kmip-client-cert` / `--kmip-client-key` | |
+//! | KMIP server CA | `--ca-file` | |
+//! | KMIP username / password | `--kmip-password-file` | `KMS_USER_ID` (the username) |
+//! | KMIP wrap mode | `--kmip-mode` (`gcm`, `key-wrap`, `key-wrap-pad`; default: probe) | |
 
 use std::path::PathBuf;
 
@@ -43,15 +49,31 @@ pub struct ProviderFlags {
     pub pkcs11_token_label: Option<String>,
     /// `--pin-file`.
     pub pin_file: Option<PathBuf>,
+    /// `--kmip-addr`.
+    pub kmip_addr: Option<String>,
+    /// `--kmip-client-cert`.
+    pub kmip_client_cert: Option<PathBuf>,
+    /// `--kmip-client-key`.
+    pub kmip_client_key: Option<PathBuf>,
+    /// `--kmip-password-file`.
+    pub kmip_password_file: Option<PathBuf>,
+    /// `--kmip-mode`.
+    pub kmip_mode: Option<String>,
 }
 
 /// Flags that would put a secret on the command line; refused with a pointer to the
 /// supported ways.
-const REFUSED: [&str; 4] = ["--token", "--vault-token", "--pin", "--user-pin"];
+const REFUSED: [&str; 5] = [
+    "--token",
+    "--vault-token",
+    "--pin",
+    "--user-pin",
+    "--password",
+];
 
 impl ProviderFlags {
     /// Every flag this module understands.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 13] = [
         "--vault-addr",
         "--transit-mount",
         "--vault-namespace",
@@ -60,6 +82,11 @@ impl ProviderFlags {
         "--pkcs11-module",
         "--pkcs11-token-label",
         "--pin-file",
+        "--kmip-addr",
+        "--kmip-client-cert",
+        "--kmip-client-key",
+        "--kmip-password-file",
+        "--kmip-mode",
     ];
 
     /// Removes the provider flags (`--flag value` or `--flag=value`) from `args` and returns
@@ -76,7 +103,7 @@ impl ProviderFlags {
             if REFUSED.contains(&name.as_str()) {
                 return Err(format!(
                     "{name} is not accepted: secrets never go on the command line; \
-                     use KMS_USER_ID or --token-file / --pin-file"
+                     use KMS_USER_ID or --token-file / --pin-file / --kmip-password-file"
                 ));
             }
             if !Self::NAMES.contains(&name.as_str()) {
@@ -105,6 +132,11 @@ impl ProviderFlags {
             "--pkcs11-module" => self.pkcs11_module = Some(value.into()),
             "--pkcs11-token-label" => self.pkcs11_token_label = Some(value),
             "--pin-file" => self.pin_file = Some(value.into()),
+            "--kmip-addr" => self.kmip_addr = Some(value),
+            "--kmip-client-cert" => self.kmip_client_cert = Some(value.into()),
+            "--kmip-client-key" => self.kmip_client_key = Some(value.into()),
+            "--kmip-password-file" => self.kmip_password_file = Some(value.into()),
+            "--kmip-mode" => self.kmip_mode = Some(value),
             _ => {}
         }
     }
@@ -114,7 +146,7 @@ impl ProviderFlags {
 /// environment).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-#[cfg(any(feature = "vault", feature = "pkcs11"))]
+#[cfg(any(feature = "vault", feature = "pkcs11", feature = "kmip"))]
 fn required(env: Env<'_>, name: &str, what: &str) -> Result<String, String> {
     env(name)
         .filter(|v| !v.is_empty())
@@ -196,12 +228,78 @@ pub fn pkcs11_config(
     })
 }
 
-/// Builds remote provider `name` (`vault` or `pkcs11`, each when built with its cargo feature),
-/// wrapped in [`ResilientProvider`](super::resilient::ResilientProvider) with the default retry policy and breaker. Does no
-/// network IO: the plugin starts (and reports not-ok health) while the remote is down. A
-/// provider left out of this build is an error naming the feature that adds it.
+/// The KMIP configuration from `flags` and `env` (see the module table).
+#[cfg(feature = "kmip")]
+pub fn kmip_config(flags: &ProviderFlags, env: Env<'_>) -> Result<super::kmip::KmipConfig, String> {
+    use kms_plugin_core::kek::kmip::WrapMode;
+    let need = |v: &Option<PathBuf>, flag: &str, what: &str| {
+        v.clone()
+            .ok_or_else(|| format!("{flag} ({what}) is required for --provider kmip"))
+    };
+    let credential = match (
+        env("KMS_USER_ID").filter(|u| !u.is_empty()),
+        &flags.kmip_password_file,
+    ) {
+        (Some(user), Some(file)) => Some((user, file.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err("KMS_USER_ID is the KMIP username: give its password with \
+                        --kmip-password-file, or unset KMS_USER_ID to authenticate by the \
+                        client certificate alone"
+                .into());
+        }
+        (None, Some(_)) => {
+            return Err("--kmip-password-file needs the KMIP username in KMS_USER_ID".into());
+        }
+    };
+    let mode = match flags.kmip_mode.as_deref() {
+        None | Some("auto") => None,
+        Some(m) => Some(WrapMode::parse(m).ok_or_else(|| {
+            format!("--kmip-mode {m:?}: use gcm, key-wrap, key-wrap-pad or auto (the default)")
+        })?),
+    };
+    Ok(super::kmip::KmipConfig {
+        addr: flags.kmip_addr.clone().ok_or(
+            "--kmip-addr (host[:port] of the KMIP server) is required for --provider kmip",
+        )?,
+        key: required(
+            env,
+            "KMS_KEY_ID",
+            "KMIP key (its Name or Unique Identifier)",
+        )?,
+        client_cert: need(
+            &flags.kmip_client_cert,
+            "--kmip-client-cert",
+            "PEM client certificate",
+        )?,
+        client_key: need(
+            &flags.kmip_client_key,
+            "--kmip-client-key",
+            "PEM client key",
+        )?,
+        ca_file: need(
+            &flags.ca_file,
+            "--ca-file",
+            "PEM CA of the server's certificate",
+        )?,
+        credential,
+        mode,
+    })
+}
+
+/// How long the KMIP start-up probe may take before the plugin starts anyway.
+#[cfg(feature = "kmip")]
+const KMIP_START_PROBE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Builds remote provider `name` (`vault`, `pkcs11` or `kmip`, each when built with its cargo
+/// feature), wrapped in [`ResilientProvider`](super::resilient::ResilientProvider) with the
+/// default retry policy and breaker. Does no network IO, except KMIP's start-up probe (at
+/// most 3 s): a KMIP server that answers but can wrap with the key in no allowed mode is a
+/// start-up error; otherwise the plugin starts (and reports not-ok health) while the remote
+/// is down or refuses it. A provider left out of this build is an error naming the feature
+/// that adds it.
 #[cfg_attr(
-    not(any(feature = "vault", feature = "pkcs11")),
+    not(any(feature = "vault", feature = "pkcs11", feature = "kmip")),
     allow(unused_variables)
 )]
 pub fn build(
@@ -220,16 +318,33 @@ pub fn build(
             let hsm = super::pkcs11::Pkcs11Provider::new(pkcs11_config(flags, env)?)?;
             Ok(resilient(hsm))
         }
+        #[cfg(feature = "kmip")]
+        "kmip" => {
+            use super::kmip::{KmipProvider, ProbeOutcome};
+            let kmip = KmipProvider::new(kmip_config(flags, env)?)?;
+            let deadline = std::time::Instant::now() + KMIP_START_PROBE;
+            if let ProbeOutcome::Refused(why) = kmip.probe_at_start(deadline) {
+                return Err(format!(
+                    "--provider kmip: {why}; use a key the server can encrypt with in AES-GCM \
+                     or AES key wrap, or check --kmip-mode"
+                ));
+            }
+            Ok(resilient(kmip))
+        }
         #[cfg(not(feature = "vault"))]
         "vault" => Err(not_built("vault")),
         #[cfg(not(feature = "pkcs11"))]
         "pkcs11" => Err(not_built("pkcs11")),
-        other => Err(format!("unknown remote provider {other:?} (vault, pkcs11)")),
+        #[cfg(not(feature = "kmip"))]
+        "kmip" => Err(not_built("kmip")),
+        other => Err(format!(
+            "unknown remote provider {other:?} (vault, pkcs11, kmip)"
+        )),
     }
 }
 
 /// The error for a provider this build leaves out: names the cargo feature that adds it.
-#[cfg(not(all(feature = "vault", feature = "pkcs11")))]
+#[cfg(not(all(feature = "vault", feature = "pkcs11", feature = "kmip")))]
 fn not_built(feature: &str) -> String {
     format!(
         "--provider {feature}: this build has no {feature} support; rebuild with `cargo build --release --features {feature}` (see docs/providers.md)"
@@ -237,7 +352,7 @@ fn not_built(feature: &str) -> String {
 }
 
 /// `provider` behind the default retry policy and circuit breaker.
-#[cfg(any(feature = "vault", feature = "pkcs11"))]
+#[cfg(any(feature = "vault", feature = "pkcs11", feature = "kmip"))]
 fn resilient<P: KekProvider>(provider: P) -> Box<dyn KekProvider> {
     use kms_plugin_core::kek::resilience::{BreakerConfig, RetryPolicy};
     Box::new(super::resilient::ResilientProvider::new(
@@ -301,6 +416,13 @@ mod tests {
                 .unwrap();
             assert!(err.contains("--features pkcs11"), "{err}");
         }
+        #[cfg(not(feature = "kmip"))]
+        {
+            let err = build("kmip", &ProviderFlags::default(), &env)
+                .err()
+                .unwrap();
+            assert!(err.contains("--features kmip"), "{err}");
+        }
     }
 
     #[cfg(feature = "vault")]
@@ -331,5 +453,77 @@ mod tests {
         assert!(vault_config(&ProviderFlags::default(), &no_token).is_err());
         assert!(build("vault", &flags, &no_token).is_ok());
         assert!(build("nope", &flags, &no_token).is_err());
+    }
+
+    #[cfg(feature = "kmip")]
+    #[test]
+    fn kmip_config_needs_addr_certificates_and_a_password_file_with_a_username() {
+        let (flags, rest) = ProviderFlags::take_from_args(args(&[
+            "--kmip-addr",
+            "kmip.example:5696",
+            "--kmip-client-cert=/c.pem",
+            "--kmip-client-key",
+            "/c.key",
+            "--ca-file",
+            "/ca.pem",
+            "--kmip-mode",
+            "gcm",
+        ]))
+        .unwrap();
+        assert!(rest.is_empty());
+        let key_only = |k: &str| (k == "KMS_KEY_ID").then(|| "kube-kms".to_owned());
+        let cfg = kmip_config(&flags, &key_only).unwrap();
+        assert_eq!(cfg.addr, "kmip.example:5696");
+        assert!(cfg.credential.is_none());
+        assert_eq!(cfg.mode, Some(kms_plugin_core::kek::kmip::WrapMode::Gcm));
+        let with_user = |k: &str| match k {
+            "KMS_KEY_ID" => Some("kube-kms".to_owned()),
+            "KMS_USER_ID" => Some("alice".to_owned()),
+            _ => None,
+        };
+        let err = kmip_config(&flags, &with_user).err().unwrap();
+        assert!(err.contains("--kmip-password-file"), "{err}");
+        let with_password = ProviderFlags {
+            kmip_password_file: Some("/pw".into()),
+            ..flags.clone()
+        };
+        let cfg = kmip_config(&with_password, &with_user).unwrap();
+        assert_eq!(cfg.credential.map(|c| c.0).as_deref(), Some("alice"));
+        let err = kmip_config(&with_password, &key_only).err().unwrap();
+        assert!(err.contains("KMS_USER_ID"), "{err}");
+        for (field, needle) in [
+            (
+                ProviderFlags {
+                    kmip_addr: None,
+                    ..flags.clone()
+                },
+                "--kmip-addr",
+            ),
+            (
+                ProviderFlags {
+                    ca_file: None,
+                    ..flags.clone()
+                },
+                "--ca-file",
+            ),
+            (
+                ProviderFlags {
+                    kmip_client_key: None,
+                    ..flags.clone()
+                },
+                "--kmip-client-key",
+            ),
+            (
+                ProviderFlags {
+                    kmip_mode: Some("cbc".into()),
+                    ..flags.clone()
+                },
+                "--kmip-mode",
+            ),
+        ] {
+            let err = kmip_config(&field, &key_only).err().unwrap();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        assert!(ProviderFlags::take_from_args(args(&["--password", "x"])).is_err());
     }
 }

@@ -255,5 +255,6 @@ impl KekProvider for VaultProvider {
         let body = vault::decrypt_body(&self.target, key_id, wrapped)?;
         let (status, resp) = self.call(TransitOp::Decrypt, Some(&body), deadline)?;
         vault::parse_decrypt(status, &resp)
+            .map_err(|e| vault::name_missing_version(&self.target, key_id, e))
     }
 }

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = match option_env!("CARGO_BIN_EXE_kms-plugin") {
     Some(bin) => bin,
@@ -59,10 +59,70 @@ pub fn init_keys(dir: &TempDir) -> PathBuf {
     key_file
 }
 
+/// Every stderr line of a child process, kept in order (none is ever dropped), with a
+/// condition variable to wait on. Waiting never consumes lines: log lines written by different
+/// threads of the plugin come in no fixed order (a provider's first health line may come before
+/// or after "listening"), so a wait that discarded the lines it skipped could lose the very line
+/// a later wait is for.
+#[derive(Clone, Default)]
+pub struct LogTail(std::sync::Arc<(Mutex<TailState>, Condvar)>);
+
+#[derive(Default)]
+struct TailState {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+impl LogTail {
+    /// Follows `stream` on a thread of its own until EOF.
+    pub fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
+        let tail = Self::default();
+        let shared = tail.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                shared.0.lock().unwrap().lines.push(line);
+                shared.1.notify_all();
+            }
+            shared.0.lock().unwrap().closed = true;
+            shared.1.notify_all();
+        });
+        tail
+    }
+
+    /// Waits (bounded) for the first line at index `from` or later containing `needle`;
+    /// returns its index and text, or panics with every line seen.
+    pub fn wait(&self, from: usize, needle: &str, timeout: Duration) -> (usize, String) {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.0.0.lock().unwrap();
+        loop {
+            if let Some(i) = (from..st.lines.len()).find(|&i| st.lines[i].contains(needle)) {
+                return (i, st.lines[i].clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && !st.closed,
+                "no log line with {needle:?} within {timeout:?} (after line {from}; stream closed: {}); saw:\n{}",
+                st.closed,
+                st.lines.join("\n")
+            );
+            st = self.0.1.wait_timeout(st, left).unwrap().0;
+        }
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().lines.clone()
+    }
+}
+
 /// A running `kms-plugin serve`; killed on drop.
 pub struct Plugin {
     pub child: Option<Child>,
-    pub log: mpsc::Receiver<String>,
+    pub log: LogTail,
+    /// Where the next [`Plugin::wait_log`] starts looking: just after the line the previous
+    /// one returned.
+    cursor: std::cell::Cell<usize>,
 }
 
 impl Plugin {
@@ -71,78 +131,45 @@ impl Plugin {
         let mut full = vec!["serve"];
         full.extend_from_slice(args);
         full.extend_from_slice(&["--log-format", "text", "--log-level", "debug"]);
-        Self::spawn(BIN, &full, &["listening", " healthy"])
+        Self::spawn(Command::new(BIN).args(&full), &["listening", " healthy"])
     }
 
     /// Starts `bin` with `args` and waits (bounded) for its "listening" log line.
     pub fn start_bin(bin: &str, args: &[&str]) -> Self {
-        Self::spawn(bin, args, &["listening"])
+        Self::spawn(Command::new(bin).args(args), &["listening"])
     }
 
-    /// Starts `bin` and waits (bounded) for log lines containing each of `ready` (in any
-    /// order). For `serve`, " healthy" marks the first local KEK as wrapped (the text line is
-    /// "<ts> info  healthy"; "unhealthy" has no space before "healthy").
-    fn spawn(bin: &str, args: &[&str], ready: &[&str]) -> Self {
-        let mut child = Command::new(bin)
-            .args(args)
+    /// Spawns `cmd` with its stderr followed and waits (bounded) for log lines containing each
+    /// of `ready` (in any order). For `serve`, " healthy" marks the first local KEK as wrapped
+    /// (the text line is "<ts> info  healthy"; "unhealthy" has no space before "healthy").
+    /// This wait does not move the cursor: the first [`Plugin::wait_log`] still sees every
+    /// line since the start, whatever order the plugin's threads wrote them in.
+    pub fn spawn(cmd: &mut Command, ready: &[&str]) -> Self {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kms-plugin");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let log = LogTail::follow(child.stderr.take().unwrap());
         let plugin = Self {
             child: Some(child),
-            log: rx,
+            log,
+            cursor: std::cell::Cell::new(0),
         };
-        plugin.wait_logs(ready, Duration::from_secs(20));
+        for needle in ready {
+            plugin.log.wait(0, needle, Duration::from_secs(20));
+        }
         plugin
     }
 
-    /// Waits (bounded) for a log line containing `needle`; panics with the lines seen.
+    /// Waits (bounded) for the next log line containing `needle`: the first one after the line
+    /// the previous `wait_log` returned (from the process start for the first call), so each
+    /// wait observes an event later than the one before. Panics with every line seen.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(e) => panic!(
-                    "no log line with {needle:?} within {timeout:?} ({e:?}); saw:\n{}",
-                    seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits (bounded) until every needle has appeared in some log line, in any order.
-    pub fn wait_logs(&self, needles: &[&str], timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut missing: Vec<&str> = needles.to_vec();
-        let mut seen = Vec::new();
-        while !missing.is_empty() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    missing.retain(|n| !line.contains(n));
-                    seen.push(line);
-                }
-                Err(e) => panic!(
-                    "no log lines with {missing:?} within {timeout:?} ({e:?}); saw:\n{}",
-                    seen.join("\n")
-                ),
-            }
-        }
+        let (i, line) = self.log.wait(self.cursor.get(), needle, timeout);
+        self.cursor.set(i + 1);
+        line
     }
 
     pub fn pid(&self) -> u32 {
@@ -252,14 +279,14 @@ pub fn grpc_go_authority(path: &Path) -> String {
 /// Waits (bounded, 20 s) until `kms-plugin probe` reports healthy: "listening" comes before the
 /// first remote Status has answered, so healthz may not be `ok` yet right after start.
 pub fn wait_healthy(listen: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = run(&["probe", "--listen", listen, "--timeout", "2"]);
         if out.status.code() == Some(0) {
             return;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "plugin not healthy within 20 s: {}",
             String::from_utf8_lossy(&out.stdout)
         );

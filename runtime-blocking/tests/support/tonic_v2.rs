@@ -126,3 +126,59 @@ pub fn v2_round_trip(sock: &std::path::Path) {
         assert_ne!(err.code(), tonic::Code::Ok);
     });
 }
+
+/// A blocking KMS v2 client over one tonic channel (its own current-thread runtime).
+pub struct Client {
+    rt: tokio::runtime::Runtime,
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+}
+
+impl Client {
+    pub fn connect(sock: &std::path::Path) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let channel = rt.block_on(channel(sock.to_path_buf()));
+        Self {
+            rt,
+            grpc: tonic::client::Grpc::new(channel),
+        }
+    }
+
+    pub fn status(&mut self) -> v2::StatusResponse {
+        self.rt
+            .block_on(unary(
+                &mut self.grpc,
+                "/v2.KeyManagementService/Status",
+                v2::StatusRequest {},
+            ))
+            .expect("Status")
+    }
+
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<v2::EncryptResponse, tonic::Status> {
+        self.rt.block_on(unary(
+            &mut self.grpc,
+            "/v2.KeyManagementService/Encrypt",
+            v2::EncryptRequest {
+                plaintext: bytes::Bytes::copy_from_slice(plaintext),
+                uid: "test-encrypt".into(),
+            },
+        ))
+    }
+
+    pub fn decrypt(&mut self, enc: &v2::EncryptResponse) -> Result<Vec<u8>, tonic::Status> {
+        self.rt
+            .block_on(unary::<_, v2::DecryptResponse>(
+                &mut self.grpc,
+                "/v2.KeyManagementService/Decrypt",
+                v2::DecryptRequest {
+                    ciphertext: enc.ciphertext.clone(),
+                    uid: "test-decrypt".into(),
+                    key_id: enc.key_id.clone(),
+                    annotations: enc.annotations.clone(),
+                },
+            ))
+            .map(|d| d.plaintext.to_vec())
+    }
+}

@@ -279,7 +279,7 @@ fn decrypt_response_yields_exactly_32_bytes() {
 
 #[test]
 fn error_responses_map_to_kinds_with_status_and_text() {
-    let cases: [(TransitOp, u16, &[u8], RemoteErrorKind); 13] = [
+    let cases: [(TransitOp, u16, &[u8], RemoteErrorKind); 14] = [
         (
             TransitOp::Decrypt,
             400,
@@ -338,6 +338,12 @@ fn error_responses_map_to_kinds_with_status_and_text() {
             RemoteErrorKind::Unavailable,
         ),
         (TransitOp::ReadKey, 302, b"<html>", RemoteErrorKind::Other),
+        (
+            TransitOp::Decrypt,
+            400,
+            br#"{"errors":["ciphertext or signature version is disallowed by policy (too old)"]}"#,
+            RemoteErrorKind::KeyVersionMissing,
+        ),
     ];
     for (op, status, body, kind) in cases {
         let e = error_from_response(op, status, body);

@@ -1,0 +1,50 @@
+"""Starts a PyKMIP server for the KMIP provider's tests and prints its port.
+
+Usage: pykmip_server.py DIR [PORT]
+DIR holds server.pem, server.key and ca.pem (written by the test) and receives the SQLite
+database and the log. The port (0 = any free one) is printed as `port N` on stdout once the
+server accepts connections; the server then runs until it is killed or its stdin closes (so it never
+outlives the test that started it).
+"""
+import logging
+import os
+import sys
+import threading
+
+from kmip.services.server import KmipServer
+
+
+def main():
+    directory = sys.argv[1]
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server = KmipServer(
+        hostname="127.0.0.1",
+        port=port,
+        certificate_path=os.path.join(directory, "server.pem"),
+        key_path=os.path.join(directory, "server.key"),
+        ca_path=os.path.join(directory, "ca.pem"),
+        auth_suite="TLS1.2",
+        config_path=None,
+        log_path=os.path.join(directory, "server.log"),
+        policy_path=None,
+        enable_tls_client_auth=True,
+        logging_level=logging.INFO,
+        database_path=os.path.join(directory, "pykmip.db"),
+    )
+    # KmipServer treats port 0 as "not given"; the settings take it as is.
+    server.config.settings["port"] = port
+    server.start()
+    # serve() listens again (harmless); listening here makes the printed port connectable.
+    server._socket.listen(5)
+    print("port", server._socket.getsockname()[1], flush=True)
+
+    def watch_stdin():
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()

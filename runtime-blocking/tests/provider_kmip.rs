@@ -1,0 +1,288 @@
+//! The KMIP provider against a real PyKMIP server (`.ci/setup-pykmip.sh` installs it), over
+//! mutual TLS with certificates generated at test time: key lookup by name and by unique
+//! identifier, AES-GCM wrap and unwrap, key ids identical across "hosts", rotation and
+//! replacement on the server, wrong client certificates, missing keys, a wrap mode the server
+//! cannot do, a server down and back.
+#![cfg(feature = "kmip")]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+#[path = "kmip/harness.rs"]
+mod harness;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use harness::{Admin, Pki, PyKmip};
+use kms_plugin_blocking::provider::KekProvider;
+use kms_plugin_blocking::provider::kmip::{KmipConfig, KmipProvider, ProbeOutcome};
+use kms_plugin_core::RemoteErrorKind;
+use kms_plugin_core::kek::kmip::WrapMode;
+use kms_plugin_core::secret::Secret32;
+use support::TempDir;
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+fn config(pki: &Pki, server: &PyKmip, key: &str, client: &str) -> KmipConfig {
+    KmipConfig {
+        addr: server.addr(),
+        key: key.to_owned(),
+        client_cert: pki.path(&format!("{client}.pem")),
+        client_key: pki.path(&format!("{client}.key")),
+        ca_file: pki.path("ca.pem"),
+        credential: None,
+        mode: None,
+    }
+}
+
+fn provider(pki: &Pki, server: &PyKmip, key: &str) -> KmipProvider {
+    KmipProvider::new(config(pki, server, key, "client")).unwrap()
+}
+
+struct Setup {
+    _dir: TempDir,
+    pki: Pki,
+    server: PyKmip,
+    admin: Admin,
+}
+
+fn setup(tag: &str) -> Setup {
+    let dir = TempDir::new(tag);
+    let pki = Pki::generate(&dir.0);
+    let server = PyKmip::start(&pki);
+    let admin = Admin::new(&pki, &server);
+    Setup {
+        _dir: dir,
+        pki,
+        server,
+        admin,
+    }
+}
+
+#[test]
+fn gcm_wrap_unwrap_key_ids_rotation_and_replacement() {
+    let mut s = setup("kmip-provider");
+    let uid = s.admin.create("kube-kms");
+    let a = provider(&s.pki, &s.server, "kube-kms");
+    let key_id = a
+        .status(deadline())
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", s.server.log()));
+    assert!(key_id.starts_with(&format!("kmip:{uid}:")), "{key_id}");
+    // Another "host" (its own provider and connection) reports the same key id, by name or
+    // by unique identifier.
+    assert_eq!(
+        provider(&s.pki, &s.server, "kube-kms")
+            .status(deadline())
+            .unwrap(),
+        key_id
+    );
+    assert_eq!(
+        provider(&s.pki, &s.server, &uid)
+            .status(deadline())
+            .unwrap(),
+        key_id
+    );
+
+    let kek = Secret32::from_bytes([0x42; 32]);
+    let blob = a.wrap(&key_id, &kek, deadline()).unwrap();
+    assert_eq!(blob[0], 0x01, "AES-GCM blob");
+    let back = provider(&s.pki, &s.server, "kube-kms")
+        .unwrap(&key_id, &blob, deadline())
+        .unwrap();
+    assert_eq!(back.expose(), kek.expose());
+    // The additional data binds the blob to its key id; a flipped byte does not open.
+    let other_id = format!("kmip:{uid}:0000000000000000");
+    let err = a.unwrap(&other_id, &blob, deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Corrupt, "{err:?}");
+    let mut flipped = blob.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        a.unwrap(&key_id, &flipped, deadline()).err().unwrap().kind,
+        RemoteErrorKind::Corrupt
+    );
+
+    // Rotation: a newer key under the same name becomes current; the old key still unwraps.
+    let uid2 = s.admin.create("kube-kms");
+    let key_id2 = a.status(deadline()).unwrap();
+    assert!(key_id2.starts_with(&format!("kmip:{uid2}:")), "{key_id2}");
+    let blob2 = a.wrap(&key_id2, &kek, deadline()).unwrap();
+    assert_eq!(
+        a.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+    assert_eq!(
+        a.unwrap(&key_id2, &blob2, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+
+    // Replacement: the newest key is destroyed and a new one created under the name. A
+    // process that reported the destroyed key's id says so (data wrapped under it no longer
+    // decrypts) instead of moving on quietly; unwrapping its blobs names the missing key.
+    s.admin.run(&format!("destroy {uid2}"));
+    let uid3 = s.admin.create("kube-kms");
+    let err = a.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::KeyVersionMissing, "{err:?}");
+    assert!(err.detail.contains(&key_id2), "{}", err.detail);
+    let err = a.unwrap(&key_id2, &blob2, deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::KeyVersionMissing, "{err:?}");
+    // A restarted process moves to the new key; the first key's blobs still unwrap.
+    let b = provider(&s.pki, &s.server, "kube-kms");
+    let key_id3 = b.status(deadline()).unwrap();
+    assert!(key_id3.starts_with(&format!("kmip:{uid3}:")), "{key_id3}");
+    assert_eq!(
+        b.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+
+    // Every key of the name deactivated: not_found at Status, naming the state.
+    s.admin.run(&format!("revoke {uid}"));
+    s.admin.run(&format!("revoke {uid3}"));
+    let err = provider(&s.pki, &s.server, "kube-kms")
+        .status(deadline())
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::NotFound, "{err:?}");
+    assert!(err.detail.contains("Deactivated"), "{}", err.detail);
+}
+
+#[test]
+fn credentials_missing_keys_modes_and_outages() {
+    let mut s = setup("kmip-faults");
+    let uid = s.admin.create("kube-kms");
+    s.admin.run("create-3des legacy");
+
+    // A client certificate of another CA: refused in the TLS handshake -> auth.
+    let rogue = KmipProvider::new(config(&s.pki, &s.server, "kube-kms", "rogue")).unwrap();
+    let err = rogue.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Auth, "{err:?}");
+    // Another identity of the right CA sees no key of that name (PyKMIP's owner policy).
+    let other = KmipProvider::new(config(&s.pki, &s.server, "kube-kms", "other")).unwrap();
+    let err = other.status(deadline()).err().unwrap();
+    assert!(
+        matches!(
+            err.kind,
+            RemoteErrorKind::NotFound | RemoteErrorKind::Permission
+        ),
+        "{err:?}"
+    );
+
+    // Missing key, and a key that is not AES.
+    let err = provider(&s.pki, &s.server, "no-such-key")
+        .status(deadline())
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::NotFound, "{err:?}");
+    assert!(err.detail.contains("no-such-key"), "{}", err.detail);
+    let err = provider(&s.pki, &s.server, "legacy")
+        .status(deadline())
+        .err()
+        .unwrap();
+    assert!(err.detail.contains("not an AES key"), "{}", err.detail);
+
+    // A mode the server cannot do is a start-up refusal; the default probe finds GCM.
+    let mut pinned = config(&s.pki, &s.server, "kube-kms", "client");
+    pinned.mode = Some(WrapMode::NistKeyWrap);
+    match KmipProvider::new(pinned)
+        .unwrap()
+        .probe_at_start(deadline())
+    {
+        ProbeOutcome::Refused(why) => assert!(why.contains("cannot wrap"), "{why}"),
+        ProbeOutcome::Ready(id) => panic!("PyKMIP wrapped in NIST key wrap under {id}"),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}"),
+    }
+    let p = provider(&s.pki, &s.server, "kube-kms");
+    match p.probe_at_start(deadline()) {
+        ProbeOutcome::Ready(id) => assert!(id.starts_with(&format!("kmip:{uid}:"))),
+        ProbeOutcome::Refused(why) => panic!("{why}"),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}"),
+    }
+
+    // A Username/Password credential is sent with every request (PyKMIP accepts it: it
+    // authenticates by the certificate unless an auth plugin is configured); a missing
+    // password file is an auth error naming the file.
+    let password = s.pki.path("password");
+    std::fs::write(&password, "correct-horse\n").unwrap();
+    let mut with_credential = config(&s.pki, &s.server, "kube-kms", "client");
+    with_credential.credential = Some(("kms-user".into(), password.clone()));
+    let p2 = KmipProvider::new(with_credential).unwrap();
+    let key_id = p2.status(deadline()).unwrap();
+    std::fs::remove_file(&password).unwrap();
+    let err = p2.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Auth, "{err:?}");
+
+    // Server down: unavailable, promptly; back: the same key id, old blobs unwrap.
+    let kek = Secret32::from_bytes([7; 32]);
+    let blob = p.wrap(&key_id, &kek, deadline()).unwrap();
+    s.server.stop();
+    let started = Instant::now();
+    let err = p.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Unavailable, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A deadline already spent is a timeout, not a hang.
+    let err = p.status(Instant::now()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Timeout, "{err:?}");
+    s.server.restart();
+    assert_eq!(p.status(deadline()).unwrap(), key_id);
+    assert_eq!(
+        p.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_flag_and_file() {
+    let dir = TempDir::new("kmip-config");
+    let pki = Pki::generate(&dir.0);
+    let base = || KmipConfig {
+        addr: "127.0.0.1:5696".into(),
+        key: "kube-kms".into(),
+        client_cert: pki.path("client.pem"),
+        client_key: pki.path("client.key"),
+        ca_file: pki.path("ca.pem"),
+        credential: None,
+        mode: None,
+    };
+    assert!(KmipProvider::new(base()).is_ok());
+    let cases: [(KmipConfig, &str); 5] = [
+        (
+            KmipConfig {
+                addr: "https://h:5696".into(),
+                ..base()
+            },
+            "--kmip-addr",
+        ),
+        (
+            KmipConfig {
+                ca_file: pki.path("missing.pem"),
+                ..base()
+            },
+            "--ca-file",
+        ),
+        (
+            KmipConfig {
+                client_cert: pki.path("client.key"),
+                ..base()
+            },
+            "--kmip-client-cert",
+        ),
+        (
+            KmipConfig {
+                client_key: pki.path("ca.pem"),
+                ..base()
+            },
+            "--kmip-client-key",
+        ),
+        (
+            KmipConfig {
+                client_key: pki.path("other.key"),
+                ..base()
+            },
+            "--kmip-client-key",
+        ),
+    ];
+    for (config, flag) in cases {
+        let err = KmipProvider::new(config).err().unwrap();
+        assert!(err.contains(flag), "{flag}: {err}");
+    }
+}
