@@ -44,7 +44,12 @@ fn a_client_that_never_reads_does_not_stall_others() {
         let stream = client.allocate_stream();
         let block = client.request_block("/v2.KeyManagementService/Status", &opts);
         bytes.extend(client.headers_frames(stream, &block, false, &opts));
-        bytes.extend(raw_frame(0x0, flags::END_STREAM, stream, &grpc_message(&[])));
+        bytes.extend(raw_frame(
+            0x0,
+            flags::END_STREAM,
+            stream,
+            &grpc_message(&[]),
+        ));
     }
     let mut slow = UnixStream::connect(&sock).unwrap();
     let writer = {
