@@ -94,7 +94,7 @@ fn config_command_usage_errors_are_one_line_with_exit_2() {
     let not_utf8 = dir.join("binary.yaml");
     std::fs::write(&not_utf8, [0xff, 0xfe, 0x00]).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["check-config"], "check-config needs the file"),
+        (vec!["check-config"], "`check-config` needs <FILE>"),
         (
             vec!["check-config", missing.to_str().unwrap()],
             "cannot read",

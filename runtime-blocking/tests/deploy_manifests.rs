@@ -31,7 +31,7 @@ fn strings(list: &Yaml) -> Vec<&str> {
 fn parses_as(argv: &[&str], command: &str) {
     let args: Vec<String> = argv[1..].iter().map(|a| (*a).to_string()).collect();
     let parsed = cli::parse(&args).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert_eq!(parsed.command, command, "{argv:?}");
+    assert_eq!(parsed.command.name(), command, "{argv:?}");
 }
 
 /// Where the plugin listens according to a `--listen=...` argument list.
