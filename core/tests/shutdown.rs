@@ -124,9 +124,7 @@ fn connection_error_cancels_handed_out_requests() {
     let (id, bytes) = h.client.unary(PATH, b"x", &RequestOptions::default());
     h.send(&bytes);
     h.pump(&mut park);
-    h.send(&kms_plugin_core::testing::client::raw_frame(
-        0x6, 0, 0, &[0; 3],
-    ));
+    h.send(&raw_frame(0x6, 0, 0, &[0; 3]));
     h.collect();
     assert_eq!(h.cancelled, vec![id]);
 }
