@@ -56,6 +56,7 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         ProviderName::Local => return Ok(Arc::new(local_provider(&args.local, *logger)?)),
         ProviderName::Vault => "vault",
         ProviderName::Pkcs11 => "pkcs11",
+        ProviderName::Kmip => "kmip",
     };
     let flags = ProviderFlags {
         vault_addr: args.vault.vault_addr.clone(),
@@ -66,7 +67,11 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         pkcs11_module: args.pkcs11.pkcs11_module.clone(),
         pkcs11_token_label: args.pkcs11.pkcs11_token_label.clone(),
         pin_file: args.pkcs11.pin_file.clone(),
-        ..ProviderFlags::default()
+        kmip_addr: args.kmip.kmip_addr.clone(),
+        kmip_client_cert: args.kmip.kmip_client_cert.clone(),
+        kmip_client_key: args.kmip.kmip_client_key.clone(),
+        kmip_password_file: args.kmip.kmip_password_file.clone(),
+        kmip_mode: args.kmip.kmip_mode.clone(),
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
     Ok(Arc::from(provider))
@@ -157,7 +162,7 @@ fn start_metrics(
     Ok(m)
 }
 
-/// `keys init|rotate|list`.
+/// `keys init|rotate|stage|promote|list|status`.
 pub fn keys(command: &KeysCommand) -> Result<(), String> {
     let lines = match command {
         KeysCommand::Init(init) => keyfile::commands::init(
@@ -168,7 +173,14 @@ pub fn keys(command: &KeysCommand) -> Result<(), String> {
         KeysCommand::Rotate(args) => {
             keyfile::commands::rotate(&args.key_file, &key_name(args.key_name.as_ref()))?
         }
+        KeysCommand::Stage(args) => {
+            keyfile::commands::stage(&args.key_file, &key_name(args.key_name.as_ref()))?
+        }
+        KeysCommand::Promote(args) => {
+            keyfile::commands::promote(&args.key_file, &key_name(args.key_name.as_ref()))?
+        }
         KeysCommand::List(args) => keyfile::commands::list(&args.key_file)?,
+        KeysCommand::Status(args) => keyfile::commands::status(&args.key_file)?,
     };
     for line in lines {
         println!("{line}");
@@ -176,13 +188,19 @@ pub fn keys(command: &KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
-/// `probe`: exit 0 when the plugin answers healthz "ok", 1 otherwise.
+/// `probe`: readiness (exit 0 when the plugin answers healthz "ok", 1 otherwise) or, with
+/// `--liveness`, liveness (exit 0 whenever it answers Status at all).
 pub fn probe(args: &ProbeArgs) -> i32 {
+    let check = if args.liveness {
+        crate::probe::Check::Liveness
+    } else {
+        crate::probe::Check::Readiness
+    };
     let (code, line) = crate::probe::run(
         &args.listen.listen,
         args.timeout,
-        crate::probe::Check::Readiness,
-        None,
+        check,
+        args.key_file.as_deref(),
     );
     println!("{line}");
     code
