@@ -34,6 +34,7 @@ use crate::observe::log::log_event;
 use crate::observe::metrics_server::Probe;
 use crate::provider::{self, KekProvider};
 use crate::socket::BoundSocket;
+use crate::socket::peer::PeerGate;
 
 /// Everything `serve` needs.
 pub struct ServeOptions {
@@ -51,6 +52,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Threads executing remote KEK calls.
     pub remote_workers: usize,
+    /// `--allow-uid`: the peer uids allowed to connect (`None`: the default of
+    /// [`PeerGate::new`]).
+    pub allow_uids: Option<Vec<u32>>,
 }
 
 struct Job {
@@ -184,6 +188,8 @@ struct Shared {
     pool: Arc<BufferPool>,
     /// The provider, for its own metric families.
     provider: Arc<dyn KekProvider>,
+    /// Who may connect; checked on every accept.
+    gate: PeerGate,
 }
 
 impl Shared {
@@ -305,6 +311,7 @@ impl Server {
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
             provider: options.provider.clone(),
+            gate: PeerGate::new(&options.endpoint, options.allow_uids.as_deref()),
         });
         let flush = shared.drain(&mut shared.lock());
         drop(flush); // no connection exists yet: nothing to write
@@ -324,11 +331,21 @@ impl Server {
             let (shared, socket) = (shared.clone(), socket.clone());
             spawn("kms-accept", move || accept_loop(&shared, &socket))?
         };
+        let allowed_uids = shared.gate.allowed().map_or_else(
+            || "any the socket mode lets in".to_string(),
+            |uids| {
+                uids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
         shared.logger.info(
             "listening",
             &[
                 ("endpoint", &options.endpoint),
                 ("provider", &options.provider.name()),
+                ("allowed_uids", &allowed_uids),
             ],
         );
         Ok(Self {
@@ -448,6 +465,13 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
                 continue;
             }
         };
+        // Before a byte is read: a refused peer's connection is just closed.
+        if let Err(refusal) = shared.gate.admit(&stream) {
+            shared
+                .gate
+                .log_refusal(&shared.logger, refusal, Instant::now());
+            continue;
+        }
         let Ok(writer) = stream.try_clone() else {
             continue;
         };
@@ -607,6 +631,7 @@ impl Probe for ServerProbe {
         metrics.render(out);
         drop(st);
         self.0.provider.render_metrics(out);
+        self.0.gate.render_metrics(out);
     }
 
     fn readiness(&self) -> Result<(), String> {

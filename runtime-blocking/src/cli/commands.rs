@@ -108,6 +108,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     }
     // One grace for the process and for each connection's in-flight streams.
     config.transport.shutdown_grace = args.shutdown_grace;
+    if let Some(warning) = crate::socket::directory_warning(&args.listen.listen) {
+        logger.warn(&warning, &[]);
+    }
     let provider = build_provider(args, &logger)?;
     let server = Server::start(ServeOptions {
         endpoint: args.listen.listen.clone(),
@@ -117,6 +120,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         logger,
         shutdown_grace: args.shutdown_grace,
         remote_workers: 4,
+        allow_uids: args.allow_uid.clone(),
     })?;
     let metrics = match args.metrics_addr {
         Some(addr) => match start_metrics(addr, &server, logger) {
