@@ -11,25 +11,32 @@
 mod closed;
 mod config;
 mod control;
+mod flow;
+mod frames;
 mod head;
 mod input;
 mod output;
+mod respond;
 mod stream;
+mod streams;
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::mem;
 
 use zeroize::Zeroize;
 
-use closed::{ClosedBy, ClosedStreams};
+use closed::ClosedBy;
 pub use config::TransportConfig;
-use stream::{Stream, StreamInput, StreamState};
+use control::ResetBudget;
+use flow::ConnWindows;
+use output::OutputQueue;
+use streams::{StreamInput, StreamTable};
 
-use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, PREFACE, flags};
+use crate::h2::frame;
 use crate::h2::reason::Reason;
 use crate::h2::settings::{self, PeerSettings};
-use crate::hpack::{Decoder, Encoder};
+use crate::hpack::Decoder;
 use crate::rpc::{Code, Request, Response, StreamId};
 use crate::time::{Timestamp, earliest};
 
@@ -109,41 +116,27 @@ pub struct Connection {
     phase: Phase,
     peer: PeerSettings,
     decoder: Decoder,
-    encoder: Encoder,
     /// Unparsed input (a partial frame); at most one frame head + `max_frame_size`.
     inbuf: Vec<u8>,
-    /// Output not yet taken by `poll_transmit`.
-    out: Vec<u8>,
-    streams: BTreeMap<StreamId, Stream>,
-    /// Highest client stream id seen (§5.1.1: new ids must be larger).
-    last_stream: StreamId,
+    /// Everything we send, not yet taken by `poll_transmit`.
+    out: OutputQueue,
+    streams: StreamTable,
     pending_block: Option<PendingBlock>,
-    /// Our connection receive window and the octets consumed since the last WINDOW_UPDATE.
-    conn_recv_window: i64,
-    /// The peer's connection window for our DATA.
-    conn_send_window: i64,
-    /// Request body octets buffered across streams.
-    buffered: usize,
-    requests: VecDeque<Request>,
-    cancelled: VecDeque<StreamId>,
+    windows: ConnWindows,
     events: VecDeque<ConnEvent>,
-    in_flight: usize,
     handshake_deadline: Option<Timestamp>,
     settings_ack_deadline: Option<Timestamp>,
-    resets_window_start: Timestamp,
-    resets_in_window: u32,
+    resets: ResetBudget,
     /// The latest time passed in (for checks deep in frame handling).
     now: Timestamp,
     peer_goaway: bool,
-    /// Recently closed streams and who closed them (§5.1 "closed").
-    closed: ClosedStreams,
 }
 
 impl Connection {
     /// A new connection; our SETTINGS (the server preface, §3.4) and a connection
     /// WINDOW_UPDATE are queued at once. `config` must have passed `validate`.
     pub fn new(config: &TransportConfig, now: Timestamp) -> Self {
-        let mut out = Vec::with_capacity(256);
+        let mut out = OutputQueue::new();
         let mut entries = alloc::vec![
             (
                 settings::id::MAX_CONCURRENT_STREAMS,
@@ -164,12 +157,12 @@ impl Connection {
         if config.header_table_size != 4096 {
             entries.push((settings::id::HEADER_TABLE_SIZE, config.header_table_size));
         }
-        settings::write_settings(&mut out, &entries);
+        out.settings(&entries);
         let extra = config
             .connection_window_size
             .saturating_sub(frame::DEFAULT_WINDOW);
         if extra > 0 {
-            frame::write_window_update(&mut out, 0, extra);
+            out.window_update(0, extra);
         }
         Self {
             config: config.clone(),
@@ -180,26 +173,17 @@ impl Connection {
             decoder: Decoder::new(
                 (config.header_table_size as usize).max(crate::hpack::DEFAULT_TABLE_SIZE),
             ),
-            encoder: Encoder::new(),
             inbuf: Vec::new(),
             out,
-            streams: BTreeMap::new(),
-            last_stream: 0,
+            streams: StreamTable::default(),
             pending_block: None,
-            conn_recv_window: i64::from(config.connection_window_size),
-            conn_send_window: i64::from(frame::DEFAULT_WINDOW),
-            buffered: 0,
-            requests: VecDeque::new(),
-            cancelled: VecDeque::new(),
+            windows: ConnWindows::new(config.connection_window_size),
             events: VecDeque::new(),
-            in_flight: 0,
             handshake_deadline: Some(now.saturating_add(config.handshake_timeout)),
             settings_ack_deadline: Some(now.saturating_add(config.settings_timeout)),
-            resets_window_start: now,
-            resets_in_window: 0,
+            resets: ResetBudget::new(now),
             now,
             peer_goaway: false,
-            closed: ClosedStreams::default(),
         }
     }
 
@@ -273,28 +257,20 @@ impl Connection {
 
     /// The next complete, valid request.
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.requests.pop_front()
+        self.streams.poll_request()
     }
 
     /// The next handed-out request whose stream is gone (reset by the peer, or the connection
     /// ended); its answer would be dropped.
     pub fn poll_cancelled(&mut self) -> Option<StreamId> {
-        self.cancelled.pop_front()
+        self.streams.poll_cancelled()
     }
 
     /// Answers the request on `stream`; ignored if the stream is gone or already answered.
     pub fn respond(&mut self, stream: StreamId, response: Response, _now: Timestamp) {
-        if self.phase == Phase::Closed {
+        if self.phase == Phase::Closed || !self.streams.transition(stream, StreamInput::Respond) {
             return;
         }
-        let Some(s) = self.streams.get_mut(&stream) else {
-            return;
-        };
-        let Some(next) = s.state.next(StreamInput::Respond) else {
-            return;
-        };
-        s.state = next;
-        self.in_flight -= 1;
         self.queue_response(stream, 200, response);
         self.flush_streams();
         self.check_drained();
@@ -302,16 +278,7 @@ impl Connection {
 
     /// Appends all pending output to `buf`; whether anything was appended.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
-        if self.out.is_empty() {
-            return false;
-        }
-        if buf.is_empty() {
-            mem::swap(buf, &mut self.out);
-        } else {
-            buf.extend_from_slice(&self.out);
-            self.out.zeroize();
-        }
-        true
+        self.out.transmit(buf)
     }
 
     /// The next event.
@@ -340,10 +307,11 @@ impl Connection {
             Phase::Closed | Phase::Draining { .. } => {}
             Phase::ExpectPreface { .. } => self.close("shut down before the preface"),
             _ => {
-                frame::write_goaway(&mut self.out, self.last_stream, Reason::NO_ERROR);
+                let last_stream = self.streams.last_used();
+                self.out.goaway(last_stream, Reason::NO_ERROR);
                 self.phase = Phase::Draining {
                     force_at: now.saturating_add(self.config.shutdown_grace),
-                    last_stream: self.last_stream,
+                    last_stream,
                 };
                 self.check_drained();
             }
@@ -362,7 +330,7 @@ impl Connection {
 
     /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.streams.in_flight()
     }
 
     /// Octets of a partial frame held between `handle_bytes` calls; never more than one
@@ -374,7 +342,7 @@ impl Connection {
     /// Request body octets (gRPC prefixes included) held across streams; never more than
     /// `max_buffered_bytes` between calls.
     pub fn buffered_request_bytes(&self) -> usize {
-        self.buffered
+        self.streams.buffered()
     }
 
     /// Octets queued for the socket and not yet taken by `poll_transmit`.
@@ -382,159 +350,20 @@ impl Connection {
         self.out.len()
     }
 
-    // --- input --------------------------------------------------------------------------
-
-    /// Parses as many whole frames from `data` as possible; returns the octets consumed.
-    fn process(&mut self, data: &[u8], now: Timestamp) -> usize {
-        let mut pos = 0;
-        loop {
-            let rest = data.get(pos..).unwrap_or_default();
-            match self.phase {
-                Phase::Closed => return data.len(),
-                Phase::ExpectPreface { matched } => {
-                    // §3.4: the client preface is exactly these 24 octets.
-                    let want = &PREFACE[matched..];
-                    let n = want.len().min(rest.len());
-                    if rest[..n] != want[..n] {
-                        self.connection_error(Reason::PROTOCOL_ERROR, "invalid connection preface");
-                        return data.len();
-                    }
-                    pos += n;
-                    if n == want.len() {
-                        self.phase = Phase::ExpectSettings;
-                    } else {
-                        self.phase = Phase::ExpectPreface {
-                            matched: matched + n,
-                        };
-                        return pos;
-                    }
-                }
-                _ => {
-                    let Some(head_bytes) = rest.first_chunk::<HEAD_LEN>() else {
-                        return pos;
-                    };
-                    let head = FrameHead::parse(head_bytes);
-                    if let Err((reason, detail)) = self.check_head(&head) {
-                        self.connection_error(reason, detail);
-                        return data.len();
-                    }
-                    let end = HEAD_LEN + head.len as usize;
-                    let Some(payload) = rest.get(HEAD_LEN..end) else {
-                        return pos;
-                    };
-                    pos += end;
-                    self.on_frame(head, payload, now);
-                }
-            }
-        }
-    }
-
-    /// Every connection error the 9-octet head alone reveals, found before a payload octet
-    /// is buffered: a peer cannot make us wait for (and hold) a payload whose frame is
-    /// already known to be fatal, and bytes after it are never swallowed as its payload.
-    fn check_head(&self, head: &FrameHead) -> Result<(), (Reason, &'static str)> {
-        let frame_size = |detail| Err((Reason::FRAME_SIZE_ERROR, detail));
-        // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE.
-        if head.len > self.config.max_frame_size {
-            return frame_size("frame larger than SETTINGS_MAX_FRAME_SIZE");
-        }
-        // §6.10: while a header block is open, only its CONTINUATION frames may arrive.
-        if self.pending_block.is_some() && head.kind != FrameKind::Continuation {
-            return Err((
-                Reason::PROTOCOL_ERROR,
-                "frame interleaved in a header block",
-            ));
-        }
-        // §3.4: the client preface ends with a SETTINGS frame.
-        if self.phase == Phase::ExpectSettings
-            && (head.kind != FrameKind::Settings || head.has(flags::ACK))
-        {
-            return Err((Reason::PROTOCOL_ERROR, "preface not followed by SETTINGS"));
-        }
-        // Fixed and minimum lengths that are connection errors FRAME_SIZE_ERROR.
-        match head.kind {
-            FrameKind::RstStream if head.len != 4 => frame_size("RST_STREAM length is not 4"), // §6.4
-            FrameKind::Ping if head.len != 8 => frame_size("PING length is not 8"), // §6.7
-            FrameKind::WindowUpdate if head.len != 4 => {
-                frame_size("WINDOW_UPDATE length is not 4") // §6.9
-            }
-            // §6.5 (a SETTINGS on a stream is a PROTOCOL_ERROR, found by its handler).
-            FrameKind::Settings if head.stream == 0 && head.has(flags::ACK) && head.len != 0 => {
-                frame_size("SETTINGS ACK with a payload")
-            }
-            FrameKind::Settings if head.stream == 0 && head.len % 6 != 0 => {
-                frame_size("invalid SETTINGS")
-            }
-            // §6.8 (a GOAWAY on a stream is a PROTOCOL_ERROR, found by its handler).
-            FrameKind::GoAway if head.stream == 0 && head.len < 8 => {
-                frame_size("GOAWAY shorter than 8 octets")
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn on_frame(&mut self, head: FrameHead, payload: &[u8], now: Timestamp) {
-        // check_head let only a SETTINGS frame through as the first one (§3.4).
-        if self.phase == Phase::ExpectSettings {
-            self.phase = Phase::Open;
-            self.handshake_deadline = None;
-        }
-        match head.kind {
-            FrameKind::Data => self.on_data(head, payload, now),
-            FrameKind::Headers => self.on_headers(head, payload, now),
-            FrameKind::Continuation => self.on_continuation(head, payload, now),
-            FrameKind::Priority => self.on_priority(head, payload),
-            FrameKind::RstStream => self.on_rst_stream(head, payload, now),
-            FrameKind::Settings => self.on_settings(head, payload),
-            FrameKind::Ping => self.on_ping(head, payload),
-            FrameKind::GoAway => self.on_goaway(head, payload),
-            FrameKind::WindowUpdate => self.on_window_update(head, payload),
-            // §8.4: clients cannot push.
-            FrameKind::PushPromise => {
-                self.connection_error(Reason::PROTOCOL_ERROR, "PUSH_PROMISE from a client");
-            }
-            // §4.1, §5.5: unknown frame types are ignored.
-            FrameKind::Unknown(_) => {}
-        }
-    }
-
     // --- errors and closing ---------------------------------------------------------------
-
-    /// Removes a stream; if its request was handed out and unanswered, it is cancelled.
-    /// Returns whether the stream existed.
-    fn remove_stream(&mut self, id: StreamId) -> bool {
-        let Some(s) = self.streams.remove(&id) else {
-            return false;
-        };
-        match s.state {
-            StreamState::ReceivingRequest => self.buffered -= s.body.len(),
-            StreamState::AwaitingResponse => {
-                self.in_flight -= 1;
-                // A request not yet handed out is dropped (zeroized) here; only handed-out
-                // ones are reported as cancelled.
-                let queued = self.requests.len();
-                self.requests.retain(|r| r.stream != id);
-                if self.requests.len() == queued {
-                    self.cancelled.push_back(id);
-                }
-            }
-            StreamState::SendingResponse => {}
-        }
-        true
-    }
 
     /// A stream error (§5.4.2): RST_STREAM and forget the stream.
     /// Stream errors count against the reset budget, so a peer cannot make us reset streams
     /// (and abandon their work) faster than it may reset them itself.
     fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
-        self.remove_stream(id);
+        self.streams.transition(id, StreamInput::Close);
         self.send_reset(id, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: Some(id),
             reason,
             detail,
         });
-        if self.over_reset_budget(self.now) {
+        if self.resets.spend(self.now, &self.config) {
             return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream errors");
         }
         self.check_drained();
@@ -542,8 +371,8 @@ impl Connection {
 
     /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
     fn send_reset(&mut self, id: StreamId, reason: Reason) {
-        frame::write_rst_stream(&mut self.out, id, reason);
-        self.closed.insert(id, ClosedBy::UsWithReset);
+        self.out.rst_stream(id, reason);
+        self.streams.remember_closed(id, ClosedBy::UsWithReset);
     }
 
     /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.
@@ -554,9 +383,9 @@ impl Connection {
         // §6.8: endpoints MUST NOT increase the last-stream-id of a GOAWAY already sent.
         let last = match self.phase {
             Phase::Draining { last_stream, .. } => last_stream,
-            _ => self.last_stream,
+            _ => self.streams.last_used(),
         };
-        frame::write_goaway(&mut self.out, last, reason);
+        self.out.goaway(last, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: None,
             reason,
@@ -566,11 +395,7 @@ impl Connection {
     }
 
     fn close(&mut self, reason: &'static str) {
-        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
-        for id in ids {
-            self.remove_stream(id);
-        }
-        self.requests.clear();
+        self.streams.close_all();
         self.pending_block = None;
         self.inbuf.zeroize();
         self.inbuf.clear();
@@ -581,27 +406,17 @@ impl Connection {
     /// In shutdown (ours or the peer's), closes once no stream remains.
     fn check_drained(&mut self) {
         let draining = matches!(self.phase, Phase::Draining { .. }) || self.peer_goaway;
-        if draining
-            && self.streams.is_empty()
-            && self.requests.is_empty()
-            && self.phase != Phase::Closed
-        {
+        if draining && self.streams.is_idle() && self.phase != Phase::Closed {
             self.close("graceful shutdown complete");
         }
     }
 }
 
 impl Drop for Connection {
-    /// Partial input and unsent output can hold request or response plaintext.
+    /// Partial input can hold request plaintext (the output queue wipes itself).
     fn drop(&mut self) {
         self.inbuf.zeroize();
-        self.out.zeroize();
     }
-}
-
-/// The path used for streams rejected before their `:path` mattered.
-fn head_path() -> alloc::borrow::Cow<'static, str> {
-    alloc::borrow::Cow::Borrowed("")
 }
 
 /// Appends `data` to `buf`; when `buf` must grow, the bytes move to a new allocation and the

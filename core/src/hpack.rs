@@ -78,9 +78,10 @@ pub enum HpackError {
     SizeUpdateMissing,
 }
 
-impl fmt::Display for HpackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl HpackError {
+    /// What went wrong, in a few words (no header content: safe for logs and events).
+    pub const fn description(self) -> &'static str {
+        match self {
             Self::IntegerOverflow => "HPACK integer overflow",
             Self::Truncated => "HPACK header block truncated",
             Self::StringTooLong => "HPACK string literal longer than the header block",
@@ -90,7 +91,13 @@ impl fmt::Display for HpackError {
             Self::SizeUpdateTooLarge => "HPACK dynamic table size update above our limit",
             Self::SizeUpdateNotAtStart => "HPACK dynamic table size update after a field",
             Self::SizeUpdateMissing => "HPACK dynamic table size update missing",
-        })
+        }
+    }
+}
+
+impl fmt::Display for HpackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod driver;
 pub mod encryption_config;
 pub mod endpoint;
 pub mod keyfile;

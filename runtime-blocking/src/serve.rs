@@ -13,28 +13,28 @@
 //! that stops reading stalls only the threads writing to it (bounded by a 5 s write timeout,
 //! after which its connection is shut down), never the other connections.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kms_plugin_core::effect::RemoteOp;
-use kms_plugin_core::metrics::Metrics;
-use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, Timestamp};
+use kms_plugin_core::{Config, ConnId, OpId, RemoteOp};
 use zeroize::Zeroize;
 
-use crate::clock::Clock;
+use crate::driver::{Drained, Driver, DriverProbe, Sink};
 use crate::endpoint::Endpoint;
 use crate::log::Logger;
-use crate::observe::log::log_event;
 use crate::observe::metrics_server::Probe;
 use crate::provider::{self, KekProvider};
 use crate::socket::BoundSocket;
 use crate::socket::peer::PeerGate;
+
+mod writer;
+
+use writer::{BufferPool, ConnWriter, Flush, OUT_BUFFER_BYTES};
 
 /// Everything `serve` needs.
 pub struct ServeOptions {
@@ -60,128 +60,22 @@ pub struct ServeOptions {
 struct Job {
     id: OpId,
     op: RemoteOp,
-    deadline: Timestamp,
-}
-
-/// Capacity of a fresh output buffer: a batch of responses to one read fits without growing.
-const OUT_BUFFER_BYTES: usize = 16 * 1024;
-/// Buffers kept for reuse, at most (beyond it written buffers are freed).
-const POOLED_BUFFERS: usize = 64;
-/// Buffers that grew beyond this (a burst) are freed after writing instead of kept.
-const MAX_POOLED_CAPACITY: usize = 256 * 1024;
-
-/// Output buffers handed back after writing, for the next drain. Every drain gives the core an
-/// empty buffer that already has capacity, so responses are not copied through a chain of
-/// growing reallocations (each freeing a copy of response bytes), and written buffers are not
-/// freed and allocated again per batch. Buffers are zeroed (whole capacity) before they are
-/// pooled or freed: responses may carry plaintext.
-struct BufferPool(Mutex<Vec<Vec<u8>>>);
-
-impl BufferPool {
-    fn get(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(OUT_BUFFER_BYTES))
-    }
-
-    fn put(&self, mut buf: Vec<u8>) {
-        buf.zeroize(); // whole capacity, and clears
-        if buf.capacity() <= MAX_POOLED_CAPACITY {
-            let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if pool.len() < POOLED_BUFFERS {
-                pool.push(buf);
-            }
-        }
-    }
-}
-
-/// One connection's outgoing side: chunks queued in drain order, written by whichever thread
-/// holds `stream` (FIFO, so order is kept whoever writes). `None` in the queue = shut down.
-struct ConnWriter {
-    queue: Mutex<VecDeque<Option<Vec<u8>>>>,
-    stream: Mutex<UnixStream>,
-    /// Where written chunks go.
-    pool: Arc<BufferPool>,
-}
-
-impl ConnWriter {
-    fn new(stream: UnixStream, pool: Arc<BufferPool>) -> Arc<Self> {
-        Arc::new(Self {
-            queue: Mutex::new(VecDeque::new()),
-            stream: Mutex::new(stream),
-            pool,
-        })
-    }
-
-    fn push(&self, chunk: Option<Vec<u8>>) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(chunk);
-    }
-
-    /// Writes everything queued so far (and anything queued while writing).
-    fn flush(&self) {
-        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop_front();
-            match next {
-                None => return,
-                Some(Some(chunk)) => {
-                    if stream.write_all(&chunk).is_err() {
-                        let _ = stream.shutdown(Shutdown::Both);
-                    }
-                    self.pool.put(chunk);
-                }
-                // Half-close: the peer reads everything we sent, then EOF; its own late
-                // writes (a WINDOW_UPDATE, a SETTINGS ACK) do not fail with EPIPE while it
-                // still has our last responses to read. The reader thread lingers.
-                Some(None) => {
-                    let _ = stream.shutdown(Shutdown::Write);
-                }
-            }
-        }
-    }
-}
-
-/// Connections with queued bytes; written when dropped, which callers do after releasing the
-/// plugin lock (`let f = shared.drain(&mut st); drop(st); drop(f);`).
-#[must_use]
-struct Flush(Vec<Arc<ConnWriter>>);
-
-impl Drop for Flush {
-    fn drop(&mut self) {
-        for writer in self.0.drain(..) {
-            writer.flush();
-        }
-    }
+    deadline: Instant,
 }
 
 struct State {
-    plugin: Plugin,
+    driver: Driver,
     writers: HashMap<ConnId, Arc<ConnWriter>>,
     out: Vec<u8>,
-    /// The deadline the timer thread currently sleeps until (`None`: indefinitely).
-    timer_target: Option<Timestamp>,
-    stopping: bool,
     finished: bool,
     /// Connection threads still running (lingering after close included).
     open_sockets: usize,
-    /// Fed every event; gauges refreshed after each drain and at scrape time.
-    metrics: Metrics,
 }
 
 struct Shared {
     state: Mutex<State>,
     timer_cv: Condvar,
     drained_cv: Condvar,
-    clock: Clock,
     jobs: Mutex<Option<Sender<Job>>>,
     logger: Logger,
     /// Output buffers for drains; filled by the writers.
@@ -189,7 +83,48 @@ struct Shared {
     /// The provider, for its own metric families.
     provider: Arc<dyn KekProvider>,
     /// Who may connect; checked on every accept.
-    gate: PeerGate,
+    gate: Arc<PeerGate>,
+}
+
+/// The blocking server's IO for a drain: bytes to connection writers (written once the lock
+/// is released), remote calls to the worker pool.
+struct Outputs<'a> {
+    writers: &'a mut HashMap<ConnId, Arc<ConnWriter>>,
+    shared: &'a Shared,
+    flush: Flush,
+}
+
+impl Sink for Outputs<'_> {
+    fn transmit(&mut self, conn: ConnId, bytes: &mut Vec<u8>) {
+        if let Some(writer) = self.writers.get(&conn) {
+            writer.push(Some(std::mem::replace(bytes, self.shared.pool.get())));
+            if !self.flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
+                self.flush.0.push(writer.clone());
+            }
+        }
+    }
+
+    fn remote(&mut self, id: OpId, op: RemoteOp, deadline: Instant) {
+        let jobs = self
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = jobs.as_ref() {
+            let _ = tx.send(Job { id, op, deadline });
+        }
+    }
+
+    // The worker finishes the call; the core drops the late answer.
+    fn cancel(&mut self, _id: OpId) {}
+
+    fn close(&mut self, conn: ConnId) {
+        // After the bytes queued before it (GOAWAY, last responses).
+        if let Some(writer) = self.writers.remove(&conn) {
+            writer.push(None);
+            self.flush.0.push(writer);
+        }
+    }
 }
 
 impl Shared {
@@ -197,78 +132,65 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The loop contract: drain transmit, effects, events, then look at the next deadline.
+    /// The loop contract ([`Driver::drain`]); the returned [`Flush`] writes after unlocking.
     fn drain(&self, st: &mut State) -> Flush {
         let State {
-            plugin,
+            driver,
             writers,
             out,
-            metrics,
             ..
         } = st;
-        let mut flush = Flush(Vec::new());
-        while let Some(conn) = plugin.poll_transmit(out) {
-            if let Some(writer) = writers.get(&conn) {
-                writer.push(Some(std::mem::replace(out, self.pool.get())));
-                if !flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
-                    flush.0.push(writer.clone());
-                }
-            } else {
-                out.as_mut_slice().zeroize();
-                out.clear();
-            }
-        }
-        while let Some(effect) = plugin.poll_effect() {
-            match effect {
-                Effect::Remote { id, op, deadline } => {
-                    let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(tx) = jobs.as_ref() {
-                        let _ = tx.send(Job { id, op, deadline });
-                    }
-                }
-                // The worker finishes the call; the core drops the late answer.
-                Effect::CancelRemote { .. } => {}
-                Effect::Close { conn } => {
-                    // After the bytes queued before it (GOAWAY, last responses).
-                    if let Some(writer) = writers.remove(&conn) {
-                        writer.push(None);
-                        flush.0.push(writer);
-                    }
-                }
-            }
-        }
-        let mut any_event = false;
-        while let Some(event) = plugin.poll_event() {
-            log_event(&self.logger, &event);
-            metrics.record(&event);
-            any_event = true;
-        }
-        if any_event {
-            metrics.observe(plugin, self.clock.now());
-        }
-        let next = plugin.poll_timeout();
-        let earlier = match (next, st.timer_target) {
-            (Some(n), Some(t)) => n < t,
-            (Some(_), None) => true,
-            (None, _) => false,
+        let mut outputs = Outputs {
+            writers,
+            shared: self,
+            flush: Flush(Vec::new()),
         };
-        if earlier {
-            st.timer_target = next;
+        let Drained {
+            wake_timer,
+            shutdown_done,
+        } = driver.drain(out, &mut outputs);
+        if wake_timer {
             self.timer_cv.notify_one();
         }
-        if st.stopping && st.plugin.is_drained() {
+        if shutdown_done {
             self.drained_cv.notify_all();
         }
-        flush
+        outputs.flush
+    }
+
+    /// Runs `f` on the plugin under the lock, drains, and writes after unlocking.
+    fn with(&self, f: impl FnOnce(&mut State)) {
+        let mut st = self.lock();
+        f(&mut st);
+        let flush = self.drain(&mut st);
+        drop(st);
+        drop(flush);
     }
 
     /// A connection thread is done with its socket.
     fn socket_closed(&self) {
         let mut st = self.lock();
         st.open_sockets -= 1;
-        if st.stopping {
+        if st.driver.stopping() {
             self.drained_cv.notify_all();
         }
+    }
+
+    /// Waits on `drained_cv` until `done` or `deadline`; whether `done` became true.
+    fn wait_until(&self, deadline: Instant, done: impl Fn(&State) -> bool) -> bool {
+        let mut st = self.lock();
+        while !done(&st) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .drained_cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 }
 
@@ -286,35 +208,32 @@ impl Server {
     /// Binds the socket and starts serving. Errors are one operator-facing line.
     pub fn start(options: ServeOptions) -> Result<Self, String> {
         let socket = Arc::new(BoundSocket::bind(&options.endpoint, options.socket_mode)?);
-        let clock = Clock::new();
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
-        let plugin = Plugin::new(options.config, seed, clock.now())
-            .map_err(|e| format!("invalid configuration: {e}"))?;
-        seed.zeroize();
+        let driver = Driver::new(
+            options.config,
+            options.provider.name(),
+            Some(options.logger),
+        )?;
         let (tx, rx) = mpsc::channel::<Job>();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                plugin,
+                driver,
                 writers: HashMap::new(),
                 out: Vec::with_capacity(OUT_BUFFER_BYTES),
-                timer_target: None,
-                stopping: false,
                 finished: false,
                 open_sockets: 0,
-                metrics: Metrics::new(options.provider.name()),
             }),
             timer_cv: Condvar::new(),
             drained_cv: Condvar::new(),
-            clock,
             jobs: Mutex::new(Some(tx)),
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
             provider: options.provider.clone(),
-            gate: PeerGate::new(&options.endpoint, options.allow_uids.as_deref()),
+            gate: Arc::new(PeerGate::new(
+                &options.endpoint,
+                options.allow_uids.as_deref(),
+            )),
         });
-        let flush = shared.drain(&mut shared.lock());
-        drop(flush); // no connection exists yet: nothing to write
+        shared.with(|_| {}); // the first Status effect; no connection exists yet
 
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..options.remote_workers.max(1) {
@@ -359,20 +278,23 @@ impl Server {
 
     /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
     pub fn probe(&self) -> Arc<dyn Probe> {
-        Arc::new(ServerProbe(self.shared.clone()))
+        let provider = self.shared.provider.clone();
+        let driver = DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
+            f(&mut shared.lock().driver);
+        });
+        Arc::new(GatedProbe {
+            driver,
+            gate: self.shared.gate.clone(),
+        })
     }
 
     /// Begins a graceful shutdown: stop accepting, GOAWAY every connection.
     pub fn shutdown(&self) {
-        let mut st = self.shared.lock();
-        if st.stopping {
+        let mut began = false;
+        self.shared.with(|st| began = st.driver.begin_shutdown());
+        if !began {
             return;
         }
-        st.stopping = true;
-        st.plugin.handle_shutdown(self.shared.clock.now());
-        let flush = self.shared.drain(&mut st);
-        drop(st);
-        drop(flush);
         self.shared.logger.info("shutting down", &[]);
         // Wake the accept loop with a connection to ourselves.
         let _ = match &self.endpoint {
@@ -386,28 +308,21 @@ impl Server {
     }
 
     /// Waits until in-flight requests are answered (at most the grace period), closes every
-    /// connection and unlinks the socket.
+    /// connection, waits (at most [`LINGER`]) for clients to read their last bytes and hang
+    /// up, and unlinks the socket.
     pub fn wait(mut self) {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        let deadline = Instant::now() + self.grace;
-        let mut st = self.shared.lock();
-        while !st.plugin.is_drained() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.shared
-                    .logger
-                    .warn("shutdown grace period over; closing connections", &[]);
-                break;
-            }
-            st = self
-                .shared
-                .drained_cv
-                .wait_timeout(st, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        let shared = &self.shared;
+        if !shared.wait_until(Instant::now() + self.grace, |st| {
+            st.driver.plugin.is_drained()
+        }) {
+            shared
+                .logger
+                .warn("shutdown grace period over; closing connections", &[]);
         }
+        let mut st = shared.lock();
         st.finished = true;
         let writers: Vec<Arc<ConnWriter>> = st.writers.drain().map(|(_, w)| w).collect();
         drop(st);
@@ -415,29 +330,9 @@ impl Server {
             writer.push(None);
             writer.flush();
         }
-        // Every socket is half-closed now: give clients until the linger deadline to read
-        // their last responses and hang up, so exiting does not cut them off.
-        let linger = Instant::now() + LINGER;
-        let mut st = self.shared.lock();
-        while st.open_sockets > 0 {
-            let left = linger.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            st = self
-                .shared
-                .drained_cv
-                .wait_timeout(st, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        drop(st);
-        self.shared.timer_cv.notify_all();
-        *self
-            .shared
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        shared.wait_until(Instant::now() + LINGER, |st| st.open_sockets == 0);
+        shared.timer_cv.notify_all();
+        *shared.jobs.lock().unwrap_or_else(PoisonError::into_inner) = None;
         drop(self.socket); // unlinks the socket file once the accept thread's clone is gone
         self.shared.logger.info("stopped", &[]);
     }
@@ -451,9 +346,26 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHa
         .map_err(|e| format!("cannot start thread {name}: {e}"))
 }
 
+/// The driver's probe plus the peer gate's refusal counter.
+struct GatedProbe {
+    driver: Arc<dyn Probe>,
+    gate: Arc<PeerGate>,
+}
+
+impl Probe for GatedProbe {
+    fn render_metrics(&self, out: &mut String) {
+        self.driver.render_metrics(out);
+        self.gate.render_metrics(out);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.driver.readiness()
+    }
+}
+
 fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
     for stream in socket.listener().incoming() {
-        if shared.lock().stopping {
+        if shared.lock().driver.stopping() {
             break;
         }
         let stream = match stream {
@@ -476,24 +388,21 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
             continue;
         };
         let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
-        let conn = {
-            let mut st = shared.lock();
+        let mut conn = None;
+        shared.with(|st| {
             st.open_sockets += 1;
-            let conn = st.plugin.handle_accept(shared.clock.now());
+            let id = st.driver.plugin.handle_accept(st.driver.now());
             st.writers
-                .insert(conn, ConnWriter::new(writer, shared.pool.clone()));
-            let flush = shared.drain(&mut st);
-            drop(st);
-            drop(flush);
-            conn
-        };
+                .insert(id, ConnWriter::new(writer, shared.pool.clone()));
+            conn = Some(id);
+        });
+        let Some(conn) = conn else { continue };
         let shared2 = shared.clone();
         if spawn("kms-conn", move || connection_loop(&shared2, stream, conn)).is_err() {
-            let mut st = shared.lock();
-            let _ = st.plugin.handle_eof(conn, shared.clock.now());
-            let flush = shared.drain(&mut st);
-            drop(st);
-            drop(flush);
+            shared.with(|st| {
+                let now = st.driver.now();
+                let _ = st.driver.plugin.handle_eof(conn, now);
+            });
             shared.socket_closed();
         }
     }
@@ -504,6 +413,12 @@ fn connection_loop(shared: &Shared, stream: UnixStream, conn: ConnId) {
     shared.socket_closed();
 }
 
+/// Reads `conn` until EOF or until the core closes it. Backpressure (the loop contract): the
+/// bytes a read makes the core produce are written by this thread, after unlocking, before
+/// it reads again (a peer that does not read blocks it in `write`, for at most the write
+/// timeout, after which the connection is shut down). So the core's queue is empty whenever
+/// this thread reads, and `Plugin::wants_read` is false only for a closed connection, which
+/// the writer map already tells.
 fn read_connection(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
     // Wakes an idle reader every LINGER: once we closed the connection and the peer stayed
     // silent that long, the thread ends (a blocked read is not woken by our half-close).
@@ -520,30 +435,29 @@ fn read_connection(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
             }
             Err(_) => 0,
         };
-        let mut st = shared.lock();
-        let now = shared.clock.now();
-        let alive = st.writers.contains_key(&conn);
-        if n == 0 || !alive {
-            let _ = st.plugin.handle_eof(conn, now);
-            let flush = shared.drain(&mut st);
-            drop(st);
-            drop(flush);
+        let mut open = true;
+        shared.with(|st| {
+            let now = st.driver.now();
+            open = n > 0 && st.writers.contains_key(&conn);
+            let _ = if open {
+                st.driver.plugin.handle_bytes(conn, &buf[..n], now)
+            } else {
+                st.driver.plugin.handle_eof(conn, now)
+            };
+        });
+        buf[..n].zeroize();
+        if !open {
             if n > 0 {
                 linger(&mut stream, &mut buf);
             }
             return;
         }
-        let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
-        let flush = shared.drain(&mut st);
-        drop(st);
-        drop(flush);
-        buf[..n].zeroize();
     }
 }
 
 /// How long a closed connection's socket is still read (and the input dropped) so the peer
 /// can read our last bytes and hang up first; also what shutdown waits for that at most.
-const LINGER: Duration = Duration::from_secs(2);
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Reads and drops whatever the peer still sends after we half-closed, until it hangs up or
 /// [`LINGER`] is over.
@@ -563,40 +477,30 @@ fn linger(stream: &mut UnixStream, buf: &mut [u8]) {
 
 fn timer_loop(shared: &Shared) {
     let mut st = shared.lock();
-    loop {
-        if st.finished {
-            return;
+    while !st.finished {
+        if st.driver.fire_timers() {
+            let flush = shared.drain(&mut st);
+            drop(st);
+            drop(flush);
+            st = shared.lock();
+            continue;
         }
-        let now = shared.clock.now();
-        match st.plugin.poll_timeout() {
-            Some(t) if t <= now => {
-                st.plugin.handle_timeout(now);
-                st.timer_target = None;
-                let flush = shared.drain(&mut st);
-                drop(st);
-                drop(flush);
-                st = shared.lock();
-            }
-            Some(t) => {
-                st.timer_target = Some(t);
-                let wait = shared
-                    .clock
-                    .instant(t)
-                    .saturating_duration_since(Instant::now());
-                st = shared
+        // Armed and waited for under one lock hold: a drain that moves the deadline earlier
+        // runs while this thread waits, and its notify is not lost.
+        st = match st.driver.arm_timer() {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                shared
                     .timer_cv
                     .wait_timeout(st, wait)
                     .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+                    .0
             }
-            None => {
-                st.timer_target = None;
-                st = shared
-                    .timer_cv
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-        }
+            None => shared
+                .timer_cv
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
     }
 }
 
@@ -604,78 +508,14 @@ fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn Ke
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        let deadline = shared.clock.instant(job.deadline);
-        let result = provider::execute(provider, &job.op, deadline);
-        let mut st = shared.lock();
-        if let Err(e) = st.plugin.handle_remote(job.id, result, shared.clock.now()) {
-            shared
-                .logger
-                .error("remote reply rejected by the core", &[("error", &e)]);
-        }
-        let flush = shared.drain(&mut st);
-        drop(st);
-        drop(flush);
-    }
-}
-
-/// The metrics and readiness of a running server (see [`Server::probe`]).
-struct ServerProbe(Arc<Shared>);
-
-impl Probe for ServerProbe {
-    fn render_metrics(&self, out: &mut String) {
-        let mut st = self.0.lock();
-        let State {
-            plugin, metrics, ..
-        } = &mut *st;
-        metrics.observe(plugin, self.0.clock.now());
-        metrics.render(out);
-        drop(st);
-        self.0.provider.render_metrics(out);
-        self.0.gate.render_metrics(out);
-    }
-
-    fn readiness(&self) -> Result<(), String> {
-        let st = self.0.lock();
-        let snap = st.plugin.status_snapshot(self.0.clock.now());
-        if snap.shutting_down {
-            Err("shutting down".into())
-        } else if snap.healthy {
-            Ok(())
-        } else {
-            Err(snap.healthz.into())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pooled(pool: &BufferPool) -> usize {
-        pool.0.lock().unwrap().len()
-    }
-
-    #[test]
-    fn buffer_pool_hands_out_empty_buffers_with_capacity_and_stays_bounded() {
-        let pool = BufferPool(Mutex::new(Vec::new()));
-        let fresh = pool.get();
-        assert!(fresh.is_empty() && fresh.capacity() >= OUT_BUFFER_BYTES);
-
-        let mut written = pool.get();
-        written.extend_from_slice(b"response bytes");
-        let cap = written.capacity();
-        pool.put(written);
-        let reused = pool.get();
-        assert!(reused.is_empty(), "a pooled buffer comes back cleared");
-        assert_eq!(reused.capacity(), cap, "and keeps its allocation");
-
-        // A burst-sized buffer is freed, not kept.
-        pool.put(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
-        assert_eq!(pooled(&pool), 0);
-        // At most POOLED_BUFFERS are kept.
-        for _ in 0..POOLED_BUFFERS + 10 {
-            pool.put(Vec::with_capacity(64));
-        }
-        assert_eq!(pooled(&pool), POOLED_BUFFERS);
+        let result = provider::execute(provider, &job.op, job.deadline);
+        shared.with(|st| {
+            let now = st.driver.now();
+            if let Err(e) = st.driver.plugin.handle_remote(job.id, result, now) {
+                shared
+                    .logger
+                    .error("remote reply rejected by the core", &[("error", &e)]);
+            }
+        });
     }
 }

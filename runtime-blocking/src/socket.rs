@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 
 use crate::endpoint::Endpoint;
 
-/// A bound listener that unlinks its socket file when dropped.
+/// A bound listener that unlinks its socket file when dropped, if the path still names the
+/// socket it bound (not one another process put there since).
 pub struct BoundSocket {
     listener: UnixListener,
-    path: Option<PathBuf>,
+    /// The socket file and its (device, inode).
+    path: Option<(PathBuf, (u64, u64))>,
 }
 
 impl BoundSocket {
@@ -59,14 +61,22 @@ impl BoundSocket {
 
     /// The socket file, for path sockets.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.path.as_ref().map(|(p, _)| p.as_path())
     }
+}
+
+/// The (device, inode) of whatever is at `path`, without following a symlink.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Drop for BoundSocket {
     fn drop(&mut self) {
-        if let Some(path) = &self.path {
-            let _ = fs::remove_file(path);
+        if let Some((path, ours)) = &self.path {
+            if identity(path) == Some(*ours) {
+                let _ = fs::remove_file(path);
+            }
         }
     }
 }
@@ -129,9 +139,11 @@ fn bind_path(endpoint: &Endpoint, path: &Path, mode: u32) -> Result<BoundSocket,
     let _ = fs::remove_file(&tmp);
     let _ = fs::remove_dir(&private);
     let listener = result?;
+    let ours = identity(path)
+        .ok_or_else(|| format!("--listen {endpoint}: the socket vanished right after binding"))?;
     Ok(BoundSocket {
         listener,
-        path: Some(path.to_path_buf()),
+        path: Some((path.to_path_buf(), ours)),
     })
 }
 

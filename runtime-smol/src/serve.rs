@@ -1,71 +1,129 @@
-//! The smol driver: one `Plugin` behind a mutex (never held across an `.await`), a task per
-//! connection reading and a task writing, a timer task, and a task per remote operation.
+//! The smol driver: the shared [`Driver`] behind a mutex (never held across an `.await`), one
+//! task per connection, a timer task, and a task per remote operation.
 //!
-//! Remote calls are tasks kept by [`OpId`]: `Effect::CancelRemote` drops the task, which
-//! cancels the provider's future (dropping a future is how async cancellation works); a
-//! deadline bounds every call.
+//! Backpressure (the core's loop contract): a connection's task writes every byte queued for
+//! it before it reads again, and reads only while `Plugin::wants_read` is true. A peer that
+//! does not read its answers (a PING or request flood) is therefore not read either, and what
+//! is queued for it stays bounded by the output of one read plus the answers already in
+//! flight for it, never by what the peer sends.
+//!
+//! Remote calls run the blocking [`KekProvider`] on smol's thread pool (`smol::unblock`),
+//! bounded by the core's deadline, which every provider honours; `Effect::CancelRemote` drops
+//! the task (the late answer is never fed back).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use kms_plugin_core::{
-    Config, ConnId, Effect, OpId, Plugin, RemoteError, RemoteErrorKind, Timestamp,
-};
+use kms_plugin_blocking::driver::{Driver, DriverProbe, Sink};
+use kms_plugin_blocking::log::Logger;
+use kms_plugin_blocking::observe::metrics_server::Limits;
+use kms_plugin_blocking::provider::{self, KekProvider};
+use kms_plugin_blocking::serve::LINGER;
+use kms_plugin_core::{Config, ConnId, OpId, RemoteOp};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Executor, Task};
 use zeroize::Zeroize;
 
-use crate::observe::log::EventLogger;
-use crate::observe::metrics_server::{self, Limits, Probe};
-use crate::provider::{self, AsyncKekProvider};
-use kms_plugin_core::metrics::Metrics;
-use std::net::TcpListener;
+use crate::observe::metrics_server;
 
 /// What [`serve`] needs besides the listener.
 pub struct ServeOptions {
     /// The core's configuration.
     pub config: Config,
-    /// The remote KEK.
-    pub provider: Arc<dyn AsyncKekProvider>,
+    /// The remote KEK (any blocking provider of the std layer, or your own).
+    pub provider: Arc<dyn KekProvider>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
 
+/// One connection's queued output and the doorbell that wakes its task.
+struct Outbox {
+    queue: Mutex<(VecDeque<Vec<u8>>, bool)>,
+    bell: Sender<()>,
+}
+
+impl Outbox {
+    fn push(&self, chunk: Option<Vec<u8>>) {
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        match chunk {
+            Some(c) => q.0.push_back(c),
+            None => q.1 = true,
+        }
+        drop(q);
+        let _ = self.bell.try_send(());
+    }
+
+    /// The next chunk, or whether the connection is closed once everything is written.
+    fn pop(&self) -> Result<Vec<u8>, bool> {
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        q.0.pop_front().ok_or(q.1)
+    }
+}
+
 struct State {
-    plugin: Plugin,
-    origin: Instant,
-    writers: HashMap<ConnId, Sender<Vec<u8>>>,
+    driver: Driver,
+    outboxes: HashMap<ConnId, Arc<Outbox>>,
     ops: HashMap<OpId, Task<()>>,
-    finished_ops: Vec<OpId>,
-    timer_target: Option<Timestamp>,
-    stopping: bool,
-    /// Fed every event; gauges refreshed after each drain with events and at scrape time.
-    metrics: Metrics,
-    logger: Option<EventLogger>,
+    out: Vec<u8>,
+    /// Connection tasks still running (lingering after close included).
+    open_sockets: usize,
 }
 
 struct Shared {
     state: Mutex<State>,
     executor: Arc<Executor<'static>>,
-    provider: Arc<dyn AsyncKekProvider>,
+    provider: Arc<dyn KekProvider>,
     timer_wake: Sender<()>,
-    drained: Sender<()>,
+    /// Rung when shutdown is drained or a connection task ends.
+    progress: Sender<()>,
 }
 
-impl State {
-    fn now(&self) -> Timestamp {
-        let nanos = self.origin.elapsed().as_nanos();
-        Timestamp::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+/// The smol runtime's IO for a drain.
+struct Outputs<'a> {
+    shared: &'a Arc<Shared>,
+    outboxes: &'a mut HashMap<ConnId, Arc<Outbox>>,
+    ops: &'a mut HashMap<OpId, Task<()>>,
+}
+
+impl Sink for Outputs<'_> {
+    fn transmit(&mut self, conn: ConnId, bytes: &mut Vec<u8>) {
+        if let Some(outbox) = self.outboxes.get(&conn) {
+            outbox.push(Some(std::mem::take(bytes)));
+        }
     }
 
-    fn instant(&self, t: Timestamp) -> Instant {
-        self.origin + Duration::from_nanos(t.as_nanos())
+    fn remote(&mut self, id: OpId, op: RemoteOp, deadline: Instant) {
+        let shared = self.shared.clone();
+        let provider = shared.provider.clone();
+        let task = self.shared.executor.spawn(async move {
+            let result = smol::unblock(move || provider::execute(&*provider, &op, deadline)).await;
+            shared.with(|st| {
+                // Detached, not dropped: dropping its own handle would cancel this task.
+                if let Some(task) = st.ops.remove(&id) {
+                    task.detach();
+                }
+                let now = st.driver.now();
+                let _ = st.driver.plugin.handle_remote(id, result, now);
+            });
+        });
+        self.ops.insert(id, task);
+    }
+
+    fn cancel(&mut self, id: OpId) {
+        self.ops.remove(&id);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(outbox) = self.outboxes.remove(&conn) {
+            outbox.push(None);
+        }
     }
 }
 
@@ -74,72 +132,30 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The loop contract: drain transmit, effects, events; then re-arm the timer if needed.
-    fn drain(self: &Arc<Self>, st: &mut State) {
-        for id in st.finished_ops.drain(..) {
-            st.ops.remove(&id);
-        }
-        let mut buf = Vec::new();
-        while let Some(conn) = st.plugin.poll_transmit(&mut buf) {
-            if let Some(tx) = st.writers.get(&conn) {
-                let _ = tx.try_send(std::mem::take(&mut buf));
-            }
-            buf.zeroize();
-            buf.clear();
-        }
-        while let Some(effect) = st.plugin.poll_effect() {
-            match effect {
-                Effect::Remote { id, op, deadline } => {
-                    let (shared, at) = (self.clone(), st.instant(deadline));
-                    let task = self.executor.spawn(async move {
-                        let call = provider::execute(&*shared.provider, &op);
-                        let timeout = async {
-                            Timer::at(at).await;
-                            Err(RemoteError::new(
-                                RemoteErrorKind::Timeout,
-                                "remote call exceeded its deadline",
-                            ))
-                        };
-                        let result = call.or(timeout).await;
-                        let mut st = shared.lock();
-                        let now = st.now();
-                        let _ = st.plugin.handle_remote(id, result, now);
-                        st.finished_ops.push(id);
-                        shared.drain(&mut st);
-                    });
-                    st.ops.insert(id, task);
-                }
-                Effect::CancelRemote { id } => {
-                    st.ops.remove(&id); // dropping the task cancels the call
-                }
-                Effect::Close { conn } => {
-                    st.writers.remove(&conn); // the writer task ends and closes the socket
-                }
-            }
-        }
-        let mut any_event = false;
-        while let Some(event) = st.plugin.poll_event() {
-            if let Some(logger) = &st.logger {
-                logger.event(&event);
-            }
-            st.metrics.record(&event);
-            any_event = true;
-        }
-        if any_event {
-            let now = st.now();
-            let State {
-                plugin, metrics, ..
-            } = st;
-            metrics.observe(plugin, now);
-        }
-        let next = st.plugin.poll_timeout();
-        if next.is_some() && (st.timer_target.is_none() || next < st.timer_target) {
-            st.timer_target = next;
+    /// Runs `f` under the lock, then the loop contract's drain.
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        let State {
+            driver,
+            outboxes,
+            ops,
+            out,
+            ..
+        } = &mut *st;
+        let mut outputs = Outputs {
+            shared: self,
+            outboxes,
+            ops,
+        };
+        let drained = driver.drain(out, &mut outputs);
+        if drained.wake_timer {
             let _ = self.timer_wake.try_send(());
         }
-        if st.stopping && st.plugin.is_drained() {
-            let _ = self.drained.try_send(());
+        if drained.shutdown_done {
+            let _ = self.progress.try_send(());
         }
+        r
     }
 }
 
@@ -158,8 +174,8 @@ pub async fn serve(
 /// Logging and the metrics endpoint for [`serve_observed`]; the default does neither.
 #[derive(Default)]
 pub struct Observer {
-    /// Where core events are logged (none: not logged).
-    pub logger: Option<EventLogger>,
+    /// Where core events and runtime messages are logged (none: not logged).
+    pub logger: Option<Logger>,
     /// Where `/metrics`, `/livez` and `/readyz` are served (see
     /// [`metrics_server::bind`]; none: not served).
     pub metrics_listener: Option<Async<TcpListener>>,
@@ -176,155 +192,195 @@ pub async fn serve_observed(
     observer: Observer,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let origin = Instant::now();
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
-    let plugin = Plugin::new(options.config, seed, Timestamp::ZERO)
-        .map_err(|e| format!("invalid configuration: {e}"))?;
-    seed.zeroize();
+    let logger = observer.logger;
+    let driver = Driver::new(options.config, options.provider.name(), logger)?;
     let (timer_wake, timer_rx) = smol::channel::bounded(1);
-    let (drained, drained_rx) = smol::channel::bounded(1);
+    let (progress, progress_rx) = smol::channel::bounded(1);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            plugin,
-            origin,
-            writers: HashMap::new(),
+            driver,
+            outboxes: HashMap::new(),
             ops: HashMap::new(),
-            finished_ops: Vec::new(),
-            timer_target: None,
-            stopping: false,
-            metrics: Metrics::new(options.provider.name()),
-            logger: observer.logger,
+            out: Vec::new(),
+            open_sockets: 0,
         }),
         executor: executor.clone(),
         provider: options.provider,
         timer_wake,
-        drained,
+        progress,
     });
-    shared.drain(&mut shared.lock());
+    shared.with(|_| {}); // the first Status effect
     let timer = executor.spawn(timer_loop(shared.clone(), timer_rx));
     let metrics_task = observer.metrics_listener.map(|l| {
-        let probe: Arc<dyn Probe> = Arc::new(SharedProbe(shared.clone()));
+        let provider = shared.provider.clone();
+        let probe = DriverProbe::probe(shared.clone(), provider, |shared, f| {
+            f(&mut shared.lock().driver);
+        });
         executor.spawn(metrics_server::serve(l, probe, observer.metrics_limits))
     });
 
     let accept = async {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if let Some(logger) = &logger {
+                        logger.warn("accept failed", &[("error", &e)]);
+                    }
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    Timer::after(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
-            let (tx, rx) = smol::channel::unbounded::<Vec<u8>>();
-            let conn = {
-                let mut st = shared.lock();
-                let now = st.now();
-                let conn = st.plugin.handle_accept(now);
-                st.writers.insert(conn, tx);
-                shared.drain(&mut st);
+            let (bell, rung) = smol::channel::bounded(1);
+            let outbox = Arc::new(Outbox {
+                queue: Mutex::new((VecDeque::new(), false)),
+                bell,
+            });
+            let conn = shared.with(|st| {
+                st.open_sockets += 1;
+                let conn = st.driver.plugin.handle_accept(st.driver.now());
+                st.outboxes.insert(conn, outbox.clone());
                 conn
-            };
-            let Ok(reader) = stream.get_ref().try_clone().and_then(Async::new) else {
-                continue;
-            };
-            executor.spawn(write_loop(stream, rx)).detach();
+            });
             executor
-                .spawn(read_loop(shared.clone(), reader, conn))
+                .spawn(connection(shared.clone(), stream, conn, outbox, rung))
                 .detach();
         }
     };
     accept.or(shutdown).await;
 
-    {
-        let mut st = shared.lock();
-        st.stopping = true;
-        let now = st.now();
-        st.plugin.handle_shutdown(now);
-        shared.drain(&mut st);
+    shared.with(|st| st.driver.begin_shutdown());
+    let grace = Instant::now() + options.shutdown_grace;
+    wait_until(&shared, &progress_rx, grace, |st| {
+        st.driver.plugin.is_drained()
+    })
+    .await;
+    for (_, outbox) in shared.lock().outboxes.drain() {
+        outbox.push(None);
     }
-    let _ = drained_rx
-        .recv()
-        .or(async {
-            Timer::after(options.shutdown_grace).await;
-            Ok(())
-        })
-        .await;
-    shared.lock().writers.clear();
+    // Every socket is half-closed: clients read their last bytes and hang up (bounded).
+    let linger = Instant::now() + LINGER;
+    wait_until(&shared, &progress_rx, linger, |st| st.open_sockets == 0).await;
     drop(timer);
     drop(metrics_task);
     Ok(())
 }
 
-/// The metrics and readiness of a running [`serve_observed`].
-struct SharedProbe(Arc<Shared>);
-
-impl Probe for SharedProbe {
-    fn render_metrics(&self, out: &mut String) {
-        let mut st = self.0.lock();
-        let now = st.now();
-        let State {
-            plugin, metrics, ..
-        } = &mut *st;
-        metrics.observe(plugin, now);
-        metrics.render(out);
-    }
-
-    fn readiness(&self) -> Result<(), String> {
-        let st = self.0.lock();
-        let snap = st.plugin.status_snapshot(st.now());
-        if snap.shutting_down {
-            Err("shutting down".into())
-        } else if snap.healthy {
-            Ok(())
-        } else {
-            Err(snap.healthz.into())
-        }
-    }
-}
-
-async fn read_loop(shared: Arc<Shared>, mut stream: Async<UnixStream>, conn: ConnId) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap_or(0);
-        let mut st = shared.lock();
-        let now = st.now();
-        if n == 0 || !st.writers.contains_key(&conn) {
-            let _ = st.plugin.handle_eof(conn, now);
-            shared.drain(&mut st);
+/// Waits until `done` holds or `deadline` passes, re-checking whenever `progress` rings.
+async fn wait_until(
+    shared: &Shared,
+    progress: &Receiver<()>,
+    deadline: Instant,
+    done: impl Fn(&State) -> bool,
+) {
+    while !done(&shared.lock()) {
+        let rung = async { progress.recv().await.is_ok() };
+        let expired = async {
+            Timer::at(deadline).await;
+            false
+        };
+        if !rung.or(expired).await {
             return;
         }
-        let _ = st.plugin.handle_bytes(conn, &buf[..n], now);
-        shared.drain(&mut st);
-        drop(st);
-        buf[..n].zeroize();
     }
 }
 
-async fn write_loop(mut stream: Async<UnixStream>, rx: Receiver<Vec<u8>>) {
-    while let Ok(mut bytes) = rx.recv().await {
-        let ok = stream.write_all(&bytes).await.is_ok();
-        bytes.zeroize();
-        if !ok {
-            break;
+/// What woke a connection task.
+enum Wake {
+    Read(usize),
+    Output,
+}
+
+/// One connection: write what is queued, then wait for input (if the core wants it) or for
+/// more output; after the core closes it, half-close and linger.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: Async<UnixStream>,
+    conn: ConnId,
+    outbox: Arc<Outbox>,
+    rung: Receiver<()>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    // What the core said after the last bytes it was fed (before the drain that queued their
+    // output, which is written first anyway).
+    let mut wants_read = true;
+    let closed = loop {
+        let closed = loop {
+            match outbox.pop() {
+                Ok(mut chunk) => {
+                    let ok = (&stream).write_all(&chunk).await.is_ok();
+                    chunk.zeroize();
+                    if !ok {
+                        break Some(false);
+                    }
+                }
+                Err(true) => break Some(true),
+                Err(false) => break None,
+            }
+        };
+        if let Some(clean) = closed {
+            break clean;
         }
+        if !wants_read {
+            // Everything queued is written: ask again (false now only for a closed one).
+            wants_read = shared.lock().driver.plugin.wants_read(conn);
+        }
+        let output = async {
+            let _ = rung.recv().await;
+            Wake::Output
+        };
+        let wake = if wants_read {
+            async { Wake::Read((&stream).read(&mut buf).await.unwrap_or(0)) }
+                .or(output)
+                .await
+        } else {
+            output.await
+        };
+        if let Wake::Read(n) = wake {
+            wants_read = shared.with(|st| {
+                let now = st.driver.now();
+                let _ = if n == 0 {
+                    st.driver.plugin.handle_eof(conn, now)
+                } else {
+                    st.driver.plugin.handle_bytes(conn, &buf[..n], now)
+                };
+                st.driver.plugin.wants_read(conn)
+            });
+            buf[..n].zeroize();
+        }
+    };
+    if closed {
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        let linger = async {
+            while matches!((&stream).read(&mut buf).await, Ok(n) if n > 0) {
+                buf.zeroize();
+            }
+        };
+        linger
+            .or(async {
+                Timer::after(LINGER).await;
+            })
+            .await;
+    } else {
+        shared.with(|st| {
+            let now = st.driver.now();
+            let _ = st.driver.plugin.handle_eof(conn, now);
+        });
     }
-    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+    drop(stream);
+    shared.lock().open_sockets -= 1;
+    let _ = shared.progress.try_send(());
 }
 
 async fn timer_loop(shared: Arc<Shared>, wake: Receiver<()>) {
     loop {
-        let target = {
-            let mut st = shared.lock();
-            let now = st.now();
-            if st.plugin.poll_timeout().is_some_and(|t| t <= now) {
-                st.plugin.handle_timeout(now);
-                st.timer_target = None;
-                shared.drain(&mut st);
-            }
-            let next = st.plugin.poll_timeout();
-            st.timer_target = next;
-            next.map(|t| st.instant(t))
-        };
+        shared.with(|st| st.driver.fire_timers());
+        // A drain that moves the deadline earlier after this rings `wake`, which keeps the
+        // ring until received.
+        let at = shared.lock().driver.arm_timer();
         let sleep = async {
-            match target {
+            match at {
                 Some(at) => {
                     Timer::at(at).await;
                 }

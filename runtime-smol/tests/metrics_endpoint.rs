@@ -1,7 +1,7 @@
 //! The smol runtime's hyper `/metrics`, `/livez` and `/readyz` responder over real TCP on
 //! 127.0.0.1: readiness flipping 503 -> 200, HTTP edge cases and limits, then a probe over a
 //! simulated plugin session (fixed seeds) whose scrape has every family with bounded labels
-//! and whose logs (written through `EventLogger`) hold no key bytes, plaintexts or raw key id.
+//! and whose logs (written through the shared event formatter) hold no key bytes, plaintexts or raw key id.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use kms_plugin_core::config::Config;
 use kms_plugin_core::keyring::Keyring;
 use kms_plugin_core::metrics::Metrics;
+use kms_plugin_core::metrics::log::{LogFormat, format_event};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::sim::Sim;
 use kms_plugin_core::testing::wire_client::CallOptions;
-use kms_plugin_smol::observe::log::{EventLogger, Level, LogFormat};
 use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
 use metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
@@ -145,7 +145,7 @@ fn connection_limit_and_header_timeout() {
         probe,
         Limits {
             max_connections: 1,
-            header_read_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
             ..Limits::default()
         },
     );
@@ -206,19 +206,6 @@ impl Probe for SimProbe {
     }
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn simulated_plugin_scrape_and_log_redaction() {
     let mut keyring = Keyring::new();
@@ -260,14 +247,15 @@ fn simulated_plugin_scrape_and_log_redaction() {
         .to_rpc();
     let key_id = msg::decode_status(&r).key_id;
 
-    let buf = Buffer::default();
-    let logger = EventLogger::to_writer(LogFormat::Json, Level::Debug, Box::new(buf.clone()));
+    // Every event through the std layer's formatter (what `Driver` logs), at debug level.
+    let mut logs = Vec::new();
     let mut metrics = Metrics::new("local");
     for e in &sim.events {
-        logger.event(e);
+        if let Some((_, line)) = format_event(e, LogFormat::Json, Duration::from_secs(1)) {
+            logs.extend_from_slice(line.as_bytes());
+        }
         metrics.record(e);
     }
-    logger.log(Level::Info, "serving metrics", &[("addr", &"127.0.0.1:0")]);
     let probe = Arc::new(SimProbe {
         state: Mutex::new((sim, metrics)),
     });
@@ -296,7 +284,6 @@ fn simulated_plugin_scrape_and_log_redaction() {
         Some(3.0)
     );
 
-    let logs = buf.0.lock().unwrap().clone();
     let text = String::from_utf8(logs.clone()).unwrap();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

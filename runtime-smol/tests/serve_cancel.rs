@@ -1,79 +1,67 @@
-//! The smol driver as a library: a remote call that outlives the core's deadline is cancelled by
-//! dropping its future (the provider sees the drop), and `serve` returns once its shutdown
-//! future completes.
+//! The smol driver as a library: a remote call runs on the blocking pool with the core's
+//! deadline, a provider that hangs until that deadline never holds up the event loop, and
+//! `serve` returns once its shutdown future completes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::os::unix::net::UnixListener;
-use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_io::Async;
+use kms_plugin_blocking::provider::KekProvider;
 use kms_plugin_core::secret::Secret32;
-use kms_plugin_core::{Config, RemoteError};
-use kms_plugin_smol::provider::{AsyncKekProvider, BoxFuture};
+use kms_plugin_core::{Config, RemoteError, RemoteErrorKind};
 use kms_plugin_smol::serve::{ServeOptions, serve};
 
-/// Sends on the channel when dropped: proves the pending provider future was dropped.
-struct DropSignal(mpsc::Sender<&'static str>);
+/// A provider whose calls answer nothing before their deadline; reports each deadline.
+struct Hanging(Mutex<mpsc::Sender<Instant>>);
 
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        let _ = self.0.send("status future dropped");
+impl Hanging {
+    fn hang(&self, deadline: Instant) -> RemoteError {
+        let _ = self.0.lock().unwrap().send(deadline);
+        // Blocks this pool thread only, until the deadline the core gave (bounded).
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        RemoteError::new(RemoteErrorKind::Timeout, "hanging provider")
     }
 }
 
-/// A provider whose `status` never answers.
-struct Hanging(mpsc::Sender<&'static str>);
-
-impl AsyncKekProvider for Hanging {
+impl KekProvider for Hanging {
     fn name(&self) -> &'static str {
         "hanging"
     }
 
-    fn status(&self) -> BoxFuture<'_, Result<String, RemoteError>> {
-        let guard = DropSignal(self.0.clone());
-        Box::pin(async move {
-            let _guard = guard;
-            std::future::pending::<()>().await;
-            unreachable!("pending never completes")
-        })
+    fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
+        Err(self.hang(deadline))
     }
 
-    fn wrap<'a>(
-        &'a self,
-        _key_id: &'a str,
-        _kek: &'a Secret32,
-    ) -> BoxFuture<'a, Result<Vec<u8>, RemoteError>> {
-        Box::pin(std::future::pending())
+    fn wrap(&self, _: &str, _: &Secret32, deadline: Instant) -> Result<Vec<u8>, RemoteError> {
+        Err(self.hang(deadline))
     }
 
-    fn unwrap<'a>(
-        &'a self,
-        _key_id: &'a str,
-        _wrapped: &'a [u8],
-    ) -> BoxFuture<'a, Result<Secret32, RemoteError>> {
-        Box::pin(std::future::pending())
+    fn unwrap(&self, _: &str, _: &[u8], deadline: Instant) -> Result<Secret32, RemoteError> {
+        Err(self.hang(deadline))
     }
 }
 
 #[test]
-fn a_remote_call_past_its_deadline_is_dropped_and_serve_stops_on_shutdown() {
+fn a_remote_call_gets_the_core_deadline_and_serve_stops_on_shutdown() {
     use std::os::linux::net::SocketAddrExt;
     let name = format!("kms-smol-cancel-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let listener = Async::new(UnixListener::bind_addr(&addr).unwrap()).unwrap();
 
-    let (dropped_tx, dropped_rx) = mpsc::channel();
+    let (deadline_tx, deadline_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
     let (done_tx, done_rx) = mpsc::channel();
     let mut config = Config::default();
     config.kms.remote_timeout = Duration::from_millis(100);
     let options = ServeOptions {
         config,
-        provider: Arc::new(Hanging(dropped_tx)),
+        provider: Arc::new(Hanging(Mutex::new(deadline_tx))),
         shutdown_grace: Duration::from_millis(200),
     };
+    let started = Instant::now();
     std::thread::spawn(move || {
         let executor = Arc::new(smol::Executor::new());
         let shutdown = async move {
@@ -84,10 +72,14 @@ fn a_remote_call_past_its_deadline_is_dropped_and_serve_stops_on_shutdown() {
         let _ = done_tx.send(result);
     });
 
-    // The core's start-up Status times out after remote_timeout; its future must be dropped.
-    assert_eq!(
-        dropped_rx.recv_timeout(Duration::from_secs(20)),
-        Ok("status future dropped")
+    // The start-up Status is bounded by the core's remote_timeout.
+    let deadline = deadline_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the start-up Status reaches the provider");
+    assert!(
+        deadline <= Instant::now() + Duration::from_millis(100),
+        "the provider gets the core's deadline ({:?} after start)",
+        deadline - started
     );
 
     stop_tx.send_blocking(()).unwrap();

@@ -2,24 +2,39 @@
 //! (RFC 9113 §6.3-§6.9).
 
 use super::closed::ClosedBy;
-use super::{ConnEvent, Connection};
-use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
+use super::streams::{Slot, StreamInput};
+use super::{ConnEvent, Connection, TransportConfig};
+use crate::h2::frame::{FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
 use crate::time::Timestamp;
 
-impl Connection {
-    /// Counts one stream reset, by the peer or provoked by its protocol errors, and says
-    /// whether the budget of `max_resets_per_window` per `reset_window` is exceeded
-    /// (CVE-2023-44487 rapid reset; CVE-2025-8671 "MadeYouReset").
-    pub(super) fn over_reset_budget(&mut self, now: Timestamp) -> bool {
-        if now.saturating_duration_since(self.resets_window_start) >= self.config.reset_window {
-            self.resets_window_start = now;
-            self.resets_in_window = 0;
+/// Stream resets, by the peer or provoked by its protocol errors, counted per
+/// `reset_window` (CVE-2023-44487 rapid reset; CVE-2025-8671 "MadeYouReset").
+pub(super) struct ResetBudget {
+    window_start: Timestamp,
+    in_window: u32,
+}
+
+impl ResetBudget {
+    pub(super) fn new(now: Timestamp) -> Self {
+        Self {
+            window_start: now,
+            in_window: 0,
         }
-        self.resets_in_window = self.resets_in_window.saturating_add(1);
-        self.resets_in_window > self.config.max_resets_per_window
     }
 
+    /// Counts one reset; whether more than `max_resets_per_window` fell in the window.
+    pub(super) fn spend(&mut self, now: Timestamp, config: &TransportConfig) -> bool {
+        if now.saturating_duration_since(self.window_start) >= config.reset_window {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+        self.in_window > config.max_resets_per_window
+    }
+}
+
+impl Connection {
     pub(super) fn on_priority(&mut self, head: FrameHead, payload: &[u8]) {
         if head.stream == 0 {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"); // §6.3
@@ -37,8 +52,7 @@ impl Connection {
         // idle stream could later be opened by HEADERS and answered after we reset it. So on an
         // idle stream the error is a connection error (§5.4.1 allows treating any stream error
         // as one).
-        let idle = !self.streams.contains_key(&head.stream) && head.stream > self.last_stream;
-        if idle {
+        if self.streams.slot(head.stream) == Slot::Idle {
             self.connection_error(error.0, error.1);
         } else {
             self.stream_error(head.stream, error.0, error.1);
@@ -50,19 +64,19 @@ impl Connection {
         let Some(code) = payload.first_chunk::<4>().filter(|_| payload.len() == 4) else {
             return self.connection_error(Reason::FRAME_SIZE_ERROR, "RST_STREAM length is not 4");
         };
-        if head.stream == 0 || head.stream > self.last_stream {
+        if head.stream == 0 || self.streams.slot(head.stream) == Slot::Idle {
             return self.connection_error(
                 Reason::PROTOCOL_ERROR,
                 "RST_STREAM on stream 0 or an idle stream",
             );
         }
         // Rapid-reset protection (CVE-2023-44487).
-        if self.over_reset_budget(now) {
+        if self.resets.spend(now, &self.config) {
             return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream resets");
         }
         let reason = Reason(u32::from_be_bytes(*code));
-        if self.remove_stream(head.stream) {
-            self.closed.insert(head.stream, ClosedBy::Other);
+        if self.streams.transition(head.stream, StreamInput::Close) {
+            self.streams.remember_closed(head.stream, ClosedBy::Other);
             self.events.push_back(ConnEvent::StreamReset {
                 stream: head.stream,
                 reason,
@@ -96,20 +110,20 @@ impl Connection {
         }
         // §6.9.2: a new initial window adjusts every open stream's send window.
         let delta = i64::from(self.peer.initial_window_size) - i64::from(old_window);
-        if delta != 0 {
-            for s in self.streams.values_mut() {
-                s.send_window += delta;
-                if s.send_window > i64::from(MAX_WINDOW) {
-                    return self.connection_error(
-                        Reason::FLOW_CONTROL_ERROR,
-                        "SETTINGS overflowed a stream window",
-                    );
-                }
-            }
+        if delta != 0
+            && self
+                .streams
+                .iter_mut()
+                .any(|s| s.windows.grow_send(delta).is_err())
+        {
+            return self.connection_error(
+                Reason::FLOW_CONTROL_ERROR,
+                "SETTINGS overflowed a stream window",
+            );
         }
-        self.encoder
-            .set_peer_max_table_size(self.peer.header_table_size as usize);
-        frame::write_settings_ack(&mut self.out);
+        self.out
+            .set_peer_table_size(self.peer.header_table_size as usize);
+        self.out.settings_ack();
         self.flush_streams();
     }
 
@@ -122,7 +136,7 @@ impl Connection {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PING on a stream");
         }
         if !head.has(flags::ACK) {
-            frame::write_ping_ack(&mut self.out, opaque);
+            self.out.ping_ack(*opaque);
         }
     }
 
@@ -155,12 +169,11 @@ impl Connection {
             if increment == 0 {
                 return self.connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
             }
-            self.conn_send_window += increment;
-            if self.conn_send_window > i64::from(MAX_WINDOW) {
+            if self.windows.grow_send(increment).is_err() {
                 return self
                     .connection_error(Reason::FLOW_CONTROL_ERROR, "connection window overflow");
             }
-        } else if let Some(s) = self.streams.get_mut(&head.stream) {
+        } else if let Some(s) = self.streams.get_mut(head.stream) {
             if increment == 0 {
                 return self.stream_error(
                     head.stream,
@@ -168,15 +181,14 @@ impl Connection {
                     "WINDOW_UPDATE of 0",
                 );
             }
-            s.send_window += increment;
-            if s.send_window > i64::from(MAX_WINDOW) {
+            if s.windows.grow_send(increment).is_err() {
                 return self.stream_error(
                     head.stream,
                     Reason::FLOW_CONTROL_ERROR,
                     "stream window overflow",
                 );
             }
-        } else if head.stream > self.last_stream {
+        } else if self.streams.slot(head.stream) == Slot::Idle {
             return self
                 .connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
         }

@@ -4,9 +4,10 @@
 use core::mem;
 
 use super::closed::ClosedBy;
+use super::flow::StreamWindows;
 use super::head::{HeadCollector, HeadError};
-use super::stream::{Stream, StreamInput, StreamState};
-use super::{ConnEvent, Connection, PendingBlock, Phase, head_path};
+use super::streams::{Slot, StreamInput, StreamState};
+use super::{ConnEvent, Connection, PendingBlock, Phase};
 use crate::grpc::PREFIX_LEN;
 use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
@@ -20,105 +21,97 @@ impl Connection {
             return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on stream 0"); // §6.1
         }
         // §6.9.1: the whole payload, padding included, counts against the windows.
-        let len = i64::from(head.len);
-        self.conn_recv_window -= len;
-        if self.conn_recv_window < 0 {
-            return self.connection_error(
-                Reason::FLOW_CONTROL_ERROR,
-                "DATA beyond the connection window",
-            );
+        match self.windows.receive(head.len) {
+            Err(_) => {
+                return self.connection_error(
+                    Reason::FLOW_CONTROL_ERROR,
+                    "DATA beyond the connection window",
+                );
+            }
+            Ok(Some(increment)) => self.out.window_update(0, increment),
+            Ok(None) => {}
         }
-        self.replenish_connection_window();
         let Some(content) = frame::strip_padding(payload, head.flags) else {
             return self
                 .connection_error(Reason::PROTOCOL_ERROR, "padding longer than the payload");
         };
         let id = head.stream;
-        let Some(s) = self.streams.get_mut(&id) else {
-            if id > self.last_stream {
-                // §5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR.
+        match self.streams.slot(id) {
+            Slot::Open(StreamState::ReceivingRequest) => {}
+            // §5.1 half-closed (remote): stream error STREAM_CLOSED.
+            Slot::Open(_) => {
+                return self.stream_error(id, Reason::STREAM_CLOSED, "DATA after END_STREAM");
+            }
+            // §5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR.
+            Slot::Idle => {
                 return self.connection_error(Reason::PROTOCOL_ERROR, "DATA on an idle stream");
             }
             // §5.1 "closed": frames on a stream we reset are ignored (the peer may have sent
             // them before seeing our RST_STREAM); DATA on any other closed stream is a stream
             // error STREAM_CLOSED (§6.1). The connection window was accounted above.
-            if self.closed.find(id) != Some(ClosedBy::UsWithReset) {
-                self.stream_error(id, Reason::STREAM_CLOSED, "DATA on a closed stream");
+            Slot::Closed(Some(ClosedBy::UsWithReset)) => return,
+            Slot::Closed(_) => {
+                return self.stream_error(id, Reason::STREAM_CLOSED, "DATA on a closed stream");
             }
+        }
+        let Some(s) = self.streams.get_mut(id) else {
             return;
         };
-        if s.state != StreamState::ReceivingRequest {
-            // §5.1 half-closed (remote): stream error STREAM_CLOSED.
-            return self.stream_error(id, Reason::STREAM_CLOSED, "DATA after END_STREAM");
-        }
-        s.recv_window -= len;
-        if s.recv_window < 0 {
+        if s.windows.receive(head.len).is_err() {
             return self.stream_error(
                 id,
                 Reason::FLOW_CONTROL_ERROR,
                 "DATA beyond the stream window",
             );
         }
-        let limit = PREFIX_LEN + self.config.max_message_size as usize;
-        super::stream::append_wiping(&mut s.body, content, limit);
-        self.buffered += content.len();
-        let body_len = s.body.len();
-        if s.content_length.is_some_and(|cl| body_len as u64 > cl) {
+        let content_length = s.content_length;
+        let max_message = self.config.max_message_size as usize;
+        let body_len = self
+            .streams
+            .append_body(id, content, PREFIX_LEN + max_message);
+        if content_length.is_some_and(|cl| body_len as u64 > cl) {
             // §8.1.1: more DATA than content-length: malformed.
             return self.stream_error(id, Reason::PROTOCOL_ERROR, "DATA exceeds content-length");
         }
+        let Some(s) = self.streams.get_mut(id) else {
+            return;
+        };
         let declared = s
             .body
             .first_chunk::<PREFIX_LEN>()
             .map(|p| u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize);
-        if declared.is_some_and(|d| d > self.config.max_message_size as usize) {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::ResourceExhausted,
-                    "request message larger than the maximum",
-                ),
-            );
-        }
-        if declared.is_some_and(|d| body_len > PREFIX_LEN + d) {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::Unimplemented,
-                    "more than one request message on a unary method",
-                ),
-            );
-        }
-        if self.buffered > self.config.max_buffered_bytes {
-            return self.reject(
-                id,
-                200,
-                Response::error(
-                    Code::ResourceExhausted,
-                    "too many request bytes buffered on this connection",
-                ),
-            );
+        let refusal = if declared.is_some_and(|d| d > max_message) {
+            Some((
+                Code::ResourceExhausted,
+                "request message larger than the maximum",
+            ))
+        } else if declared.is_some_and(|d| body_len > PREFIX_LEN + d) {
+            Some((
+                Code::Unimplemented,
+                "more than one request message on a unary method",
+            ))
+        } else if self.streams.buffered() > self.config.max_buffered_bytes {
+            Some((
+                Code::ResourceExhausted,
+                "too many request bytes buffered on this connection",
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            return self.reject(id, 200, Response::error(code, message), false);
         }
         if head.has(flags::END_STREAM) {
             return self.finish_request(id, now);
         }
         // Keep the stream window open while the request keeps coming (§6.9).
-        let initial = i64::from(self.config.initial_window_size);
-        if s.recv_window <= initial / 2 {
-            let increment = u32::try_from(initial - s.recv_window).unwrap_or(MAX_WINDOW);
-            s.recv_window = initial;
-            frame::write_window_update(&mut self.out, id, increment);
-        }
-    }
-
-    fn replenish_connection_window(&mut self) {
-        let target = i64::from(self.config.connection_window_size);
-        if self.conn_recv_window <= target / 2 {
-            let increment = u32::try_from(target - self.conn_recv_window).unwrap_or(MAX_WINDOW);
-            self.conn_recv_window = target;
-            frame::write_window_update(&mut self.out, 0, increment);
+        let initial = self.config.initial_window_size;
+        if let Some(increment) = self
+            .streams
+            .get_mut(id)
+            .and_then(|s| s.windows.replenish(initial))
+        {
+            self.out.window_update(id, increment);
         }
     }
 
@@ -204,7 +197,11 @@ impl Connection {
         block: &[u8],
         now: Timestamp,
     ) {
-        let existing = self.streams.get(&id).map(|s| s.state);
+        let slot = self.streams.slot(id);
+        let existing = match slot {
+            Slot::Open(state) => Some(state),
+            _ => None,
+        };
         let mut fields = HeadCollector::new(
             self.config.max_header_list_size as usize,
             existing.is_some(),
@@ -214,11 +211,13 @@ impl Connection {
             .decoder
             .decode(block, &mut |n, v, _| fields.field(n, v))
         {
-            let _ = e;
-            return self.connection_error(Reason::COMPRESSION_ERROR, "HPACK decoding failed");
+            // §4.3: COMPRESSION_ERROR; the event says which RFC 7541 rule was broken.
+            return self.connection_error(Reason::COMPRESSION_ERROR, e.description());
         }
-        if existing.is_none() && id <= self.last_stream && id % 2 == 1 {
-            return match self.closed.find(id) {
+        if let Slot::Closed(by) = slot
+            && id % 2 == 1
+        {
+            return match by {
                 // §5.1 "closed": ignored after our RST_STREAM.
                 Some(ClosedBy::UsWithReset) => {}
                 // §5.1 "closed": frames after END_STREAM or the peer's RST_STREAM.
@@ -232,14 +231,9 @@ impl Connection {
         }
         if self_dependent {
             // §5.3.1: a stream cannot depend on itself: stream error PROTOCOL_ERROR.
-            if existing.is_none() {
-                if id % 2 == 0 {
-                    return self.connection_error(
-                        Reason::PROTOCOL_ERROR,
-                        "stream id not odd and increasing",
-                    );
-                }
-                self.last_stream = id;
+            if existing.is_none() && !self.streams.claim(id) {
+                return self
+                    .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
             }
             return self.stream_error(id, Reason::PROTOCOL_ERROR, "stream depends on itself");
         }
@@ -272,11 +266,10 @@ impl Connection {
         now: Timestamp,
     ) {
         // §5.1.1: client streams are odd and increasing.
-        if id % 2 == 0 || id <= self.last_stream {
+        if !self.streams.claim(id) {
             return self
                 .connection_error(Reason::PROTOCOL_ERROR, "stream id not odd and increasing");
         }
-        self.last_stream = id;
         // §6.8: after our GOAWAY no new streams are processed.
         if matches!(self.phase, Phase::Draining { .. }) {
             return self.send_reset(id, Reason::REFUSED_STREAM);
@@ -304,43 +297,32 @@ impl Connection {
                 return;
             }
             Err(HeadError::Reject(status, response)) => {
-                self.streams.insert(
-                    id,
-                    Stream::new(0, self.peer.initial_window_size, head_path(), None),
-                );
-                self.mark_received(id);
-                return self.reject_with_state(id, status, response, end_stream);
+                let windows = StreamWindows::new(0, self.peer.initial_window_size);
+                self.streams.open(id, windows, head_path(), None);
+                return self.reject(id, status, response, end_stream);
             }
         };
         let deadline = head.timeout.map(|t| now.saturating_add(t));
-        let mut stream = Stream::new(
+        let windows = StreamWindows::new(
             self.config.initial_window_size,
             self.peer.initial_window_size,
-            head.path,
-            deadline,
         );
-        stream.content_length = head.content_length;
-        self.streams.insert(id, stream);
+        self.streams
+            .open(id, windows, head.path, deadline)
+            .content_length = head.content_length;
         if end_stream {
             self.finish_request(id, now);
         }
     }
 
-    /// Marks a freshly created stream as fully received (used for rejects).
-    fn mark_received(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.state = StreamState::AwaitingResponse;
-        }
-    }
-
     /// The request on `id` is complete: validate the gRPC framing and hand it out.
     fn finish_request(&mut self, id: StreamId, now: Timestamp) {
-        let Some(s) = self.streams.get_mut(&id) else {
+        let Some(s) = self.streams.get_mut(id) else {
             return;
         };
-        let Some(next) = s.state.next(StreamInput::RequestComplete) else {
+        if s.state != StreamState::ReceivingRequest {
             return;
-        };
+        }
         let body_len = s.body.len();
         if s.content_length.is_some_and(|cl| cl != body_len as u64) {
             // §8.1.1: content-length not matching the DATA received: malformed.
@@ -350,48 +332,39 @@ impl Connection {
                 "content-length does not match the DATA",
             );
         }
-        self.buffered -= body_len;
         // gRPC PROTOCOL-HTTP2 "Length-Prefixed-Message": exactly one message for unary.
-        let Some(prefix) = s.body.first_chunk::<PREFIX_LEN>() else {
-            s.state = next;
-            self.in_flight += 1;
-            let r = Response::error(Code::Unimplemented, "unary request without a message");
-            return self.respond_now(id, r);
-        };
-        let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-        let flag = prefix[0];
-        let error = if flag == 1 {
-            Some(Response::error(
+        let error = match s.body.first_chunk::<PREFIX_LEN>() {
+            None => Some((Code::Unimplemented, "unary request without a message")),
+            Some([1, ..]) => Some((
                 Code::Unimplemented,
                 "compressed messages are not supported (no grpc-encoding negotiated)",
-            ))
-        } else if flag != 0 {
-            Some(Response::error(
-                Code::Internal,
-                "invalid compressed-flag octet",
-            ))
-        } else if declared != body_len - PREFIX_LEN {
-            Some(Response::error(
+            )),
+            Some([0, len @ ..]) if u32::from_be_bytes(*len) as usize == body_len - PREFIX_LEN => {
+                None
+            }
+            Some([0, ..]) => Some((
                 Code::Internal,
                 "request message length does not match the data received",
-            ))
-        } else {
-            None
+            )),
+            Some(_) => Some((Code::Internal, "invalid compressed-flag octet")),
         };
-        s.state = next;
-        self.in_flight += 1;
-        if let Some(r) = error {
-            return self.respond_now(id, r);
+        self.streams.transition(id, StreamInput::RequestComplete);
+        if let Some((code, message)) = error {
+            return self.respond_now(id, Response::error(code, message));
         }
+        let Some(s) = self.streams.get_mut(id) else {
+            return;
+        };
         let mut body = mem::take(&mut *s.body);
         body.drain(..PREFIX_LEN);
-        self.requests.push_back(Request {
+        let request = Request {
             stream: id,
             path: mem::take(&mut s.path),
             message: SecretBytes::new(body),
             deadline: s.deadline,
             received: now,
-        });
+        };
+        self.streams.hand_out(request);
     }
 
     fn respond_now(&mut self, id: StreamId, response: Response) {
@@ -400,4 +373,9 @@ impl Connection {
             .push_back(ConnEvent::RequestRejected { stream: id, code });
         self.respond(id, response, Timestamp::ZERO);
     }
+}
+
+/// The path used for streams rejected before their `:path` mattered.
+fn head_path() -> alloc::borrow::Cow<'static, str> {
+    alloc::borrow::Cow::Borrowed("")
 }

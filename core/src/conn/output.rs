@@ -1,187 +1,166 @@
-//! Response output: encoding answers and sending them within the peer's flow-control windows
-//! (RFC 9113 §6.9; gRPC PROTOCOL-HTTP2 "Responses").
+//! The output queue: every octet the connection sends, in order, with the HPACK encoder whose
+//! state follows that order (RFC 7541 §2.2). It owns the count of octets waiting for the
+//! socket ([`OutputQueue::len`]), the one number output caps are enforced on.
 
 use alloc::vec::Vec;
+use core::mem;
 
 use zeroize::Zeroize;
 
-use super::closed::ClosedBy;
-use super::stream::StreamState;
-use super::{ConnEvent, Connection, Phase};
-use crate::grpc::{self, PREFIX_LEN};
+use crate::grpc;
 use crate::h2::frame::{self, FrameKind, HEAD_LEN, flags};
 use crate::h2::reason::Reason;
-use crate::rpc::{Code, Response, StreamId};
+use crate::hpack::Encoder;
+use crate::rpc::{Code, StreamId};
 
-impl Connection {
-    /// Encodes `response` for `id`. OK responses are HEADERS + DATA + trailers, the DATA sent
-    /// as the peer's windows allow; errors are trailers-only (gRPC PROTOCOL-HTTP2
-    /// "Responses"). Header blocks are encoded straight into the output buffer.
-    pub(super) fn queue_response(&mut self, id: StreamId, http_status: u16, response: Response) {
-        let Some(s) = self.streams.get_mut(&id) else {
-            return;
-        };
+/// The longest `grpc-message` we send, in octets before percent-encoding.
+const MAX_GRPC_MESSAGE: usize = 512;
+
+/// Octets queued for the socket. May hold response plaintext: wiped when handed over by
+/// copy, and on drop.
+pub(crate) struct OutputQueue {
+    bytes: Vec<u8>,
+    encoder: Encoder,
+}
+
+impl OutputQueue {
+    pub(crate) fn new() -> Self {
+        Self {
+            bytes: Vec::with_capacity(256),
+            encoder: Encoder::new(),
+        }
+    }
+
+    /// Octets waiting for `transmit`.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends everything queued to `buf` (moving the buffer when `buf` is empty); whether
+    /// anything was appended.
+    pub(crate) fn transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        if self.bytes.is_empty() {
+            return false;
+        }
+        if buf.is_empty() {
+            mem::swap(buf, &mut self.bytes);
+        } else {
+            buf.extend_from_slice(&self.bytes);
+            self.bytes.zeroize();
+        }
+        true
+    }
+
+    /// The peer's SETTINGS_HEADER_TABLE_SIZE bounds our encoder's table (RFC 7541 §4.2).
+    pub(crate) fn set_peer_table_size(&mut self, size: usize) {
+        self.encoder.set_peer_max_table_size(size);
+    }
+
+    /// SETTINGS with `entries` (§6.5).
+    pub(crate) fn settings(&mut self, entries: &[(u16, u32)]) {
+        crate::h2::settings::write_settings(&mut self.bytes, entries);
+    }
+
+    pub(crate) fn settings_ack(&mut self) {
+        frame::write_settings_ack(&mut self.bytes);
+    }
+
+    pub(crate) fn ping_ack(&mut self, opaque: [u8; 8]) {
+        frame::write_ping_ack(&mut self.bytes, &opaque);
+    }
+
+    pub(crate) fn window_update(&mut self, stream: StreamId, increment: u32) {
+        frame::write_window_update(&mut self.bytes, stream, increment);
+    }
+
+    pub(crate) fn rst_stream(&mut self, stream: StreamId, reason: Reason) {
+        frame::write_rst_stream(&mut self.bytes, stream, reason);
+    }
+
+    pub(crate) fn goaway(&mut self, last_stream: StreamId, reason: Reason) {
+        frame::write_goaway(&mut self.bytes, last_stream, reason);
+    }
+
+    /// Response headers (`:status`, `content-type`). With `grpc` set the stream ends here:
+    /// a trailers-only response with that status and message (gRPC PROTOCOL-HTTP2
+    /// "Responses"); otherwise DATA and trailers follow.
+    pub(crate) fn response_headers(
+        &mut self,
+        id: StreamId,
+        http_status: u16,
+        grpc: Option<(Code, &str)>,
+    ) {
         let status = match http_status {
             200 => &b"200"[..],
             405 => b"405",
             415 => b"415",
             _ => b"500",
         };
-        let ok_body = response.body.filter(|_| response.code == Code::Ok);
-        let flags = if ok_body.is_some() {
-            flags::END_HEADERS
-        } else {
-            // Trailers-only: one HEADERS frame ending the stream.
-            flags::END_HEADERS | flags::END_STREAM
-        };
-        let start = begin_headers(&mut self.out, flags, id);
-        self.encoder
-            .encode_field(b":status", status, false, &mut self.out);
-        self.encoder
-            .encode_field(b"content-type", b"application/grpc", false, &mut self.out);
-        if let Some(body) = ok_body {
-            end_headers(&mut self.out, start);
-            s.prefix = [0; PREFIX_LEN];
-            if let Some(len) = s.prefix.get_mut(1..) {
-                len.copy_from_slice(&(body.len() as u32).to_be_bytes());
-            }
-            s.response = Some(body);
-            s.out_pos = 0;
-            return;
+        let end = if grpc.is_some() { flags::END_STREAM } else { 0 };
+        let start = self.begin_headers(id, end);
+        self.field(b":status", status);
+        self.field(b"content-type", b"application/grpc");
+        if let Some((code, message)) = grpc {
+            self.grpc_status(code, message);
         }
+        self.end_headers(start);
+    }
+
+    /// One DATA frame on `id` carrying `parts` (§6.1), no flags.
+    pub(crate) fn data(&mut self, id: StreamId, parts: [&[u8]; 2]) {
+        let len = parts[0].len() + parts[1].len();
+        frame::write_head(&mut self.bytes, len, FrameKind::Data, 0, id);
+        self.bytes.extend_from_slice(parts[0]);
+        self.bytes.extend_from_slice(parts[1]);
+    }
+
+    /// The trailers of an OK response, ending the stream.
+    pub(crate) fn ok_trailers(&mut self, id: StreamId) {
+        let start = self.begin_headers(id, flags::END_STREAM);
+        self.grpc_status(Code::Ok, "");
+        self.end_headers(start);
+    }
+
+    fn grpc_status(&mut self, code: Code, message: &str) {
         let mut code_buf = [0u8; 3];
-        let code = format_code(response.code.as_u8(), &mut code_buf);
+        self.field(b"grpc-status", format_code(code.as_u8(), &mut code_buf));
+        if !message.is_empty() {
+            let mut encoded = alloc::string::String::new();
+            grpc::percent_encode(truncate(message, MAX_GRPC_MESSAGE), &mut encoded);
+            self.field(b"grpc-message", encoded.as_bytes());
+        }
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8]) {
         self.encoder
-            .encode_field(b"grpc-status", code, false, &mut self.out);
-        if !response.message.is_empty() {
-            let mut msg = alloc::string::String::new();
-            grpc::percent_encode(truncate(&response.message, MAX_GRPC_MESSAGE), &mut msg);
-            self.encoder
-                .encode_field(b"grpc-message", msg.as_bytes(), false, &mut self.out);
-        }
-        end_headers(&mut self.out, start);
-        s.state = StreamState::SendingResponse;
-        s.response = None;
-        self.finish_sent(id);
+            .encode_field(name, value, false, &mut self.bytes);
     }
 
-    /// Sends as much pending response DATA as the windows allow, then trailers (§6.9).
-    pub(super) fn flush_streams(&mut self) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        let max_frame = self.peer.max_frame_size as usize;
-        let mut any_done = false;
-        for (&id, s) in &mut self.streams {
-            if s.state != StreamState::SendingResponse || s.sent {
-                continue;
-            }
-            let Some(body) = s.response.as_ref() else {
-                continue;
-            };
-            let body = body.expose();
-            let total = PREFIX_LEN + body.len();
-            while s.out_pos < total {
-                let window = self.conn_send_window.min(s.send_window);
-                if window <= 0 {
-                    break;
-                }
-                let n = (total - s.out_pos)
-                    .min(usize::try_from(window).unwrap_or(0))
-                    .min(max_frame);
-                frame::write_head(&mut self.out, n, FrameKind::Data, 0, id);
-                // The DATA payload is the 5-octet prefix followed by the message.
-                let (from, to) = (s.out_pos, s.out_pos + n);
-                if from < PREFIX_LEN {
-                    let end = to.min(PREFIX_LEN);
-                    self.out
-                        .extend_from_slice(s.prefix.get(from..end).unwrap_or_default());
-                }
-                if to > PREFIX_LEN {
-                    let part = body.get(from.saturating_sub(PREFIX_LEN)..to - PREFIX_LEN);
-                    self.out.extend_from_slice(part.unwrap_or_default());
-                }
-                s.out_pos = to;
-                let used = i64::try_from(n).unwrap_or(i64::MAX);
-                self.conn_send_window -= used;
-                s.send_window -= used;
-            }
-            if s.out_pos >= total {
-                let start =
-                    begin_headers(&mut self.out, flags::END_HEADERS | flags::END_STREAM, id);
-                self.encoder
-                    .encode_field(b"grpc-status", b"0", false, &mut self.out);
-                end_headers(&mut self.out, start);
-                s.sent = true;
-                s.response = None; // zeroized on drop
-                any_done = true;
-            }
-        }
-        if any_done {
-            let closed = &mut self.closed;
-            self.streams.retain(|&id, s| {
-                if s.sent {
-                    closed.insert(id, ClosedBy::Other);
-                }
-                !s.sent
-            });
-            self.check_drained();
-        }
+    /// Appends a HEADERS frame head (END_HEADERS plus `flags`) with a placeholder length;
+    /// returns its offset.
+    fn begin_headers(&mut self, id: StreamId, flags: u8) -> usize {
+        let start = self.bytes.len();
+        let flags = flags | flags::END_HEADERS;
+        frame::write_head(&mut self.bytes, 0, FrameKind::Headers, flags, id);
+        start
     }
 
-    /// The response on `id` is fully queued: the stream is closed and forgotten.
-    pub(super) fn finish_sent(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.remove(&id) {
-            if s.state == StreamState::ReceivingRequest {
-                self.buffered -= s.body.len();
-            }
-            self.closed.insert(id, ClosedBy::Other);
+    /// Patches the length of the HEADERS frame begun at `start` (our blocks are a few hundred
+    /// octets, far below the 16,384-octet minimum SETTINGS_MAX_FRAME_SIZE).
+    fn end_headers(&mut self, start: usize) {
+        let len = self.bytes.len().saturating_sub(start + HEAD_LEN) as u32;
+        if let Some(field) = self.bytes.get_mut(start..start + 3) {
+            field.copy_from_slice(&len.to_be_bytes()[1..]);
         }
-        self.check_drained();
-    }
-
-    /// Answers a request from the transport itself (e.g. too large); if the client is still
-    /// sending, the stream is then reset with NO_ERROR (§8.1: a complete response before the
-    /// request ends).
-    pub(super) fn reject(&mut self, id: StreamId, http_status: u16, response: Response) {
-        let still_sending = self
-            .streams
-            .get(&id)
-            .is_some_and(|s| s.state == StreamState::ReceivingRequest);
-        if let Some(s) = self.streams.get_mut(&id) {
-            self.buffered -= s.body.len();
-            s.body.zeroize();
-            s.body.clear();
-            s.state = StreamState::AwaitingResponse;
-        }
-        self.reject_with_state(id, http_status, response, !still_sending);
-    }
-
-    pub(super) fn reject_with_state(
-        &mut self,
-        id: StreamId,
-        http_status: u16,
-        response: Response,
-        request_complete: bool,
-    ) {
-        self.events.push_back(ConnEvent::RequestRejected {
-            stream: id,
-            code: response.code,
-        });
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.state = StreamState::SendingResponse;
-        }
-        self.queue_response(id, http_status, response);
-        self.streams.remove(&id);
-        if !request_complete {
-            self.send_reset(id, Reason::NO_ERROR);
-        }
-        self.check_drained();
     }
 }
 
-/// The longest `grpc-message` we send, in octets before percent-encoding.
-const MAX_GRPC_MESSAGE: usize = 512;
+impl Drop for OutputQueue {
+    /// Unsent output can hold response plaintext.
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
 
 /// The longest prefix of `text` of at most `max` octets that ends on a character boundary.
 fn truncate(text: &str, max: usize) -> &str {
@@ -190,22 +169,6 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     text.get(..end).unwrap_or_default()
-}
-
-/// Appends a HEADERS frame head with a placeholder length; returns its offset.
-fn begin_headers(out: &mut Vec<u8>, flags: u8, id: StreamId) -> usize {
-    let start = out.len();
-    frame::write_head(out, 0, FrameKind::Headers, flags, id);
-    start
-}
-
-/// Patches the length of the HEADERS frame begun at `start` (our blocks are a few hundred
-/// octets, far below the 16,384-octet minimum SETTINGS_MAX_FRAME_SIZE).
-fn end_headers(out: &mut [u8], start: usize) {
-    let len = out.len().saturating_sub(start + HEAD_LEN) as u32;
-    if let Some(field) = out.get_mut(start..start + 3) {
-        field.copy_from_slice(&len.to_be_bytes()[1..]);
-    }
 }
 
 /// Formats a gRPC status code (0..=16) as ASCII digits.

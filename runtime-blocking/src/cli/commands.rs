@@ -108,9 +108,6 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     }
     // One grace for the process and for each connection's in-flight streams.
     config.transport.shutdown_grace = args.shutdown_grace;
-    if let Some(warning) = crate::socket::directory_warning(&args.listen.listen) {
-        logger.warn(&warning, &[]);
-    }
     let provider = build_provider(args, &logger)?;
     let server = Server::start(ServeOptions {
         endpoint: args.listen.listen.clone(),
@@ -122,6 +119,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         remote_workers: 4,
         allow_uids: args.allow_uid.clone(),
     })?;
+    if let Some(warning) = crate::socket::directory_warning(&args.listen.listen) {
+        logger.warn(&warning, &[]);
+    }
     let metrics = match args.metrics_addr {
         Some(addr) => match start_metrics(addr, &server, logger) {
             Ok(m) => Some(m),

@@ -1,17 +1,21 @@
-//! Example binary of the smol runtime: `kms-plugin-smol --listen unix:///path|unix:///@name
-//! --key-file FILE [--key-name NAME] [--metrics-addr [IP:]PORT] [--log-format json|text]
-//! [--log-level LEVEL]`. The static production binary is `kms-plugin` (blocking
-//! runtime); this one shows how to embed the plugin in an async application.
+//! Example binary of the smol runtime: `kms-plugin-smol [--listen unix:///path|unix:///@name]
+//! --key-file FILE [--key-name NAME] [--socket-mode 0600] [--status-refresh SECONDS]
+//! [--shutdown-grace SECONDS] [--metrics-addr [IP:]PORT] [--log-format json|text]
+//! [--log-level LEVEL]`. The static production binary is `kms-plugin` (blocking runtime);
+//! this one shows how to embed the plugin in an async application. Socket, key file (re-read
+//! after `kms-plugin keys rotate`), logger and metrics are the same std layer as the static
+//! binary's.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_io::Async;
-use kms_plugin_smol::observe::log::{EventLogger, Level, LogFormat};
+use kms_plugin_blocking::endpoint::Endpoint;
+use kms_plugin_blocking::log::{Level, LogFormat, Logger};
+use kms_plugin_blocking::provider::local::LocalKeyFile;
+use kms_plugin_blocking::socket::BoundSocket;
 use kms_plugin_smol::observe::metrics_server;
-use kms_plugin_smol::provider::local::LocalKeyring;
 use kms_plugin_smol::serve::{Observer, ServeOptions, serve_observed};
 
 fn main() {
@@ -21,70 +25,70 @@ fn main() {
     }
 }
 
-fn bind(listen: &str) -> Result<UnixListener, String> {
-    let path = listen
-        .strip_prefix("unix://")
-        .ok_or_else(|| format!("--listen {listen:?}: use unix:///path or unix:///@name"))?;
-    if let Some(name) = path.strip_prefix("/@") {
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-            .map_err(|e| e.to_string())?;
-        return UnixListener::bind_addr(&addr).map_err(|e| format!("--listen {listen}: {e}"));
+/// `--flag value` from the command line.
+struct Args(Vec<String>);
+
+impl Args {
+    fn get(&self, flag: &str) -> Option<&str> {
+        let i = self.0.iter().position(|a| a == flag)?;
+        self.0.get(i + 1).map(String::as_str)
     }
-    reclaim_stale(path)?;
-    UnixListener::bind(path).map_err(|e| format!("--listen {listen}: {e}"))
+
+    fn parse<T>(
+        &self,
+        flag: &str,
+        default: T,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        self.get(flag).map_or(Ok(default), |v| {
+            parse(v)
+                .ok_or_else(|| format!("{flag} {v:?} is not valid; see the usage line in --help"))
+        })
+    }
 }
 
-/// Removes a leftover socket file nothing answers on (connect: ECONNREFUSED); refuses a live
-/// listener, a symlink or any other file instead of deleting it.
-fn reclaim_stale(path: &str) -> Result<(), String> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(()); // nothing there
-    };
-    if !meta.file_type().is_socket() {
-        return Err(format!(
-            "--listen: {path} exists and is not a socket; remove it or choose another path"
-        ));
-    }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(format!(
-            "--listen: another process is listening on {path}; stop it or choose another path"
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
-            .map_err(|e| format!("--listen: cannot remove the stale socket {path}: {e}")),
-        Err(e) => Err(format!("--listen: cannot check {path}: {e}")),
-    }
+fn seconds(v: &str) -> Option<Duration> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let listen = get("--listen").unwrap_or_else(|| "unix:///tmp/kms.sock".into());
-    let key_file = get("--key-file").ok_or("--key-file FILE is required")?;
-    let key_name = get("--key-name").unwrap_or_else(|| "default".into());
-    let format = get("--log-format").map_or(Ok(LogFormat::Json), |v| {
-        LogFormat::parse(&v).ok_or(format!("--log-format {v:?}: use json or text"))
+    let args = Args(std::env::args().skip(1).collect());
+    let endpoint = Endpoint::parse(args.get("--listen").unwrap_or(Endpoint::DEFAULT))?;
+    let key_file = args
+        .get("--key-file")
+        .ok_or("--key-file FILE is required")?;
+    let key_name = args.get("--key-name").unwrap_or("default");
+    let format = args.parse("--log-format", LogFormat::Json, LogFormat::parse)?;
+    let level = args.parse("--log-level", Level::Info, Level::parse)?;
+    let socket_mode = args.parse("--socket-mode", 0o600, |v| {
+        u32::from_str_radix(v.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
     })?;
-    let level = get("--log-level").map_or(Ok(Level::Info), |v| {
-        Level::parse(&v).ok_or(format!("--log-level {v:?}: use error, warn, info or debug"))
-    })?;
-    let logger = EventLogger::stderr(format, level);
-    let metrics_listener = match get("--metrics-addr") {
+    let mut config = kms_plugin_core::Config::default();
+    config.kms.status_refresh_interval = args.parse(
+        "--status-refresh",
+        config.kms.status_refresh_interval,
+        seconds,
+    )?;
+    config.kms.status_staleness = config
+        .kms
+        .status_staleness
+        .max(config.kms.status_refresh_interval * 3);
+    let shutdown_grace = args.parse("--shutdown-grace", Duration::from_secs(5), seconds)?;
+    let logger = Logger::new(format, level);
+    let metrics_listener = match args.get("--metrics-addr") {
         Some(v) => {
-            let addr = metrics_server::parse_addr(&v)?;
+            let addr = metrics_server::parse_addr(v)?;
             let l = metrics_server::bind(addr)
                 .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
             let bound = l.get_ref().local_addr().map_err(|e| e.to_string())?;
-            logger.log(Level::Info, "serving metrics", &[("addr", &bound)]);
+            logger.info("serving metrics", &[("addr", &bound)]);
             if !metrics_server::is_loopback(&bound) {
-                logger.log(
-                    Level::Warn,
+                logger.warn(
                     "metrics served on a non-loopback address; /metrics and /readyz are reachable from the network",
                     &[("addr", &bound)],
                 );
@@ -93,9 +97,13 @@ fn run() -> Result<(), String> {
         }
         None => None,
     };
-    let provider = LocalKeyring::open(std::path::Path::new(&key_file), &key_name)?;
-    let listener = bind(&listen)?;
-    let listener = Async::new(listener).map_err(|e| e.to_string())?;
+    let provider = LocalKeyFile::open(key_file.into(), key_name.into(), logger)?;
+    let socket = BoundSocket::bind(&endpoint, socket_mode)?;
+    let listener = socket
+        .listener()
+        .try_clone()
+        .and_then(Async::new)
+        .map_err(|e| format!("--listen {endpoint}: {e}"))?;
 
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
     let mut signals = signal_hook::iterator::Signals::new([
@@ -111,11 +119,14 @@ fn run() -> Result<(), String> {
 
     let executor = Arc::new(smol::Executor::new());
     let options = ServeOptions {
-        config: kms_plugin_core::Config::default(),
+        config,
         provider: Arc::new(provider),
-        shutdown_grace: Duration::from_secs(5),
+        shutdown_grace,
     };
-    logger.log(Level::Info, "listening", &[("endpoint", &listen)]);
+    logger.info(
+        "listening",
+        &[("endpoint", &endpoint), ("provider", &"local")],
+    );
     let observer = Observer {
         logger: Some(logger),
         metrics_listener,
@@ -123,6 +134,7 @@ fn run() -> Result<(), String> {
     };
     let shutdown = async move {
         let _ = stop_rx.recv().await;
+        logger.info("shutting down", &[]);
     };
     let result = smol::block_on(executor.run(serve_observed(
         executor.clone(),
@@ -131,8 +143,7 @@ fn run() -> Result<(), String> {
         observer,
         shutdown,
     )));
-    if !listen.contains("/@") {
-        let _ = std::fs::remove_file(listen.trim_start_matches("unix://"));
-    }
+    drop(socket); // unlinks our socket file (only if it is still ours)
+    logger.info("stopped", &[]);
     result
 }

@@ -7,7 +7,7 @@
 //!
 //! Bounded: at most [`Limits::max_connections`] connections at once (beyond it a connection
 //! gets a fixed `503` and is closed), the request head at most [`Limits::max_request_bytes`]
-//! (hyper answers `431` beyond), the head must arrive within [`Limits::header_read_timeout`],
+//! (hyper answers `431` beyond), the head must arrive within [`Limits::read_timeout`],
 //! one request per connection (no keep-alive, so an idle client cannot hold a slot), and the
 //! response write within [`Limits::write_timeout`]. `/livez` is `200 ok` whenever the process
 //! answers (never tied to the remote KMS); `/readyz` is `200 ok` when healthz is `ok`, else
@@ -31,39 +31,9 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::lock::Semaphore;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-pub use kms_plugin_core::metrics::addr::{DEFAULT_PORT, is_loopback, parse_addr};
-
-/// What the responder serves; implemented by the embedding driver.
-pub trait Probe: Send + Sync + 'static {
-    /// Appends the Prometheus text exposition (format 0.0.4).
-    fn render_metrics(&self, out: &mut String);
-    /// `Ok(())` when ready (healthz `ok`), else the cause.
-    fn readiness(&self) -> Result<(), String>;
-}
-
-/// Resource bounds of the responder.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest request head buffered (hyper's minimum, 8192, is used if smaller).
-    pub max_request_bytes: usize,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// Time allowed for the request head.
-    pub header_read_timeout: Duration,
-    /// Time allowed for a whole connection (answer written included).
-    pub write_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_request_bytes: 8 * 1024,
-            max_connections: 16,
-            header_read_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(5),
-        }
-    }
-}
+pub use kms_plugin_blocking::observe::metrics_server::{
+    DEFAULT_PORT, Limits, Probe, is_loopback, parse_addr,
+};
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -106,7 +76,7 @@ pub async fn serve(
                 // The whole connection is bounded, not only its head.
                 serve_connection(stream, probe, limits)
                     .or(async {
-                        Timer::after(limits.header_read_timeout + limits.write_timeout).await;
+                        Timer::after(limits.read_timeout + limits.write_timeout).await;
                     })
                     .await;
             })
@@ -147,7 +117,7 @@ async fn serve_connection(stream: Async<TcpStream>, probe: Arc<dyn Probe>, limit
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(SmolTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(limits.read_timeout)
         .max_buf_size(limits.max_request_bytes.max(8192))
         .keep_alive(false)
         .serve_connection(FuturesIo::new(stream), service)

@@ -1,0 +1,222 @@
+//! What every runtime does around one [`Plugin`], whatever its threads or tasks: the loop
+//! contract's drain (transmit, effects, events, next deadline), events turned into log lines
+//! and metrics, timers, readiness and the metrics page. The blocking server and the smol
+//! runtime each keep a [`Driver`] behind their lock and supply only the IO, as a [`Sink`].
+//!
+//! Backpressure (the core's loop contract): a runtime hands each connection's bytes to a
+//! writer of that connection and does not read from it again until those bytes are written
+//! and [`Plugin::wants_read`] is true. Reading is what makes a peer's frames produce output
+//! (PING and SETTINGS acknowledgements, answers), so a peer that never reads stops being
+//! read, and what is queued for it stays bounded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kms_plugin_core::metrics::Metrics;
+use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, RemoteOp, Timestamp};
+use zeroize::Zeroize;
+
+use crate::clock::Clock;
+use crate::log::Logger;
+use crate::observe::log::log_event;
+use crate::observe::metrics_server::Probe;
+use crate::provider::KekProvider;
+
+/// Where a drain hands the core's outputs. Called with the runtime's lock held: no blocking
+/// IO here, only queueing.
+pub trait Sink {
+    /// Bytes for `conn`, in order. Take them (e.g. `std::mem::take`) to keep them; what is
+    /// left in `bytes` is wiped.
+    fn transmit(&mut self, conn: ConnId, bytes: &mut Vec<u8>);
+    /// Start remote operation `id`; it must be answered (`Plugin::handle_remote`) by
+    /// `deadline` or the core gives up on it.
+    fn remote(&mut self, id: OpId, op: RemoteOp, deadline: Instant);
+    /// The core gave up on remote operation `id`; its late answer will be dropped.
+    fn cancel(&mut self, id: OpId);
+    /// `conn` is finished: close it after the bytes already handed over.
+    fn close(&mut self, conn: ConnId);
+}
+
+/// What the runtime must do after a drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    /// The core's next deadline moved earlier than what the timer waits for: wake it.
+    pub wake_timer: bool,
+    /// Shutdown was requested and every connection is closed.
+    pub shutdown_done: bool,
+}
+
+/// One [`Plugin`] with its clock, metrics and logger.
+pub struct Driver {
+    /// The core.
+    pub plugin: Plugin,
+    /// The clock the core is fed with.
+    pub clock: Clock,
+    metrics: Metrics,
+    logger: Option<Logger>,
+    /// The deadline the timer currently waits for (`None`: indefinitely).
+    timer_target: Option<Timestamp>,
+    stopping: bool,
+}
+
+impl Driver {
+    /// A plugin seeded from the OS random generator. Errors are one operator-facing line.
+    pub fn new(
+        config: Config,
+        provider: &'static str,
+        logger: Option<Logger>,
+    ) -> Result<Self, String> {
+        let clock = Clock::new();
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
+        let plugin = Plugin::new(config, seed, clock.now());
+        seed.zeroize();
+        Ok(Self {
+            plugin: plugin.map_err(|e| format!("invalid configuration: {e}"))?,
+            clock,
+            metrics: Metrics::new(provider),
+            logger,
+            timer_target: None,
+            stopping: false,
+        })
+    }
+
+    /// The current time as the core sees it.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The logger, if any.
+    pub fn logger(&self) -> Option<&Logger> {
+        self.logger.as_ref()
+    }
+
+    /// The loop contract, run after every `handle_*`: hands transmit and effects to `sink`,
+    /// logs and counts events, and checks the next deadline. `out` is a scratch buffer.
+    pub fn drain(&mut self, out: &mut Vec<u8>, sink: &mut impl Sink) -> Drained {
+        while let Some(conn) = self.plugin.poll_transmit(out) {
+            sink.transmit(conn, out);
+            if !out.is_empty() {
+                out.as_mut_slice().zeroize();
+                out.clear();
+            }
+        }
+        while let Some(effect) = self.plugin.poll_effect() {
+            match effect {
+                Effect::Remote { id, op, deadline } => {
+                    sink.remote(id, op, self.clock.instant(deadline));
+                }
+                Effect::CancelRemote { id } => sink.cancel(id),
+                Effect::Close { conn } => sink.close(conn),
+            }
+        }
+        let mut any_event = false;
+        while let Some(event) = self.plugin.poll_event() {
+            if let Some(logger) = &self.logger {
+                log_event(logger, &event);
+            }
+            self.metrics.record(&event);
+            any_event = true;
+        }
+        if any_event {
+            self.metrics.observe(&self.plugin, self.clock.now());
+        }
+        let next = self.plugin.poll_timeout();
+        let wake_timer = next.is_some_and(|n| self.timer_target.is_none_or(|t| n < t));
+        if wake_timer {
+            self.timer_target = next;
+        }
+        Drained {
+            wake_timer,
+            shutdown_done: self.stopping && self.plugin.is_drained(),
+        }
+    }
+
+    /// Fires the core's timers if one is due; whether it did (then drain).
+    pub fn fire_timers(&mut self) -> bool {
+        let now = self.clock.now();
+        let due = self.plugin.poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            self.plugin.handle_timeout(now);
+        }
+        due
+    }
+
+    /// The deadline the timer must wait for now (`None`: until a drain wakes it), recorded so
+    /// that drains know when an earlier one needs a wake-up.
+    pub fn arm_timer(&mut self) -> Option<Instant> {
+        self.timer_target = self.plugin.poll_timeout();
+        self.timer_target.map(|t| self.clock.instant(t))
+    }
+
+    /// Begins graceful shutdown (once): GOAWAY everywhere, new connections refused.
+    pub fn begin_shutdown(&mut self) -> bool {
+        if self.stopping {
+            return false;
+        }
+        self.stopping = true;
+        self.plugin.handle_shutdown(self.clock.now());
+        true
+    }
+
+    /// Whether shutdown was requested.
+    pub fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Appends the Prometheus text exposition, gauges refreshed now.
+    pub fn render_metrics(&mut self, out: &mut String) {
+        self.metrics.observe(&self.plugin, self.clock.now());
+        self.metrics.render(out);
+    }
+
+    /// `/readyz`: ready when healthz is `ok` and no shutdown has begun; else the cause.
+    pub fn readiness(&self) -> Result<(), String> {
+        let snap = self.plugin.status_snapshot(self.clock.now());
+        if snap.shutting_down {
+            Err("shutting down".into())
+        } else if snap.healthy {
+            Ok(())
+        } else {
+            Err(snap.healthz.into())
+        }
+    }
+}
+
+/// Runs a function on the driver inside `T` under the runtime's lock.
+pub type LockDriver<T> = fn(&T, &mut dyn FnMut(&mut Driver));
+
+/// The `/metrics` and `/readyz` view of a runtime's [`Driver`] and its provider.
+pub struct DriverProbe<T> {
+    shared: Arc<T>,
+    provider: Arc<dyn KekProvider>,
+    lock: LockDriver<T>,
+}
+
+impl<T: Send + Sync + 'static> DriverProbe<T> {
+    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s own families.
+    pub fn probe(
+        shared: Arc<T>,
+        provider: Arc<dyn KekProvider>,
+        lock: LockDriver<T>,
+    ) -> Arc<dyn Probe> {
+        Arc::new(Self {
+            shared,
+            provider,
+            lock,
+        })
+    }
+}
+
+impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
+    fn render_metrics(&self, out: &mut String) {
+        (self.lock)(&self.shared, &mut |driver| driver.render_metrics(out));
+        self.provider.render_metrics(out); // outside the runtime's lock
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let mut ready = Err(String::new());
+        (self.lock)(&self.shared, &mut |driver| ready = driver.readiness());
+        ready
+    }
+}
