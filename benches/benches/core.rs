@@ -6,7 +6,8 @@
 //! draining transmit/effects/events as the loop contract requires.
 //!
 //! Also (`decode`): frame head parse + HPACK decode of the HEADERS frame grpc-go sends, first
-//! and later request on a connection; and (`service`) the KMS services alone.
+//! and later request on a connection; (`service`) the KMS services alone; and (`transport`)
+//! one connection alone echoing unary calls (no KMS).
 //!
 //! Run: `cargo bench -p kms-plugin-benches --bench core -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::disallowed_methods)]
@@ -22,7 +23,7 @@ use kms_plugin_core::{Config, Timestamp};
 use kms_plugin_proto::{v1beta1, v2};
 use prost::Message;
 
-use kms_plugin_core::h2::PREFACE;
+use kms_plugin_core::h2::{FrameKind, PREFACE};
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
@@ -31,16 +32,9 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const ACK: u8 = 0x1;
 
-/// RFC 9113 §4.1 frame header + payload.
+/// RFC 9113 §4.1 frame header + payload (the core's own frame writer).
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len())
-        .expect("small frame")
-        .to_be_bytes();
-    out.extend_from_slice(&len[1..]);
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
+    kms_plugin_core::h2::frame::write_frame(out, FrameKind::from_u8(kind), flags, stream, payload);
 }
 
 /// HPACK (RFC 7541 §6.2.2) literal without indexing, indexed name (4-bit prefix), plain value.
@@ -496,5 +490,58 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_service, bench_core);
+/// The HTTP/2 + gRPC transport alone: one unary exchange with a 100-byte message through one
+/// connection (HEADERS + DATA in, HEADERS + DATA + trailers out), echoed without KMS work.
+fn bench_transport(c: &mut Criterion) {
+    use kms_plugin_core::conn::TransportConfig;
+    use kms_plugin_core::h2::frame::{DEFAULT_WINDOW, MAX_WINDOW, write_window_update};
+    use kms_plugin_core::rpc::Response;
+    use kms_plugin_core::testing::client::grpc_message;
+    use kms_plugin_core::testing::h2_harness::Harness;
+
+    let connected = || {
+        let mut h = Harness::connected(&TransportConfig::default());
+        // The whole connection window up front: responses never wait for credit.
+        let mut grant = Vec::new();
+        write_window_update(&mut grant, 0, MAX_WINDOW - DEFAULT_WINDOW);
+        h.send(&grant);
+        h
+    };
+    let headers = header_block("/echo");
+    let data = grpc_message(&[0x5a; 100]);
+    let mut group = c.benchmark_group("transport");
+    group.bench_function("unary_echo_100b", |bencher| {
+        let mut h = connected();
+        let mut stream = 1u32;
+        let mut input = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(1 << 16);
+        bencher.iter(|| {
+            // 2^31 bytes of connection window last ~10^7 responses: start afresh well before.
+            if stream > 4_000_001 {
+                h = connected();
+                stream = 1;
+            }
+            input.clear();
+            frame(&mut input, HEADERS, END_HEADERS, stream, &headers);
+            frame(&mut input, DATA, END_STREAM, stream, &data);
+            stream += 2;
+            h.conn.handle_bytes(&input, h.now);
+            let req = h.conn.poll_request().expect("request");
+            h.conn.respond(req.stream, Response::ok(req.message), h.now);
+            out.clear();
+            h.conn.poll_transmit(&mut out);
+            while h.conn.poll_event().is_some() {}
+            out.len()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_service,
+    bench_core,
+    bench_transport
+);
 criterion_main!(benches);

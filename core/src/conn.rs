@@ -187,12 +187,22 @@ impl Connection {
         }
     }
 
-    /// Bytes read from the socket, in any chunking.
+    /// Bytes read from the socket, in any chunking. Input while [`Connection::wants_read`] is
+    /// false for a full output queue (a driver that ignored backpressure) is not processed:
+    /// the connection ends with GOAWAY(ENHANCE_YOUR_CALM), so what it queues stays bounded
+    /// by `max_pending_output` plus the output of one call.
     pub fn handle_bytes(&mut self, input: &[u8], now: Timestamp) {
         if self.phase == Phase::Closed {
             return;
         }
         self.now = self.now.max(now);
+        if self.out.len() >= self.config.max_pending_output {
+            self.connection_error(
+                Reason::ENHANCE_YOUR_CALM,
+                "input while the output queue is full (wants_read was false)",
+            );
+            return;
+        }
         if self.inbuf.is_empty() {
             // Fast path: parse straight from the caller's buffer, keep only a partial frame.
             let used = self.process(input, now);
@@ -323,7 +333,8 @@ impl Connection {
         self.phase == Phase::Closed
     }
 
-    /// Whether the driver should keep reading (false under output backpressure or closed).
+    /// Whether the driver may feed more input: false once `max_pending_output` octets wait
+    /// for `poll_transmit`, or when closed (see the crate-level loop contract).
     pub fn wants_read(&self) -> bool {
         self.phase != Phase::Closed && self.out.len() < self.config.max_pending_output
     }

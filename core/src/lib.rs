@@ -12,6 +12,15 @@
 //! `handle_*` call, drains all outputs in this order before waiting again:
 //! `poll_transmit` until `None`, `poll_effect` until `None`, `poll_event` until `None`, then
 //! `poll_timeout` to learn the next deadline. Time passed in must never go backwards.
+//!
+//! **Backpressure.** The bytes `poll_transmit` hands out belong to the driver until written.
+//! A driver reads a connection again only once the bytes it holds for that connection are
+//! written and while [`plugin::Plugin::wants_read`] is true. Reading is the only thing that
+//! makes a peer's frames produce output, so a peer that does not read its answers (a PING or
+//! request flood) is not read either, and what is queued for it stays bounded: the driver's
+//! unwritten bytes by the output of one read plus answers already in flight, the core's by
+//! `transport.max_pending_output` (input fed while `wants_read` is false ends the connection
+//! with GOAWAY(ENHANCE_YOUR_CALM) rather than queueing more).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]

@@ -4,8 +4,9 @@
 //! services ([`KmsService`]). Drivers feed it accepted connections, bytes, EOFs, remote
 //! replies and timer expiries, and after **every** `handle_*` call drain, in this order,
 //! `poll_transmit` until `None`, `poll_effect` until `None`, `poll_event` until `None`, then
-//! ask `poll_timeout` for the next deadline (the crate-level loop contract). Time passed in
-//! must never go backwards. Protocol trouble from peers never returns `Err`: it becomes
+//! ask `poll_timeout` for the next deadline (the crate-level loop contract), and read a
+//! connection only while [`Plugin::wants_read`] says so and its earlier output is written
+//! (backpressure). Time passed in must never go backwards. Protocol trouble from peers never returns `Err`: it becomes
 //! GOAWAY / RST_STREAM / a gRPC status plus an [`Event`]. `Err(UsageError)` means the driver
 //! broke the contract.
 
@@ -200,7 +201,16 @@ impl Plugin {
         }
     }
 
-    /// Whether the driver should read from `conn` now (false = backpressure or closed).
+    /// Whether the driver may read from `conn` now (false: backpressure, or closed).
+    ///
+    /// Backpressure is part of the loop contract: a driver reads a connection only while this
+    /// is true **and** every byte `poll_transmit` gave it for that connection has been
+    /// written to the socket. Reading is what makes a peer's frames produce output (PING and
+    /// SETTINGS acknowledgements, RST_STREAM, answers), so a peer that stops reading stops
+    /// being read, and its output stays bounded by `transport.max_pending_output` plus what
+    /// one read produces. The core enforces its side: it turns false once that many octets
+    /// wait for `poll_transmit`, and input fed anyway ends the connection with
+    /// GOAWAY(ENHANCE_YOUR_CALM) instead of growing the queue.
     pub fn wants_read(&self, conn: ConnId) -> bool {
         self.conns.get(&conn).is_some_and(Connection::wants_read)
     }

@@ -11,4 +11,3 @@ pub mod kms_messages;
 pub mod remote_driver;
 pub mod service_sim;
 pub mod sim;
-pub mod wire_client;

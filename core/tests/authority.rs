@@ -55,6 +55,7 @@ fn localhost_authority_reaches_the_service() {
 fn percent_encoded_socket_path_reaches_the_service() {
     // grpc-go before kube 1.32 (and every KMS v1 client) sends this; h2/tonic reset it.
     call_with_authority(Some("%2Ftmp%2Fkms.sock"));
+    call_with_authority(Some("%2Fvar%2Frun%2Fkms-provider.sock"));
 }
 
 #[test]
@@ -65,6 +66,9 @@ fn raw_socket_path_reaches_the_service() {
 #[test]
 fn abstract_socket_name_reaches_the_service() {
     call_with_authority(Some("@name"));
+    call_with_authority(Some("@kms-foo"));
+    // Any byte outside grpc-go's allowed set is percent-encoded, even in an abstract name.
+    call_with_authority(Some("@kms%2Ffoo"));
 }
 
 #[test]

@@ -55,6 +55,59 @@ fn request_larger_than_the_default_window_completes_through_window_update() {
 }
 
 #[test]
+fn default_windows_open_at_once_for_a_large_request() {
+    // Our SETTINGS and connection WINDOW_UPDATE open the windows before the request.
+    let mut h = Harness::connected(&TransportConfig::default());
+    let message = pattern(200_000);
+    let resp = h
+        .call(PATH, &message, &RequestOptions::default(), &mut echo)
+        .expect("finished");
+    assert_eq!(resp.message.as_deref(), Some(&message[..]));
+}
+
+#[test]
+fn our_settings_and_connection_window_are_exact_golden_bytes() {
+    let mut h = Harness::new(&TransportConfig::default());
+    let expected: &[u8] = &[
+        0, 0, 18, 4, 0, 0, 0, 0, 0, // SETTINGS, 3 entries
+        0, 3, 0, 0, 0, 100, // MAX_CONCURRENT_STREAMS 100
+        0, 4, 0, 0x10, 0, 0, // INITIAL_WINDOW_SIZE 1 MiB
+        0, 6, 0, 0, 0x40, 0, // MAX_HEADER_LIST_SIZE 16 KiB
+        0, 0, 4, 8, 0, 0, 0, 0, 0, // WINDOW_UPDATE stream 0
+        0, 0x7f, 0x00, 0x01, // 8 MiB - 65,535
+    ];
+    assert_eq!(h.take_server_output(), expected);
+}
+
+#[test]
+fn response_waits_for_a_small_window_set_before_the_request() {
+    let mut h = Harness::connected(&TransportConfig::default());
+    h.client.auto_window_update = false;
+    // The client allows 10 octets per stream from the start.
+    h.send(&settings_frame(&[(0x4, 10)]));
+    h.pump(&mut park);
+    let (id, bytes) = h.client.unary(PATH, b"", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut |_| Some(Response::ok(SecretBytes::copy_from(&[9u8; 100]))));
+    let data = |h: &Harness| -> u32 {
+        h.client
+            .frames
+            .iter()
+            .filter(|f| f.kind == 0 && f.stream == id)
+            .map(|f| f.len)
+            .sum()
+    };
+    assert_eq!(data(&h), 10, "only the window's worth of DATA");
+    assert!(!h.client.is_done(id));
+    // Open the stream window: the rest and the trailers follow.
+    h.send(&window_update_frame(id, 1000));
+    h.pump(&mut park);
+    assert_eq!(data(&h), 105);
+    let resp = h.client.take_response(id).expect("finished");
+    assert_eq!(resp.message.map(|m| m.len()), Some(100));
+}
+
+#[test]
 fn large_request_in_tiny_frames_one_byte_at_a_time() {
     let mut h = Harness::connected(&small_windows());
     h.feed_chunk = 1;

@@ -248,6 +248,8 @@ fn grpc_timeout_becomes_an_absolute_deadline() {
         ("2M", Duration::from_secs(120)),
         ("3S", Duration::from_secs(3)),
         ("2999m", Duration::from_millis(2999)),
+        ("250m", Duration::from_millis(250)),
+        ("7u", Duration::from_micros(7)),
         ("99999999u", Duration::from_micros(99_999_999)),
         ("7n", Duration::from_nanos(7)),
     ];
@@ -271,7 +273,16 @@ fn grpc_timeout_becomes_an_absolute_deadline() {
 #[test]
 fn invalid_grpc_timeout_gets_internal() {
     // grpc-go rejects an unparseable grpc-timeout with INTERNAL; so do we.
-    for bad in ["", "S", "123456789S", "1s", "-1S", "1.5S", "10"] {
+    for bad in [
+        "",
+        "S",
+        "123456789S",
+        "1s",
+        "-1S",
+        "1.5S",
+        "10",
+        "3 seconds",
+    ] {
         let o = opts_with(|o| o.timeout = Some(bad.into()));
         let (status, code, _) = rejected(&o, &grpc_message(b"x"));
         assert_eq!(

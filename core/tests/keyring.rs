@@ -234,7 +234,7 @@ fn key_id_is_stable_public_and_well_formed() {
 fn documented_example_parses() {
     // The example in docs/keyring-format.md is a valid keyring with the documented key_id.
     let doc = include_str!("../../docs/keyring-format.md");
-    let start = doc.find("```\nkms-plugin-keyring v1").unwrap() + 4;
+    let start = doc.find("```\nkms-plugin-keyring v2").unwrap() + 4;
     let end = start + doc[start..].find("```").unwrap();
     let k = Keyring::parse(&doc.as_bytes()[start..end]).unwrap();
     assert_eq!(k.names().collect::<Vec<_>>(), ["backup", "default"]);

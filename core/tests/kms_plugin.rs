@@ -8,10 +8,10 @@ use kms_plugin_core::config::Config;
 use kms_plugin_core::event::Event;
 use kms_plugin_core::plugin::{ConnId, UsageError};
 use kms_plugin_core::rpc::Code;
+use kms_plugin_core::testing::client::{ClientResponse, RequestOptions};
 use kms_plugin_core::testing::fake_remote::FakeRemote;
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::sim::Sim;
-use kms_plugin_core::testing::wire_client::{CallOptions, ClientResponse};
 use kms_plugin_proto::v1beta1;
 
 const REMOTE_SEED: [u8; 32] = [42; 32];
@@ -22,11 +22,8 @@ fn started(config: Config) -> Sim {
     sim
 }
 
-fn opts(authority: &str) -> CallOptions {
-    CallOptions {
-        authority: authority.into(),
-        timeout: Some(Duration::from_secs(3)),
-    }
+fn opts(authority: &str) -> RequestOptions {
+    RequestOptions::apiserver(authority, Duration::from_secs(3))
 }
 
 fn seed(i: u32) -> [u8; 32] {
@@ -170,10 +167,7 @@ fn silent_remote_answers_every_call_before_its_grpc_timeout() {
         .iter()
         .zip(timeouts)
         .map(|(e, t)| {
-            let o = CallOptions {
-                authority: "localhost".into(),
-                timeout: Some(Duration::from_millis(t)),
-            };
+            let o = RequestOptions::apiserver("localhost", Duration::from_millis(t));
             (
                 sim.send(c, msg::V2_DECRYPT, &msg::v2_decrypt(e, "u"), &o),
                 t,
@@ -205,7 +199,8 @@ fn cancelled_call_is_dropped_from_the_parked_set() {
     let c = sim.connect();
     let s = sim.send(c, msg::V2_DECRYPT, &msg::v2_decrypt(&enc, "u"), &o);
     assert_eq!(sim.plugin.status_snapshot(sim.now).parked_requests, 1);
-    sim.clients[c].client.cancel(s);
+    let rst = sim.clients[c].client.cancel(s, 0x8); // CANCEL
+    sim.clients[c].client.send_raw(&rst);
     sim.step();
     assert_eq!(sim.plugin.status_snapshot(sim.now).parked_requests, 0);
     assert!(
@@ -278,7 +273,7 @@ fn graceful_shutdown_finishes_in_flight_calls_then_drains() {
     let s = sim.send(c, msg::V2_DECRYPT, &msg::v2_decrypt(&enc, "u"), &o);
     sim.plugin.handle_shutdown(sim.now);
     sim.step();
-    assert!(sim.clients[c].client.goaway.is_some(), "GOAWAY sent");
+    assert!(sim.clients[c].client.goaway().is_some(), "GOAWAY sent");
     assert!(!sim.plugin.is_drained());
     sim.drive();
     let r = sim.take(c, s).expect("in-flight call finished");
@@ -322,7 +317,7 @@ fn protocol_errors_surface_as_typed_transport_events_and_close_the_connection() 
         .send_raw(&[0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     sim.drive();
     let conn = sim.clients[c].conn;
-    assert!(sim.clients[c].client.goaway.is_some());
+    assert!(sim.clients[c].client.goaway().is_some());
     assert!(sim.closes.contains(&conn));
     assert!(sim.events.iter().any(|e| matches!(
         e,

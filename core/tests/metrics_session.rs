@@ -19,10 +19,10 @@ use kms_plugin_core::metrics::log::{Level, LogFormat, format_event};
 use kms_plugin_core::metrics::{Metrics, hash_key_id};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
+use kms_plugin_core::testing::client::{ClientResponse, RequestOptions};
 use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::sim::Sim;
-use kms_plugin_core::testing::wire_client::{CallOptions, ClientResponse};
 
 mod metrics_support;
 use metrics_support::{FAMILIES, assert_absent, check_bounded, parse};
@@ -45,11 +45,8 @@ fn keyring() -> Keyring {
     k
 }
 
-fn opts() -> CallOptions {
-    CallOptions {
-        authority: "localhost".into(),
-        timeout: Some(Duration::from_secs(3)),
-    }
+fn opts() -> RequestOptions {
+    RequestOptions::apiserver("localhost", Duration::from_secs(3))
 }
 
 fn ok(r: &ClientResponse) -> kms_plugin_core::rpc::Response {

@@ -1,5 +1,6 @@
 //! Fixed-seed random input: random bytes, random frames after a valid handshake, and
-//! mutated valid transcripts never panic, never hang, and never grow buffers beyond caps.
+//! mutated valid transcripts never panic, never hang, and never grow buffers beyond caps —
+//! with tight limits, and with the default configuration and every deadline fired.
 
 use kms_plugin_core::Timestamp;
 use kms_plugin_core::conn::{Connection, TransportConfig};
@@ -27,6 +28,8 @@ struct Driver {
     now: Timestamp,
     out: Vec<u8>,
     handed_out: usize,
+    /// Jump the clock to every deadline the connection reports (`poll_timeout`).
+    fire_deadlines: bool,
 }
 
 impl Driver {
@@ -36,6 +39,7 @@ impl Driver {
             now: Timestamp::ZERO,
             out: Vec::new(),
             handed_out: 0,
+            fire_deadlines: false,
         }
     }
 
@@ -73,6 +77,13 @@ impl Driver {
         if !self.conn.wants_read() || rng.next_u32() % 4 == 0 {
             self.out.clear();
             self.conn.poll_transmit(&mut self.out);
+            assert!(self.out.len() < 4 << 20);
+        }
+        if self.fire_deadlines
+            && let Some(t) = self.conn.poll_timeout()
+        {
+            self.now = self.now.max(t);
+            self.conn.handle_timeout(self.now);
         }
         if rng.next_u32() % 16 == 0 {
             self.now = self
@@ -225,5 +236,47 @@ fn mutated_valid_transcripts() {
         d.after_call(&cfg, &mut rng);
         assert!(d.conn.is_closed());
         assert_eq!(d.conn.in_flight(), 0);
+    }
+}
+
+#[test]
+fn default_config_random_input_and_mutated_sessions() {
+    let cfg = TransportConfig::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let hs = handshake();
+    for i in 0..10_000 {
+        let mut input: Vec<u8> = match i % 4 {
+            0 => hs.clone(),
+            1 => kms_plugin_core::h2::PREFACE.to_vec(),
+            _ => Vec::new(),
+        };
+        input.extend_from_slice(&random_bytes(&mut rng, 512));
+        let mut d = Driver::new(&cfg);
+        d.fire_deadlines = true;
+        d.feed(&cfg, &input, &mut rng);
+    }
+    let mut client = TestClient::new();
+    let mut valid = handshake();
+    let _ = client.handshake();
+    let o = RequestOptions {
+        authority: Some("%2Ftmp%2Fkms.sock".into()),
+        ..RequestOptions::default()
+    };
+    for s in 0..8u8 {
+        valid.extend_from_slice(
+            &client
+                .unary("/v2.KeyManagementService/Status", &[s; 40], &o)
+                .1,
+        );
+    }
+    for _ in 0..5_000 {
+        let mut input = valid.clone();
+        for _ in 0..=(rng.next_u32() % 4) {
+            let at = rng.next_u32() as usize % input.len();
+            input[at] = rng.next_u32() as u8;
+        }
+        let mut d = Driver::new(&cfg);
+        d.fire_deadlines = true;
+        d.feed(&cfg, &input, &mut rng);
     }
 }

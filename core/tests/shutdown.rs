@@ -7,7 +7,7 @@ use kms_plugin_core::conn::{ConnEvent, TransportConfig};
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::client::RequestOptions;
+use kms_plugin_core::testing::client::{RequestOptions, raw_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v2.KeyManagementService/Decrypt";
@@ -124,9 +124,31 @@ fn connection_error_cancels_handed_out_requests() {
     let (id, bytes) = h.client.unary(PATH, b"x", &RequestOptions::default());
     h.send(&bytes);
     h.pump(&mut park);
-    h.send(&kms_plugin_core::testing::client::raw_frame(
-        0x6, 0, 0, &[0; 3],
-    ));
+    h.send(&raw_frame(0x6, 0, 0, &[0; 3]));
     h.collect();
     assert_eq!(h.cancelled, vec![id]);
+}
+
+#[test]
+fn goaway_after_graceful_goaway_never_raises_the_last_stream_id() {
+    // RFC 9113 §6.8: "Endpoints MUST NOT increase the value they send in the last stream
+    // identifier". Found by the plugin_session fuzz target.
+    let mut h = Harness::connected(&TransportConfig::default());
+    let (a, bytes) = h.client.unary(PATH, b"a", &RequestOptions::default());
+    h.send(&bytes);
+    h.pump(&mut park);
+    h.conn.start_shutdown(h.now);
+    h.pump(&mut park);
+    assert_eq!(h.client.goaway(), Some((a, Reason::NO_ERROR.0)));
+    // A stream opened after our GOAWAY (refused), then a connection error (PING on a stream).
+    let (_, bytes) = h.client.unary(PATH, b"b", &RequestOptions::default());
+    h.send(&bytes);
+    h.send(&raw_frame(0x6, 0, 1, &[0; 8]));
+    h.pump(&mut park);
+    assert_eq!(h.client.goaway(), Some((a, Reason::PROTOCOL_ERROR.0)));
+    assert!(
+        h.client.protocol_errors.is_empty(),
+        "{:?}",
+        h.client.protocol_errors
+    );
 }

@@ -162,26 +162,25 @@ fn keyring_seeds() -> usize {
     seeds.len()
 }
 
-/// h2_frames: byte streams the in-memory `WireClient` writes (every KMS method, both
+/// h2_frames: byte streams the in-memory `TestClient` writes (every KMS method, both
 /// `:authority` forms, a cancellation), cut into the target's `op | len | chunk` records with
 /// an answer (`op 3`) after each request.
 fn h2_seeds() -> usize {
-    use kms_plugin_core::testing::wire_client::{CallOptions, WireClient};
+    use kms_plugin_core::testing::client::{RequestOptions, TestClient};
     use kms_plugin_fuzz::PATHS;
 
     let mut n = 0;
     let authorities = ["localhost", "%2Fvar%2Frun%2Fkms.sock", "@kms-foo"];
     for (i, path) in PATHS.iter().enumerate() {
-        let mut client = WireClient::new();
-        let opts = CallOptions {
-            authority: authorities[i % authorities.len()].into(),
-            ..CallOptions::default()
-        };
-        let stream = client.unary(path, &[0x0a, 0x04, b'p', b'i', b'n', b'g'], &opts);
+        let mut client = TestClient::connecting();
+        let opts = RequestOptions::apiserver(
+            authorities[i % authorities.len()],
+            std::time::Duration::from_secs(3),
+        );
+        let (stream, mut bytes) = client.unary(path, &[0x0a, 0x04, b'p', b'i', b'n', b'g'], &opts);
         if i == 2 {
-            client.cancel(stream);
+            bytes.extend(client.cancel(stream, 0x8)); // CANCEL
         }
-        let bytes = client.take_output();
         let mut seed = vec![0u8];
         for chunk in bytes.chunks(200 - i * 10) {
             seed.extend_from_slice(&[0, chunk.len() as u8]);

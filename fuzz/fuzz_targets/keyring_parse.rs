@@ -4,7 +4,7 @@
 //! Input: `text | 0xff 0x00 | key_id | 0xff 0x00 | wrapped` (later parts optional).
 //!
 //! Checks: no panic; a parsed keyring serializes to text that parses to the same names,
-//! versions and key ids; every key id it reports is recognised and wraps a KEK that unwraps
+//! versions, key ids, current versions and fingerprint (and each is the other's successor); every key id it reports is recognised and wraps a KEK that unwraps
 //! back; unwrapping arbitrary blobs under arbitrary ids fails cleanly (or, for a blob the
 //! keyring really produced, returns the KEK).
 #![no_main]
@@ -43,8 +43,12 @@ fuzz_target!(|data: &[u8]| {
     let again = Keyring::parse(&ring.serialize()).expect("serialized keyring parses");
     assert_eq!(summary(&ring), summary(&again));
     assert_eq!(ring.len(), again.len());
+    assert_eq!(ring.fingerprint(), again.fingerprint());
+    assert!(ring.check_successor(&again).is_ok() && again.check_successor(&ring).is_ok());
     for (name, versions, ids) in summary(&ring) {
-        assert_eq!(ring.current_version(&name), versions.last().copied());
+        let current = ring.current_version(&name).expect("a name has a current version");
+        assert!(versions.contains(&current));
+        assert_eq!(again.current_version(&name), Some(current));
         for id in &ids {
             assert!(ring.contains_key_id(id));
             let w = ring

@@ -3,7 +3,7 @@
 //! [`args::Cli`] and clap's errors into one line naming the flag and the fix (exit 2).
 //!
 //! Commands: `serve` (the default: `kms-plugin --listen X` is `kms-plugin serve --listen X`),
-//! `keys init|rotate|list`, `probe`, `encryption-config`, `check-config FILE`, `version`,
+//! `keys init|rotate|stage|promote|list|status`, `probe`, `encryption-config`, `check-config FILE`, `version`,
 //! `completions SHELL`, `help`. `-h`/`--help` work on every command, `--version` everywhere.
 //!
 //! Adding a provider (a small, local change):

@@ -29,7 +29,10 @@ const COMMANDS: &[&[&str]] = &[
     &["keys"],
     &["keys", "init"],
     &["keys", "rotate"],
+    &["keys", "stage"],
+    &["keys", "promote"],
     &["keys", "list"],
+    &["keys", "status"],
     &["probe"],
     &["encryption-config"],
     &["check-config"],
@@ -129,7 +132,10 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
         (&["probe", "--timeout"], "--timeout needs a value"),
         (&["serve", "--log-level", "loud"], "--log-level \"loud\""),
         (&["keys", "init"], "--key-file"),
-        (&["keys"], "`keys` needs a subcommand: init, rotate, list"),
+        (
+            &["keys"],
+            "`keys` needs a subcommand: init, rotate, stage, promote, list, status",
+        ),
         (&["frobnicate"], "unknown command \"frobnicate\""),
         (&["version", "--output", "xml"], "--output"),
         (&["completions", "tcsh"], "tcsh"),
@@ -137,7 +143,10 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
             &["serve", "--listen", "unix:///a", "--listen", "unix:///b"],
             "--listen",
         ),
-        (&["probe", "--key-file", "k"], "it is a flag of `serve`"),
+        (
+            &["probe", "--socket-mode", "0600"],
+            "it is a flag of `serve`",
+        ),
         (&["serve", "--allow-uid", "root"], "--allow-uid \"root\""),
     ];
     for (args, needle) in cases {

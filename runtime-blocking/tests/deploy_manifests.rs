@@ -99,7 +99,13 @@ fn static_pod_has_the_required_fields() {
             "{probe} probes the served socket"
         );
         assert!(c[probe]["timeoutSeconds"].as_i64().unwrap() >= 3, "{probe}");
+        parses_as(&cmd, "probe");
     }
+    // Liveness asks only whether the process serves its socket; readiness asks for healthz ok.
+    let liveness = strings(&c["livenessProbe"]["exec"]["command"]);
+    let readiness = strings(&c["readinessProbe"]["exec"]["command"]);
+    assert!(liveness.contains(&"--liveness"), "{liveness:?}");
+    assert!(!readiness.contains(&"--liveness"), "{readiness:?}");
 }
 
 #[test]
@@ -178,6 +184,17 @@ fn systemd_unit_is_hardened_and_shares_the_socket() {
     let argv: Vec<&str> = exec.split_whitespace().collect();
     assert_eq!(argv[0], "/usr/local/bin/kms-plugin");
     parses_as(&argv, "serve");
+    // A watchdog, if any, checks liveness, never readiness.
+    let watchdog = unit
+        .lines()
+        .find_map(|l| {
+            l.trim_start_matches(['#', ' '])
+                .strip_prefix("kms-plugin probe --liveness")
+        })
+        .expect("the unit documents the liveness check");
+    let mut argv = vec!["kms-plugin", "probe", "--liveness"];
+    argv.extend(watchdog.split_whitespace());
+    parses_as(&argv, "probe");
 }
 
 #[test]

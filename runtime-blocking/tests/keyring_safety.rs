@@ -280,3 +280,125 @@ fn init_force_keeps_the_previous_file_as_a_backup() {
         .count();
     assert_eq!(backups, 2);
 }
+
+/// Encrypts through each plugin and decrypts through the other, then decrypts everything
+/// written so far through both: no Decrypt may fail at any step.
+fn cross_check(
+    step: &str,
+    a: &mut Client,
+    b: &mut Client,
+    written: &mut Vec<(Vec<u8>, kms_plugin_proto::v2::EncryptResponse)>,
+) {
+    for (from, plain) in [
+        ("a", format!("{step} via a")),
+        ("b", format!("{step} via b")),
+    ] {
+        let writer = if from == "a" { &mut *a } else { &mut *b };
+        let enc = writer
+            .encrypt(plain.as_bytes())
+            .unwrap_or_else(|e| panic!("{step}: Encrypt through {from}: {e:?}"));
+        written.push((plain.into_bytes(), enc));
+    }
+    for (plain, enc) in written.iter() {
+        for (name, reader) in [("a", &mut *a), ("b", &mut *b)] {
+            let got = reader.decrypt(enc).unwrap_or_else(|e| {
+                panic!(
+                    "{step}: Decrypt through {name} of data under {}: {e:?}",
+                    enc.key_id
+                )
+            });
+            assert_eq!(&got, plain, "{step}");
+        }
+    }
+}
+
+fn fingerprint(key_file: &Path) -> String {
+    let status = keys(&["status"], key_file);
+    status
+        .split_whitespace()
+        .find(|w| w.starts_with("kr1:"))
+        .unwrap_or_else(|| panic!("no fingerprint: {status}"))
+        .to_string()
+}
+
+#[test]
+fn staged_rotation_across_two_hosts_never_fails_a_decrypt() {
+    let dir = TempDir::new("staged");
+    let file_a = init_keys(&dir);
+    let file_b = dir.join("host-b-keyring");
+    replace_file(&file_b, &std::fs::read(&file_a).unwrap());
+    let (sock_a, sock_b) = (dir.join("a.sock"), dir.join("b.sock"));
+    let plugin_a = serve(&file_a, &sock_a, &[]);
+    let plugin_b = serve(&file_b, &sock_b, &[]);
+    support::wait_healthy(&format!("unix://{}", sock_a.display()));
+    support::wait_healthy(&format!("unix://{}", sock_b.display()));
+    let (mut a, mut b) = (Client::connect(&sock_a), Client::connect(&sock_b));
+    let mut written = Vec::new();
+    cross_check("start", &mut a, &mut b, &mut written);
+    let v1 = a.status().key_id;
+    assert_eq!(b.status().key_id, v1, "same file, same key id");
+
+    // 1. Stage on host A: A can decrypt v2 but still encrypts under v1.
+    let out = keys(&["stage"], &file_a);
+    assert!(out.contains("staged default"), "{out}");
+    plugin_a.wait_log("key file reloaded", WAIT);
+    assert_eq!(a.status().key_id, v1, "a staged version is not current");
+    cross_check("staged on a", &mut a, &mut b, &mut written);
+    let listed = keys(&["list"], &file_a);
+    assert!(
+        listed.contains("default v2 ") && listed.contains(" staged"),
+        "{listed}"
+    );
+
+    // 2. Copy A's file to host B.
+    replace_file(&file_b, &std::fs::read(&file_a).unwrap());
+    plugin_b.wait_log("key file reloaded", WAIT);
+    assert_eq!(fingerprint(&file_a), fingerprint(&file_b));
+    cross_check("copied to b", &mut a, &mut b, &mut written);
+
+    // 3. Promote on A: A encrypts under v2, which B already decrypts.
+    let out = keys(&["promote"], &file_a);
+    assert!(out.contains("promoted default v2"), "{out}");
+    plugin_a.wait_log("remote key id changed", WAIT);
+    let v2 = a.status().key_id;
+    assert!(v2.starts_with("local:default:v2:"), "{v2}");
+    assert_ne!(
+        fingerprint(&file_a),
+        fingerprint(&file_b),
+        "hosts differ until B promotes"
+    );
+    cross_check("promoted on a", &mut a, &mut b, &mut written);
+    assert!(written.iter().any(|(_, e)| e.key_id == v2));
+
+    // 4. Promote on B: both encrypt under v2; the files are identical again.
+    keys(&["promote"], &file_b);
+    plugin_b.wait_log("remote key id changed", WAIT);
+    assert_eq!(b.status().key_id, v2);
+    cross_check("promoted on b", &mut a, &mut b, &mut written);
+    assert_eq!(fingerprint(&file_a), fingerprint(&file_b));
+    assert_eq!(
+        std::fs::read(&file_a).unwrap(),
+        std::fs::read(&file_b).unwrap()
+    );
+    let again = keys(&["promote"], &file_b);
+    assert!(again.contains("already current"), "{again}");
+
+    // probe prints the fingerprint of the host's key file next to the plugin's answer.
+    let listen_a = format!("unix://{}", sock_a.display());
+    let out = run(&[
+        "probe",
+        "--listen",
+        &listen_a,
+        "--key-file",
+        file_a.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("keyring={}", fingerprint(&file_a))),
+        "{}",
+        text(&out)
+    );
+    drop((a, b));
+    assert_eq!(plugin_a.terminate(), 0);
+    assert_eq!(plugin_b.terminate(), 0);
+}

@@ -282,6 +282,95 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     assert_eq!(plugin.terminate(), 0, "clean exit after all the faults");
 }
 
+/// With the remote KMS dead, the plugin is unready but alive: `probe --liveness` passes (so
+/// kubelet never restarts it), `probe` fails, and what it can decrypt from its in-memory KEKs
+/// (the current local KEK and the cache) keeps decrypting. Data under a trimmed Vault version
+/// fails with an error naming the version, never a generic one.
+#[cfg(feature = "vault")]
+#[test]
+fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
+    let mut server = transit();
+    let dir = TempDir::new("e2e-vault-outage");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (sock, listen) = listen(&dir);
+    let url = server.url();
+    let start_plugin = || {
+        start(
+            &[
+                "--provider",
+                "vault",
+                "--vault-addr",
+                url.as_str(),
+                "--token-file",
+                token_file.to_str().unwrap(),
+                "--listen",
+                listen.as_str(),
+            ],
+            &[("KMS_KEY_ID", "kms")],
+        )
+    };
+    let plugin = start_plugin();
+    plugin.wait_log(HEALTHY, WAIT);
+    let mut client = Client::connect(&sock);
+    let under_v1 = client.encrypt(4).unwrap();
+    // A remote rotation: the plugin re-wraps a new local KEK under v2; the v1 one is cached.
+    server.rotate("kms");
+    plugin.wait_log("remote key id changed", WAIT);
+    let under_v2 = client.encrypt(5).unwrap();
+    assert_ne!(under_v1.key_id, under_v2.key_id);
+
+    server.stop();
+    let line = plugin.wait_log(UNHEALTHY, WAIT);
+    assert!(line.contains("unreachable"), "{line}");
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["probe", "--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = probe(&["--liveness"]);
+    assert_eq!(code, Some(0), "alive during the outage: {out}");
+    assert!(out.starts_with("live "), "{out}");
+    let (code, out) = probe(&[]);
+    assert_eq!(code, Some(1), "unready during the outage: {out}");
+    assert!(out.contains("unreachable"), "{out}");
+    assert_eq!(
+        client.decrypt(&under_v2).unwrap(),
+        vec![5; 32],
+        "current KEK"
+    );
+    assert_eq!(
+        client.decrypt(&under_v1).unwrap(),
+        vec![4; 32],
+        "cached KEK"
+    );
+
+    // Back up, then v1 is trimmed: after a restart (cache gone) its data names the version.
+    server.restart();
+    plugin.wait_log(HEALTHY, WAIT);
+    server.set_min_decryption_version("kms", 2);
+    drop(client);
+    assert_eq!(plugin.terminate(), 0);
+    let plugin = start_plugin();
+    plugin.wait_log(HEALTHY, WAIT);
+    let mut client = Client::connect(&sock);
+    assert_eq!(client.decrypt(&under_v2).unwrap(), vec![5; 32]);
+    let err = client.decrypt(&under_v1).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("key_version_missing"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("version v1"), "{}", err.message());
+    drop(client);
+    assert_eq!(plugin.terminate(), 0);
+}
+
 #[cfg(feature = "vault")]
 #[test]
 fn vault_misconfiguration_is_a_usage_error_not_a_crash() {

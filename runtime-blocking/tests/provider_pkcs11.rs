@@ -109,6 +109,44 @@ fn pin(p: &str) -> PinSource {
     PinSource::Value(Zeroizing::new(p.to_string()))
 }
 
+/// A logged-in read-write session on token `label`, as an operator's tool would open one.
+fn user_session(label: &str) -> (Pkcs11, cryptoki::session::Session) {
+    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
+    (ctx, session)
+}
+
+/// Generates a token AES-256 key labelled `label` with `CKA_ID` `[id]`.
+fn generate_aes_key(
+    session: &cryptoki::session::Session,
+    label: &str,
+    id: u8,
+) -> cryptoki::object::ObjectHandle {
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(vec![id]),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+            ],
+        )
+        .unwrap()
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
@@ -230,31 +268,8 @@ fn in_softhsm_rotation_adds_a_key_and_old_blobs_still_unwrap() {
     let v1 = p.status(soon()).unwrap();
     let old = p.wrap(&v1, &Secret32::from_bytes([7; 32]), soon()).unwrap();
     // The operator adds a new key with the same label and a greater CKA_ID.
-    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
-    session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(true),
-                Attribute::ValueLen(32.into()),
-                Attribute::Label(KEY.as_bytes().to_vec()),
-                Attribute::Id(vec![2]),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-            ],
-        )
-        .unwrap();
+    let (_ctx, session) = user_session(TOKEN);
+    generate_aes_key(&session, KEY, 2);
     let v2 = p.status(soon()).unwrap();
     assert_ne!(v1, v2, "a new key is a new key id");
     let new = p.wrap(&v2, &Secret32::from_bytes([8; 32]), soon()).unwrap();
@@ -270,31 +285,8 @@ fn in_softhsm_rotation_adds_a_key_and_old_blobs_still_unwrap() {
 #[ignore = "run by softhsm_suite with SOFTHSM2_CONF set"]
 fn in_softhsm_a_deleted_key_is_named_in_status_and_unwrap() {
     const GONE: &str = "kms-key-deleted";
-    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
-    let handle = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(true),
-                Attribute::ValueLen(32.into()),
-                Attribute::Label(GONE.as_bytes().to_vec()),
-                Attribute::Id(vec![1]),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-            ],
-        )
-        .unwrap();
+    let (_ctx, session) = user_session(TOKEN);
+    let handle = generate_aes_key(&session, GONE, 1);
     let p = Pkcs11Provider::new(Pkcs11Config {
         module: DEFAULT_MODULE.into(),
         token_label: TOKEN.into(),

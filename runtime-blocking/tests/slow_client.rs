@@ -7,9 +7,12 @@ mod support;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
-use kms_plugin_core::h2::frame::{self, FrameKind, PREFACE, flags};
-use kms_plugin_core::h2::settings::{id, write_settings};
-use kms_plugin_core::hpack::Encoder;
+use kms_plugin_core::h2::PREFACE;
+use kms_plugin_core::h2::frame::flags;
+use kms_plugin_core::h2::settings::id;
+use kms_plugin_core::testing::client::{
+    RequestOptions, TestClient, grpc_message, raw_frame, settings_frame, window_update_frame,
+};
 use support::{Plugin, TempDir, init_keys, run};
 
 #[test]
@@ -26,34 +29,27 @@ fn a_client_that_never_reads_does_not_stall_others() {
     ]);
 
     // Client A: opens every window, sends 30,000 Status calls and never reads the answers.
+    // The DATA frames are written by hand: the client's own flow control would hold them back
+    // until A reads a WINDOW_UPDATE, which it never does.
     let mut bytes = PREFACE.to_vec();
-    write_settings(&mut bytes, &[(id::INITIAL_WINDOW_SIZE, 0x7fff_ffff)]);
-    frame::write_window_update(&mut bytes, 0, 0x7fff_ffff - 65_535);
-    let mut enc = Encoder::new();
-    for i in 0..30_000u32 {
-        let mut block = Vec::new();
-        for (n, v) in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/v2.KeyManagementService/Status"),
-            ("content-type", "application/grpc"),
-        ] {
-            enc.encode_field(n.as_bytes(), v.as_bytes(), false, &mut block);
-        }
-        frame::write_frame(
-            &mut bytes,
-            FrameKind::Headers,
-            flags::END_HEADERS,
-            2 * i + 1,
-            &block,
-        );
-        frame::write_frame(
-            &mut bytes,
-            FrameKind::Data,
+    bytes.extend(settings_frame(&[(id::INITIAL_WINDOW_SIZE, 0x7fff_ffff)]));
+    bytes.extend(window_update_frame(0, 0x7fff_ffff - 65_535));
+    let mut client = TestClient::new();
+    let opts = RequestOptions {
+        authority: None,
+        te_trailers: false,
+        ..RequestOptions::default()
+    };
+    for _ in 0..30_000u32 {
+        let stream = client.allocate_stream();
+        let block = client.request_block("/v2.KeyManagementService/Status", &opts);
+        bytes.extend(client.headers_frames(stream, &block, false, &opts));
+        bytes.extend(raw_frame(
+            0x0,
             flags::END_STREAM,
-            2 * i + 1,
-            &[0; 5],
-        );
+            stream,
+            &grpc_message(&[]),
+        ));
     }
     let mut slow = UnixStream::connect(&sock).unwrap();
     let writer = {

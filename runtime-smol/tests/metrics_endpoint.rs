@@ -23,10 +23,10 @@ use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::metrics::log::{LogFormat, format_event};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
+use kms_plugin_core::testing::client::RequestOptions;
 use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::sim::Sim;
-use kms_plugin_core::testing::wire_client::CallOptions;
 use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
 use metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
@@ -218,10 +218,7 @@ fn simulated_plugin_scrape_and_log_redaction() {
         FakeRemote::with_keyring(keyring, [4; 32]),
     );
     sim.drive();
-    let opts = CallOptions {
-        authority: "localhost".into(),
-        timeout: Some(Duration::from_secs(3)),
-    };
+    let opts = RequestOptions::apiserver("localhost", Duration::from_secs(3));
     let c = sim.connect();
     let plaintexts: Vec<Vec<u8>> = (0..3)
         .map(|i| format!("smol-secret-{i}-xyzzy-never-logged").into_bytes())

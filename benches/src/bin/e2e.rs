@@ -210,7 +210,8 @@ struct Scenario {
     validate: Validator,
 }
 
-/// Builds the three scenarios against a running server (Decrypt needs one of its ciphertexts).
+/// Builds the four scenarios against a running server (each Decrypt needs one of its
+/// ciphertexts, obtained with an Encrypt at setup).
 fn scenarios(socket: &Path) -> Result<Vec<Scenario>, String> {
     let status = Call::new("/v2.KeyManagementService/Status", &[]);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -246,6 +247,18 @@ fn scenarios(socket: &Path) -> Result<Vec<Scenario>, String> {
         plain: SEED.to_vec(),
     }
     .encode_to_vec();
+    let v1cipher = h2load::unary(
+        socket,
+        &Call::new("/v1beta1.KeyManagementService/Encrypt", &v1enc),
+    )?;
+    let v1cipher = v1beta1::EncryptResponse::decode(v1cipher.as_slice())
+        .map_err(|e| e.to_string())?
+        .cipher;
+    let v1dec = v1beta1::DecryptRequest {
+        version: "v1beta1".into(),
+        cipher: v1cipher,
+    }
+    .encode_to_vec();
     Ok(vec![
         Scenario {
             name: "v2 Status",
@@ -264,6 +277,13 @@ fn scenarios(socket: &Path) -> Result<Vec<Scenario>, String> {
             call: Call::new("/v1beta1.KeyManagementService/Encrypt", &v1enc),
             validate: Arc::new(|b| {
                 v1beta1::EncryptResponse::decode(b).is_ok_and(|e| !e.cipher.is_empty())
+            }),
+        },
+        Scenario {
+            name: "v1 Decrypt",
+            call: Call::new("/v1beta1.KeyManagementService/Decrypt", &v1dec),
+            validate: Arc::new(|b| {
+                v1beta1::DecryptResponse::decode(b).is_ok_and(|d| d.plain == SEED)
             }),
         },
     ])
@@ -478,9 +498,14 @@ fn main() -> Result<(), String> {
         let cmd = argv(&args.cmds["floor"], &bin_dir, &socket, &dir);
         let calls = floor_calls.unwrap_or_else(|| {
             notes.push("floor: no gRPC run to copy sizes from; using 120/100 bytes".into());
-            ["v2 Status", "v2 Decrypt (cached KEK)", "v1 Encrypt"]
-                .map(|n| (n.to_string(), 120, 100.0))
-                .to_vec()
+            [
+                "v2 Status",
+                "v2 Decrypt (cached KEK)",
+                "v1 Encrypt",
+                "v1 Decrypt",
+            ]
+            .map(|n| (n.to_string(), 120, 100.0))
+            .to_vec()
         });
         match bench_floor(&cmd, &socket, &args, &calls, &mut rows) {
             Ok(f) => facts.push(("floor".into(), f)),

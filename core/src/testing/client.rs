@@ -1,18 +1,22 @@
-//! In-memory HTTP/2 + gRPC test client built from the core's own frame and HPACK encoders.
+//! The one in-memory HTTP/2 + gRPC test client, built from the core's own frame writers
+//! (`h2::frame`) and HPACK encoder/decoder. Core tests, simulations, runtime tests over real
+//! sockets and the fuzz corpus generator all use it.
 //!
-//! Unlike [`super::wire_client`] (written independently of the transport), this client exposes
-//! every knob the transport's tests need: authority forms, `grpc-timeout`, content type, extra
-//! headers, DATA chunking, padding, header blocks split into CONTINUATION frames, and raw
-//! frame builders for malformed input. It honours the server's flow-control windows (RFC 9113
-//! §6.9): request DATA beyond them waits in [`TestClient::pending_output`] until the server's
-//! WINDOW_UPDATE arrives through [`TestClient::receive`].
+//! It exposes every knob the transport's tests need: authority forms, `grpc-timeout`, content
+//! type, extra headers, DATA chunking, padding, header blocks split into CONTINUATION frames,
+//! and raw frame builders for malformed input. It honours the server's flow-control windows
+//! (RFC 9113 §6.9): request DATA beyond them waits in [`TestClient::pending_output`] until the
+//! server's WINDOW_UPDATE arrives through [`TestClient::receive`].
 //!
-//! Malformed server output never panics the client: it is recorded in
-//! [`TestClient::protocol_errors`] for the test to assert on.
+//! Malformed server output never panics the client: every violation of RFC 9113 it sees (frame
+//! sizes, frames inside a header block, frames on even or finished streams, a GOAWAY whose
+//! last-stream-id grows, …) is recorded in [`TestClient::protocol_errors`] for the test (or
+//! simulation) to assert on.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags};
 use crate::h2::settings::{self, id as setting};
@@ -48,6 +52,19 @@ pub struct RequestOptions {
     pub priority: bool,
     /// Split the header block into HEADERS + CONTINUATION fragments of this many octets.
     pub header_chunk: Option<usize>,
+}
+
+impl RequestOptions {
+    /// What kube-apiserver's grpc-go client sends: `:authority` as given (kube ≥ 1.32 v2:
+    /// `localhost`; older clients and v1: the percent-encoded socket path) and the call's
+    /// deadline as `grpc-timeout` in milliseconds.
+    pub fn apiserver(authority: &str, timeout: Duration) -> Self {
+        Self {
+            authority: Some(String::from(authority)),
+            timeout: Some(alloc::format!("{}m", timeout.as_millis().min(99_999_999))),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for RequestOptions {
@@ -103,7 +120,10 @@ pub struct FrameSeen {
 struct StreamRx {
     resp: ClientResponse,
     data: Vec<u8>,
+    /// Finished for the client (server END_STREAM or RST_STREAM, or cancelled by us).
     done: bool,
+    /// Finished by the server (END_STREAM or RST_STREAM): it must send nothing more on it.
+    server_done: bool,
 }
 
 struct StreamTx {
@@ -174,6 +194,14 @@ impl TestClient {
             window_updates: Vec::new(),
             protocol_errors: Vec::new(),
         }
+    }
+
+    /// A client whose preface and SETTINGS are already queued (see
+    /// [`TestClient::pending_output`]).
+    pub fn connecting() -> Self {
+        let mut c = Self::new();
+        c.out = c.handshake();
+        c
     }
 
     /// The client connection preface (RFC 9113 §3.4) and an empty SETTINGS frame.
@@ -370,6 +398,30 @@ impl TestClient {
         core::mem::take(&mut self.out)
     }
 
+    /// Queues raw bytes behind whatever is pending (hand-built or malformed frames).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Whether bytes are waiting to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Streams whose response is complete and not taken yet, in increasing order.
+    pub fn finished_streams(&self) -> Vec<StreamId> {
+        self.rx
+            .iter()
+            .filter(|(_, s)| s.done)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Calls started and not finished yet.
+    pub fn outstanding(&self) -> usize {
+        self.rx.values().filter(|s| !s.done).count()
+    }
+
     /// Request DATA octets still waiting for flow-control credit.
     pub fn blocked_bytes(&self) -> usize {
         self.tx.values().map(|s| s.body.len()).sum()
@@ -434,6 +486,7 @@ impl TestClient {
             self.protocol_errors
                 .push("frame interleaved in a header block");
         }
+        self.check_frame(head);
         match head.kind {
             FrameKind::Settings if head.has(flags::ACK) => self.settings_acks += 1,
             FrameKind::Settings => self.on_settings(payload),
@@ -452,6 +505,10 @@ impl TestClient {
                 if let Some(p) = payload.first_chunk::<8>() {
                     let last = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & MAX_WINDOW;
                     let code = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                    if self.goaway.is_some_and(|(prev, _)| last > prev) {
+                        // RFC 9113 §6.8: endpoints MUST NOT increase the value they send.
+                        self.protocol_errors.push("GOAWAY last-stream-id increased");
+                    }
                     self.goaway = Some((last, code));
                 } else {
                     self.protocol_errors.push("short GOAWAY");
@@ -465,6 +522,7 @@ impl TestClient {
                 let s = self.rx.entry(head.stream).or_default();
                 s.resp.reset = Some(code);
                 s.done = true;
+                s.server_done = true;
             }
             FrameKind::Headers => {
                 let Some(mut frag) = frame::strip_padding(payload, head.flags) else {
@@ -544,13 +602,14 @@ impl TestClient {
             return self.protocol_errors.push("bad DATA padding");
         };
         let s = self.rx.entry(head.stream).or_default();
-        if s.done {
+        if s.server_done {
             self.protocol_errors.push("DATA on a finished stream");
         }
         s.data.extend_from_slice(content);
         let end = head.has(flags::END_STREAM);
         if end {
             s.done = true;
+            s.server_done = true;
         }
         if self.auto_window_update && head.len > 0 {
             frame::write_window_update(&mut self.out, 0, head.len);
@@ -573,6 +632,9 @@ impl TestClient {
                 .push("HPACK error in a server header block");
         }
         let s = self.rx.entry(id).or_default();
+        if s.server_done {
+            self.protocol_errors.push("HEADERS on a finished stream");
+        }
         s.resp.header_blocks += 1;
         for (n, v) in &fields {
             match n.as_str() {
@@ -585,6 +647,37 @@ impl TestClient {
         s.resp.headers.extend(fields);
         if end_stream {
             s.done = true;
+            s.server_done = true;
+        }
+    }
+
+    /// The frame-level rules a server's frames must follow (RFC 9113 §6), whatever the state.
+    fn check_frame(&mut self, head: FrameHead) {
+        let client_stream = head.stream % 2 == 1;
+        let ok = match head.kind {
+            FrameKind::Data | FrameKind::Continuation => client_stream,
+            // A server's HEADERS never need padding or priority (§6.2).
+            FrameKind::Headers => {
+                client_stream && !head.has(flags::PADDED) && !head.has(flags::PRIORITY)
+            }
+            FrameKind::RstStream => head.stream != 0 && head.len == 4,
+            FrameKind::Settings => {
+                head.stream == 0
+                    && if head.has(flags::ACK) {
+                        head.len == 0
+                    } else {
+                        head.len % 6 == 0
+                    }
+            }
+            FrameKind::Ping => head.stream == 0 && head.len == 8,
+            FrameKind::GoAway => head.stream == 0 && head.len >= 8,
+            FrameKind::WindowUpdate => head.len == 4,
+            FrameKind::Priority => head.len == 5,
+            FrameKind::PushPromise | FrameKind::Unknown(_) => false,
+        };
+        if !ok {
+            self.protocol_errors
+                .push("malformed frame (type, stream, flags or length)");
         }
     }
 }

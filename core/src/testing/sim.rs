@@ -1,22 +1,28 @@
 //! Deterministic simulation harness: a [`Plugin`], a virtual clock, a fixed RNG seed, one
-//! [`WireClient`] per connection and a [`FakeRemote`] KEK (quinn's `Pair::drive`, str0m's
+//! [`TestClient`] per connection and a [`FakeRemote`] KEK (quinn's `Pair::drive`, str0m's
 //! `progress`): bytes flow both ways, remote effects complete after their latency on the
 //! virtual clock, timers fire, and the loop contract is followed after every input.
 //!
-//! ```ignore
+//! ```
+//! use kms_plugin_core::config::Config;
+//! use kms_plugin_core::testing::client::RequestOptions;
+//! use kms_plugin_core::testing::fake_remote::FakeRemote;
+//! use kms_plugin_core::testing::sim::Sim;
+//!
 //! let mut sim = Sim::new(Config::default(), [7; 32], FakeRemote::new([42; 32]));
 //! sim.drive(); // start-up: remote Status, then the first local KEK wrap
 //! let c = sim.connect();
-//! let r = sim.call(c, "/v2.KeyManagementService/Status", &[], &CallOptions::default());
+//! let r = sim.call(c, "/v2.KeyManagementService/Status", &[], &RequestOptions::default());
+//! assert_eq!(r.grpc_status, Some(0));
 //! ```
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::client::{ClientResponse, RequestOptions, TestClient};
 use super::fake_remote::FakeRemote;
 use super::remote_driver::RemoteDriver;
-use super::wire_client::{CallOptions, ClientResponse, WireClient};
 use crate::config::Config;
 use crate::effect::Effect;
 use crate::event::Event;
@@ -30,7 +36,7 @@ pub struct SimConn {
     /// The plugin's id for it.
     pub conn: ConnId,
     /// The client end.
-    pub client: WireClient,
+    pub client: TestClient,
     /// Set once the plugin asked for the socket to be closed.
     pub closed: bool,
 }
@@ -81,7 +87,7 @@ impl Sim {
         let conn = self.plugin.handle_accept(self.now);
         self.clients.push(SimConn {
             conn,
-            client: WireClient::new(),
+            client: TestClient::connecting(),
             closed: false,
         });
         self.step();
@@ -89,8 +95,10 @@ impl Sim {
     }
 
     /// Queues a unary call on client `c`; returns its stream id.
-    pub fn send(&mut self, c: usize, path: &str, message: &[u8], opts: &CallOptions) -> u32 {
-        let stream = self.clients[c].client.unary(path, message, opts);
+    pub fn send(&mut self, c: usize, path: &str, message: &[u8], opts: &RequestOptions) -> u32 {
+        let client = &mut self.clients[c].client;
+        let (stream, bytes) = client.unary(path, message, opts);
+        client.send_raw(&bytes);
         self.step();
         stream
     }
@@ -106,7 +114,7 @@ impl Sim {
         c: usize,
         path: &str,
         message: &[u8],
-        opts: &CallOptions,
+        opts: &RequestOptions,
     ) -> ClientResponse {
         let s = self.send(c, path, message, opts);
         self.drive();
@@ -142,7 +150,7 @@ impl Sim {
             if self.clients[i].closed || !self.clients[i].client.has_output() {
                 continue;
             }
-            let bytes = self.clients[i].client.take_output();
+            let bytes = self.clients[i].client.pending_output();
             let conn = self.clients[i].conn;
             if let Err(e) = self.plugin.handle_bytes(conn, &bytes, self.now) {
                 self.usage_errors.push(e);
@@ -159,6 +167,11 @@ impl Sim {
                 let client = &mut self.clients[i].client;
                 let before: Vec<u32> = client.finished_streams();
                 client.receive(&self.scratch);
+                assert!(
+                    client.protocol_errors.is_empty(),
+                    "the plugin broke RFC 9113 on client {i}: {:?}",
+                    client.protocol_errors
+                );
                 for s in client.finished_streams() {
                     if !before.contains(&s) {
                         self.answered_at.entry((i, s)).or_insert(self.now);
@@ -283,7 +296,7 @@ impl ClientResponse {
             .expect("grpc-status present and valid");
         Response {
             code,
-            message: alloc::borrow::Cow::Owned(self.grpc_message.clone()),
+            message: alloc::borrow::Cow::Owned(self.grpc_message.clone().unwrap_or_default()),
             body: self.message.as_deref().map(SecretBytes::copy_from),
         }
     }

@@ -197,10 +197,16 @@ pub struct Pkcs11Args {
 pub enum KeysCommand {
     /// Create a key file with one key (refuses to overwrite one).
     Init(KeysInitArgs),
-    /// Add a new version of the key; running plugins pick it up without a restart.
+    /// Add a new version of the key and make it current at once (one host; several hosts: stage, copy, promote).
     Rotate(KeysArgs),
-    /// List key names, versions and key ids (never key bytes).
+    /// Add a new version that decrypts at once but is not used to encrypt until `keys promote` (multi-host rotation, step 1).
+    Stage(KeysArgs),
+    /// Make the highest (staged) version current: running plugins encrypt with it (multi-host rotation, last step on each host).
+    Promote(KeysArgs),
+    /// List key names, versions and key ids, marking the current and staged ones (never key bytes).
     List(KeysArgs),
+    /// Print the keyring fingerprint (equal on hosts with equal key files), each key's current key id and staged versions.
+    Status(KeysArgs),
 }
 
 /// Flags of every `keys` subcommand.
@@ -234,6 +240,12 @@ pub struct ProbeArgs {
     /// How long to wait for the answer, in seconds.
     #[arg(long, value_name = "SECONDS", env = "KMS_PLUGIN_TIMEOUT", default_value = "3", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
+    /// Liveness only: exit 0 whenever the plugin answers Status on its socket, whatever healthz says (a remote outage is no reason to restart it). Without it: readiness (healthz ok).
+    #[arg(long, env = "KMS_PLUGIN_LIVENESS")]
+    pub liveness: bool,
+    /// Also print this key file's fingerprint (keyring=kr1:...), to compare control-plane hosts.
+    #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `encryption-config` flags.

@@ -161,7 +161,7 @@ fn start_metrics(
     Ok(m)
 }
 
-/// `keys init|rotate|list`.
+/// `keys init|rotate|stage|promote|list|status`.
 pub fn keys(command: &KeysCommand) -> Result<(), String> {
     let lines = match command {
         KeysCommand::Init(init) => keyfile::commands::init(
@@ -172,7 +172,14 @@ pub fn keys(command: &KeysCommand) -> Result<(), String> {
         KeysCommand::Rotate(args) => {
             keyfile::commands::rotate(&args.key_file, &key_name(args.key_name.as_ref()))?
         }
+        KeysCommand::Stage(args) => {
+            keyfile::commands::stage(&args.key_file, &key_name(args.key_name.as_ref()))?
+        }
+        KeysCommand::Promote(args) => {
+            keyfile::commands::promote(&args.key_file, &key_name(args.key_name.as_ref()))?
+        }
         KeysCommand::List(args) => keyfile::commands::list(&args.key_file)?,
+        KeysCommand::Status(args) => keyfile::commands::status(&args.key_file)?,
     };
     for line in lines {
         println!("{line}");
@@ -180,13 +187,19 @@ pub fn keys(command: &KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
-/// `probe`: exit 0 when the plugin answers healthz "ok", 1 otherwise.
+/// `probe`: readiness (exit 0 when the plugin answers healthz "ok", 1 otherwise) or, with
+/// `--liveness`, liveness (exit 0 whenever it answers Status at all).
 pub fn probe(args: &ProbeArgs) -> i32 {
+    let check = if args.liveness {
+        crate::probe::Check::Liveness
+    } else {
+        crate::probe::Check::Readiness
+    };
     let (code, line) = crate::probe::run(
         &args.listen.listen,
         args.timeout,
-        crate::probe::Check::Readiness,
-        None,
+        check,
+        args.key_file.as_deref(),
     );
     println!("{line}");
     code

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::rpc::Code;
+use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClient};
 use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::wire_client::{CallOptions, ClientResponse, WireClient};
 
 use crate::metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
@@ -139,16 +139,13 @@ impl Drop for Served {
 /// One gRPC call over a real Unix socket with the in-memory HTTP/2 client.
 pub fn call(
     sock: &mut UnixStream,
-    client: &mut WireClient,
+    client: &mut TestClient,
     path: &str,
     message: &[u8],
 ) -> ClientResponse {
-    let opts = CallOptions {
-        authority: "localhost".into(),
-        timeout: Some(Duration::from_secs(5)),
-    };
-    let stream = client.unary(path, message, &opts);
-    sock.write_all(&client.take_output()).unwrap();
+    let opts = RequestOptions::apiserver("localhost", Duration::from_secs(5));
+    let (stream, bytes) = client.unary(path, message, &opts);
+    sock.write_all(&bytes).unwrap();
     let mut buf = [0u8; 16 * 1024];
     loop {
         if let Some(r) = client.take_response(stream) {
@@ -157,8 +154,13 @@ pub fn call(
         let n = sock.read(&mut buf).expect("read from the plugin");
         assert!(n > 0, "plugin closed the connection");
         client.receive(&buf[..n]);
+        assert!(
+            client.protocol_errors.is_empty(),
+            "the plugin broke RFC 9113: {:?}",
+            client.protocol_errors
+        );
         if client.has_output() {
-            sock.write_all(&client.take_output()).unwrap();
+            sock.write_all(&client.pending_output()).unwrap();
         }
     }
 }
@@ -224,7 +226,7 @@ pub fn session(
     let mut sock = UnixStream::connect(&socket).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut client = WireClient::new();
+    let mut client = TestClient::connecting();
     let st = msg::decode_status(&ok(&call(
         &mut sock,
         &mut client,
