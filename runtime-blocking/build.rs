@@ -75,6 +75,9 @@ fn main() {
     if env("CARGO_FEATURE_PKCS11").is_some() {
         providers.push("pkcs11");
     }
+    if env("CARGO_FEATURE_KMIP").is_some() {
+        providers.push("kmip");
+    }
     let target = env("TARGET").unwrap_or_else(|| "unknown".into());
     let version = env("CARGO_PKG_VERSION").unwrap_or_default();
     println!("cargo:rustc-env=KMS_PLUGIN_GIT_COMMIT={commit}");

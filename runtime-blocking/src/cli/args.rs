@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Where the plugin listens.
     #[command(flatten)]
     pub listen: ListenArg,
-    /// Remote KEK provider (vault and pkcs11 need builds with those cargo features; see docs/providers.md).
+    /// Remote KEK provider (vault, pkcs11 and kmip need builds with those cargo features; see docs/providers.md).
     #[arg(long, value_name = "NAME", env = "KMS_PLUGIN_PROVIDER", value_enum, default_value_t = ProviderName::Local)]
     pub provider: ProviderName,
     /// `--provider local` flags.
@@ -140,6 +140,9 @@ pub struct ServeArgs {
     /// `--provider pkcs11` flags.
     #[command(flatten)]
     pub pkcs11: Pkcs11Args,
+    /// `--provider kmip` flags.
+    #[command(flatten)]
+    pub kmip: KmipArgs,
 }
 
 /// The local provider's key file flags (also `keys`).
@@ -169,7 +172,8 @@ pub struct VaultArgs {
     /// Namespace sent as X-Vault-Namespace (default $VAULT_NAMESPACE).
     #[arg(long, value_name = "NS", env = "KMS_PLUGIN_VAULT_NAMESPACE")]
     pub vault_namespace: Option<String>,
-    /// PEM CA bundle to trust (default $VAULT_CACERT, else the built-in roots).
+    /// PEM CA bundle to trust (vault: default $VAULT_CACERT, else the built-in roots; kmip: the
+    /// CA of the KMIP server's certificate, required).
     #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// File holding the token, re-read when it changes (else $KMS_USER_ID).
@@ -190,6 +194,27 @@ pub struct Pkcs11Args {
     /// File holding the user PIN, re-read when it changes (else $KMS_USER_ID).
     #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_PIN_FILE")]
     pub pin_file: Option<PathBuf>,
+}
+
+/// `--provider kmip` flags (and `--ca-file`).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "KMIP provider (--provider kmip)")]
+pub struct KmipArgs {
+    /// The KMIP server, host[:port] (port 5696 if left out); KMS_KEY_ID = the key's Name or Unique Identifier.
+    #[arg(long, value_name = "HOST[:PORT]", env = "KMS_PLUGIN_KMIP_ADDR")]
+    pub kmip_addr: Option<String>,
+    /// PEM client certificate (chain) for mutual TLS.
+    #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_KMIP_CLIENT_CERT")]
+    pub kmip_client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_KMIP_CLIENT_KEY")]
+    pub kmip_client_key: Option<PathBuf>,
+    /// File holding the password of a Username/Password credential (username = $KMS_USER_ID), re-read when it changes.
+    #[arg(long, value_name = "FILE", env = "KMS_PLUGIN_KMIP_PASSWORD_FILE")]
+    pub kmip_password_file: Option<PathBuf>,
+    /// Wrap mode: AES-GCM, NIST AES key wrap (RFC 3394), key wrap with padding (RFC 5649), or auto (GCM, else the key wraps).
+    #[arg(long, value_name = "MODE", env = "KMS_PLUGIN_KMIP_MODE", value_parser = ["auto", "gcm", "key-wrap", "key-wrap-pad"])]
+    pub kmip_mode: Option<String>,
 }
 
 /// `keys` subcommands.
@@ -309,6 +334,8 @@ pub enum ProviderName {
     Vault,
     /// A PKCS#11 HSM (cargo feature `pkcs11`).
     Pkcs11,
+    /// A KMIP server: enterprise KMS or HSM appliance (cargo feature `kmip`).
+    Kmip,
 }
 
 /// `--status-version`.

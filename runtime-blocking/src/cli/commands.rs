@@ -56,6 +56,7 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         ProviderName::Local => return Ok(Arc::new(local_provider(&args.local, *logger)?)),
         ProviderName::Vault => "vault",
         ProviderName::Pkcs11 => "pkcs11",
+        ProviderName::Kmip => "kmip",
     };
     let flags = ProviderFlags {
         vault_addr: args.vault.vault_addr.clone(),
@@ -66,7 +67,11 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         pkcs11_module: args.pkcs11.pkcs11_module.clone(),
         pkcs11_token_label: args.pkcs11.pkcs11_token_label.clone(),
         pin_file: args.pkcs11.pin_file.clone(),
-        ..ProviderFlags::default()
+        kmip_addr: args.kmip.kmip_addr.clone(),
+        kmip_client_cert: args.kmip.kmip_client_cert.clone(),
+        kmip_client_key: args.kmip.kmip_client_key.clone(),
+        kmip_password_file: args.kmip.kmip_password_file.clone(),
+        kmip_mode: args.kmip.kmip_mode.clone(),
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
     Ok(Arc::from(provider))

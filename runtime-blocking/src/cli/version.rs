@@ -6,7 +6,7 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit the binary was built from, or "unknown" (build outside git).
 pub const COMMIT: &str = env!("KMS_PLUGIN_GIT_COMMIT");
-/// The providers compiled in, comma-separated (`local` always; `vault`, `pkcs11` by feature).
+/// The providers compiled in, comma-separated (`local` always; `vault`, `pkcs11`, `kmip` by feature).
 pub const PROVIDERS: &str = env!("KMS_PLUGIN_PROVIDERS");
 /// The Rust target triple the binary was built for.
 pub const TARGET: &str = env!("KMS_PLUGIN_TARGET");
