@@ -80,7 +80,8 @@ pub fn promote(path: &Path, name: &str) -> Result<Vec<String>, String> {
         )
     } else {
         format!(
-            "{name} v{} is already current in {} ({key_id}); nothing staged to promote; \
+            "{name} v{} is already current in {} ({key_id}); nothing staged to promote (if you \
+             expected a staged version, copy the key file from the host where `keys stage` ran); \
              fingerprint {fingerprint}",
             promotion.to,
             path.display()
