@@ -4,14 +4,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::plugin::ConnId;
+use crate::ids::ConnId;
+pub use crate::ids::OpId;
 use crate::secret::Secret32;
 use crate::time::Timestamp;
-
-/// Identifies one remote operation; every [`Effect::Remote`] is answered exactly once through
-/// `Plugin::handle_remote` with the same id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OpId(pub u64);
 
 /// An operation on the remote KEK (KMS, HSM or key file) that the driver performs.
 pub enum RemoteOp {

@@ -8,9 +8,8 @@ use alloc::string::String;
 use core::time::Duration;
 
 use crate::conn::ConnEvent;
-use crate::effect::{OpId, RemoteErrorKind, RemoteOpKind};
-use crate::kms::Method;
-use crate::plugin::ConnId;
+use crate::effect::{RemoteErrorKind, RemoteOpKind};
+use crate::ids::{ConnId, Method, OpId};
 use crate::rpc::Code;
 
 /// Something the plugin did or saw, for logs and metrics.

@@ -22,8 +22,8 @@ use crate::config::KmsConfig;
 use crate::effect::{
     Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, RemoteReply,
 };
+use crate::error::UsageError;
 use crate::event::{Event, RotationReason};
-use crate::plugin::UsageError;
 use crate::rng::Rng;
 use crate::secret::Secret32;
 use crate::time::Timestamp;

@@ -18,7 +18,6 @@
 //! is a `SecretBytes` owned by the transport.
 
 pub mod apiserver_rules;
-mod dispatch;
 mod parked;
 mod request_view;
 mod v1;
@@ -31,15 +30,16 @@ use alloc::string::String;
 use bytes::Bytes;
 
 use crate::config::KmsConfig;
-use crate::effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteReply};
+use crate::effect::{Effect, RemoteError, RemoteErrorKind, RemoteReply};
 use crate::envelope;
+use crate::error::UsageError;
 use crate::event::Event;
+pub use crate::ids::Method;
+use crate::ids::{ConnId, OpId};
 use crate::keystore::{self, DecryptLookup, EncryptReadiness, Keystore, Outcome};
-use crate::plugin::{ConnId, UsageError};
 use crate::rpc::{Code, Request, Response, StreamId};
 use crate::secret::Secret32;
 use crate::time::{Timestamp, earliest};
-pub use dispatch::Method;
 use parked::{ParkedRequest, ParkedSet, RequestCtx, Waiting, Work};
 use request_view::{DecryptView, V1EncryptView};
 

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use crate::conn::ConnEvent;
 use crate::effect::{RemoteErrorKind, RemoteOpKind};
 use crate::event::{Event, RotationReason};
-use crate::kms::Method;
+use crate::ids::Method;
 use crate::plugin::Plugin;
 use crate::rpc::Code;
 use crate::time::Timestamp;

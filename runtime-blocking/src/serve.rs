@@ -30,6 +30,7 @@ use crate::log::Logger;
 use crate::observe::metrics_server::Probe;
 use crate::provider::{self, KekProvider};
 use crate::socket::BoundSocket;
+use crate::socket::peer::PeerGate;
 
 mod writer;
 
@@ -51,6 +52,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Threads executing remote KEK calls.
     pub remote_workers: usize,
+    /// `--allow-uid`: the peer uids allowed to connect (`None`: the default of
+    /// [`PeerGate::new`]).
+    pub allow_uids: Option<Vec<u32>>,
 }
 
 struct Job {
@@ -78,6 +82,8 @@ struct Shared {
     pool: Arc<BufferPool>,
     /// The provider, for its own metric families.
     provider: Arc<dyn KekProvider>,
+    /// Who may connect; checked on every accept.
+    gate: Arc<PeerGate>,
 }
 
 /// The blocking server's IO for a drain: bytes to connection writers (written once the lock
@@ -222,6 +228,10 @@ impl Server {
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
             provider: options.provider.clone(),
+            gate: Arc::new(PeerGate::new(
+                &options.endpoint,
+                options.allow_uids.as_deref(),
+            )),
         });
         shared.with(|_| {}); // the first Status effect; no connection exists yet
 
@@ -240,11 +250,21 @@ impl Server {
             let (shared, socket) = (shared.clone(), socket.clone());
             spawn("kms-accept", move || accept_loop(&shared, &socket))?
         };
+        let allowed_uids = shared.gate.allowed().map_or_else(
+            || "any the socket mode lets in".to_string(),
+            |uids| {
+                uids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
         shared.logger.info(
             "listening",
             &[
                 ("endpoint", &options.endpoint),
                 ("provider", &options.provider.name()),
+                ("allowed_uids", &allowed_uids),
             ],
         );
         Ok(Self {
@@ -259,8 +279,12 @@ impl Server {
     /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
     pub fn probe(&self) -> Arc<dyn Probe> {
         let provider = self.shared.provider.clone();
-        DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
+        let driver = DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
             f(&mut shared.lock().driver);
+        });
+        Arc::new(GatedProbe {
+            driver,
+            gate: self.shared.gate.clone(),
         })
     }
 
@@ -322,6 +346,23 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHa
         .map_err(|e| format!("cannot start thread {name}: {e}"))
 }
 
+/// The driver's probe plus the peer gate's refusal counter.
+struct GatedProbe {
+    driver: Arc<dyn Probe>,
+    gate: Arc<PeerGate>,
+}
+
+impl Probe for GatedProbe {
+    fn render_metrics(&self, out: &mut String) {
+        self.driver.render_metrics(out);
+        self.gate.render_metrics(out);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.driver.readiness()
+    }
+}
+
 fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
     for stream in socket.listener().incoming() {
         if shared.lock().driver.stopping() {
@@ -336,6 +377,13 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
                 continue;
             }
         };
+        // Before a byte is read: a refused peer's connection is just closed.
+        if let Err(refusal) = shared.gate.admit(&stream) {
+            shared
+                .gate
+                .log_refusal(&shared.logger, refusal, Instant::now());
+            continue;
+        }
         let Ok(writer) = stream.try_clone() else {
             continue;
         };

@@ -147,6 +147,7 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
             &["probe", "--socket-mode", "0600"],
             "it is a flag of `serve`",
         ),
+        (&["serve", "--allow-uid", "root"], "--allow-uid \"root\""),
     ];
     for (args, needle) in cases {
         let out = run(args);

@@ -6,10 +6,22 @@ use alloc::vec::Vec;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::flow::StreamWindows;
-use super::streams::StreamState;
 use crate::grpc::PREFIX_LEN;
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;
+
+/// The states a client-initiated stream passes through on our side (§5.1). Idle and closed
+/// streams are not stored: idle ones do not exist yet, closed ones are forgotten (but for a
+/// bounded memory of who closed them). Transitions: `StreamTable::transition`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamState {
+    /// "open": request HEADERS seen, request body still arriving.
+    ReceivingRequest,
+    /// "half-closed (remote)": request complete and handed to the service; we owe a response.
+    AwaitingResponse,
+    /// "half-closed (remote)": response queued, flow-controlled DATA and trailers being sent.
+    SendingResponse,
+}
 
 /// Per-stream data.
 pub(crate) struct Stream {

@@ -8,22 +8,9 @@ use core::ops::Bound;
 
 use super::closed::{ClosedBy, ClosedStreams};
 use super::flow::StreamWindows;
-use super::stream::{Stream, append_wiping};
+use super::stream::{Stream, StreamState, append_wiping};
 use crate::rpc::{Request, StreamId};
 use crate::time::Timestamp;
-
-/// The states a client-initiated stream passes through on our side (§5.1). Idle and closed
-/// streams are not stored: idle ones do not exist yet, closed ones are forgotten (but for a
-/// bounded memory of who closed them, [`ClosedStreams`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum StreamState {
-    /// "open": request HEADERS seen, request body still arriving.
-    ReceivingRequest,
-    /// "half-closed (remote)": request complete and handed to the service; we owe a response.
-    AwaitingResponse,
-    /// "half-closed (remote)": response queued, flow-controlled DATA and trailers being sent.
-    SendingResponse,
-}
 
 /// What happens to a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use super::Method;
+use crate::ids::ConnId;
+use crate::ids::Method;
 use crate::keystore::Digest;
-use crate::plugin::ConnId;
 use crate::rpc::StreamId;
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;

@@ -15,8 +15,7 @@ use super::hash_key_id;
 use crate::conn::ConnEvent;
 use crate::effect::RemoteOpKind;
 use crate::event::Event;
-use crate::kms::Method;
-use crate::plugin::ConnId;
+use crate::ids::{ConnId, Method};
 use crate::rpc::Code;
 
 /// Longest request uid written (characters); longer ones are cut and marked with `…`.

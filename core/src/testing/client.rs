@@ -103,8 +103,8 @@ pub struct ClientResponse {
     pub header_blocks: usize,
 }
 
-/// One frame head the server sent, for transcript assertions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One frame the server sent, for transcript assertions.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameSeen {
     /// Frame type octet.
     pub kind: u8,
@@ -114,6 +114,8 @@ pub struct FrameSeen {
     pub stream: u32,
     /// Payload length.
     pub len: u32,
+    /// The payload as sent (padding included).
+    pub payload: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -477,6 +479,7 @@ impl TestClient {
             flags: head.flags,
             stream: head.stream,
             len: head.len,
+            payload: payload.to_vec(),
         });
         if head.len > frame::MIN_MAX_FRAME_SIZE {
             self.protocol_errors

@@ -14,8 +14,8 @@ use super::remote_driver::RemoteDriver;
 use crate::config::KmsConfig;
 use crate::effect::Effect;
 use crate::event::Event;
+use crate::ids::ConnId;
 use crate::kms::KmsService;
-use crate::plugin::ConnId;
 use crate::rpc::{Request, Response, StreamId};
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;
@@ -34,7 +34,7 @@ pub struct ServiceSim {
     answers: BTreeMap<(ConnId, StreamId), (Response, Timestamp)>,
     next_stream: StreamId,
     /// `handle_remote` errors seen (driver misuse the test provoked on purpose).
-    pub usage_errors: Vec<crate::plugin::UsageError>,
+    pub usage_errors: Vec<crate::error::UsageError>,
 }
 
 impl ServiceSim {

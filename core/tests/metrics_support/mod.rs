@@ -275,6 +275,10 @@ pub const LOCAL_PROVIDER_FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The blocking runtime's own families (its accept loop's peer-credential gate).
+pub const RUNTIME_FAMILIES: &[(&str, &str, &[&str])] =
+    &[("kms_plugin_peer_refused_total", "counter", &[])];
+
 /// Families whose samples appear only once something happened (no pre-initialised series).
 pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];
 
@@ -378,6 +382,7 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let (_, ty, names) = FAMILIES
             .iter()
             .chain(LOCAL_PROVIDER_FAMILIES)
+            .chain(RUNTIME_FAMILIES)
             .find(|(f, _, _)| *f == family)
             .unwrap_or_else(|| panic!("unknown family {family}"));
         assert_eq!(

@@ -122,7 +122,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         logger,
         shutdown_grace: args.shutdown_grace,
         remote_workers: 4,
+        allow_uids: args.allow_uid.clone(),
     })?;
+    if let Some(warning) = crate::socket::directory_warning(&args.listen.listen) {
+        logger.warn(&warning, &[]);
+    }
     let metrics = match args.metrics_addr {
         Some(addr) => match start_metrics(addr, &server, logger) {
             Ok(m) => Some(m),

@@ -1,6 +1,17 @@
-//! `:path` -> RPC method (spec §1.4). Both services are served on the same socket.
+//! Identifiers and labels every layer shares: connections, remote operations, RPC methods.
+//! A leaf module: it imports nothing of the crate.
 
-/// The RPCs the plugin serves (a bounded label set for logs and metrics).
+/// Identifies one accepted connection; never reused within a `Plugin`'s lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Identifies one remote operation; every `Effect::Remote` is answered exactly once through
+/// `Plugin::handle_remote` with the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+/// The RPCs the plugin serves, by gRPC `:path` (a bounded label set for logs and metrics).
+/// Both services are served on the same socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     /// `/v1beta1.KeyManagementService/Version`.
