@@ -74,7 +74,9 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         kmip_mode: args.kmip.kmip_mode.clone(),
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
-    Ok(Arc::from(provider))
+    Ok(Arc::new(crate::provider::logged::LogMissingVersions::new(
+        provider, *logger,
+    )))
 }
 
 /// `serve`: runs until SIGTERM or SIGINT, then drains and unlinks the socket.
