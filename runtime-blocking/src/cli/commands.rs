@@ -72,6 +72,7 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         kmip_client_key: args.kmip.kmip_client_key.clone(),
         kmip_password_file: args.kmip.kmip_password_file.clone(),
         kmip_mode: args.kmip.kmip_mode.clone(),
+        vault_insecure_http: args.vault.vault_insecure_http,
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
     Ok(Arc::new(crate::provider::logged::LogMissingVersions::new(
@@ -116,6 +117,20 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     // One grace for the process and for each connection's in-flight streams.
     config.transport.shutdown_grace = args.shutdown_grace;
     let provider = build_provider(args, &logger)?;
+    if args.provider == ProviderName::Vault && args.vault.vault_insecure_http {
+        let addr = args
+            .vault
+            .vault_addr
+            .clone()
+            .or_else(|| std::env::var("VAULT_ADDR").ok())
+            .unwrap_or_default();
+        if addr.trim().to_ascii_lowercase().starts_with("http://") {
+            logger.warn(
+                "INSECURE: --vault-insecure-http: the Vault token, the plaintext keys sent to wrap and the unwrapped keys cross the network in cleartext; anyone on the path can decrypt every Secret. Use https:// outside a test setup",
+                &[("vault_addr", &addr)],
+            );
+        }
+    }
     let server = Server::start(ServeOptions {
         endpoint: args.listen.listen.clone(),
         socket_mode: args.socket_mode,
