@@ -442,6 +442,10 @@ fn vault_static_pod_takes_the_token_from_a_mounted_file() {
     for probe in ["readinessProbe", "livenessProbe"] {
         let cmd = strings(&c[probe]["exec"]["command"]);
         assert_eq!(listen_arg(&cmd), SHIPPED_SOCKET, "{probe}");
+        parses_as(&cmd, "probe");
+        // With a remote KMS above all: an outage makes it unready, never restarted.
+        let liveness_only = cmd.contains(&"--liveness");
+        assert_eq!(liveness_only, probe == "livenessProbe", "{probe}: {cmd:?}");
     }
     // The Dockerfile builds that image: a FEATURES build argument passed to cargo.
     let dockerfile = deploy("Dockerfile");

@@ -370,6 +370,8 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
         err.message()
     );
     assert!(err.message().contains("version v1"), "{}", err.message());
+    let line = plugin.wait_log("remote key version missing", WAIT);
+    assert!(line.contains("version v1"), "{line}");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }

@@ -231,6 +231,32 @@ fn credentials_missing_keys_modes_and_outages() {
 }
 
 #[test]
+fn a_hung_server_is_a_timeout_by_the_deadline() {
+    // A listener that never accepts: the TCP handshake completes (backlog), TLS never does.
+    let dir = TempDir::new("kmip-hung");
+    let pki = Pki::generate(&dir.0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = KmipConfig {
+        addr: listener.local_addr().unwrap().to_string(),
+        key: "kube-kms".into(),
+        client_cert: pki.path("client.pem"),
+        client_key: pki.path("client.key"),
+        ca_file: pki.path("ca.pem"),
+        credential: None,
+        mode: None,
+    };
+    let p = KmipProvider::new(config).unwrap();
+    let started = Instant::now();
+    let err = p
+        .status(Instant::now() + Duration::from_millis(300))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Timeout, "{err:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "gave up after {took:?}");
+}
+
+#[test]
 fn bad_configuration_names_the_flag_and_file() {
     let dir = TempDir::new("kmip-config");
     let pki = Pki::generate(&dir.0);

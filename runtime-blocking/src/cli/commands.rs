@@ -75,7 +75,9 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         vault_insecure_http: args.vault.vault_insecure_http,
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
-    Ok(Arc::from(provider))
+    Ok(Arc::new(crate::provider::logged::LogMissingVersions::new(
+        provider, *logger,
+    )))
 }
 
 /// `serve`: runs until SIGTERM or SIGINT, then drains and unlinks the socket.
