@@ -274,6 +274,7 @@ fn documented_command_lines_parse() {
     for file in [
         "../docs/operator-guide.md",
         "../deploy/kube-apiserver.patch.md",
+        "../docs/migrate.md",
     ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

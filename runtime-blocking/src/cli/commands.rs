@@ -248,16 +248,16 @@ pub fn encryption_config(args: &EncryptionConfigArgs) -> i32 {
     0
 }
 
-fn read_config(file: &std::path::Path) -> Result<String, String> {
+fn read_config(file: &std::path::Path, what: &str) -> Result<String, String> {
     let bytes = std::fs::read(file).map_err(|e| {
         format!(
-            "check-config: cannot read {}: {e}; pass the EncryptionConfiguration file kube-apiserver uses",
+            "check-config: cannot read {what}{}: {e}; pass the EncryptionConfiguration file kube-apiserver uses",
             file.display()
         )
     })?;
     String::from_utf8(bytes).map_err(|_| {
         format!(
-            "check-config: {} is not UTF-8 text; pass the EncryptionConfiguration YAML file",
+            "check-config: {what}{} is not UTF-8 text; pass the EncryptionConfiguration YAML file",
             file.display()
         )
     })
@@ -266,9 +266,16 @@ fn read_config(file: &std::path::Path) -> Result<String, String> {
 /// `check-config FILE`: prints every finding; exit 1 when any is an error, 0 otherwise.
 pub fn check_config(args: &CheckConfigArgs) -> Result<i32, String> {
     use crate::encryption_config::{check, has_errors};
-    let text = read_config(&args.file)?;
+    let text = read_config(&args.file, "")?;
+    let previous = match &args.previous {
+        Some(path) => Some(read_config(path, "--previous ")?),
+        None => None,
+    };
     let listen = args.listen.as_ref().map(ToString::to_string);
-    let findings = check(&text, listen.as_deref());
+    let mut findings = check(&text, listen.as_deref());
+    if let Some(previous) = previous {
+        findings.extend(crate::encryption_config::compare(&previous, &text));
+    }
     for f in &findings {
         println!("{f}");
     }
