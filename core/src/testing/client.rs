@@ -126,6 +126,19 @@ struct StreamRx {
     done: bool,
     /// Finished by the server (END_STREAM or RST_STREAM): it must send nothing more on it.
     server_done: bool,
+    /// The server sent END_STREAM.
+    server_ended: bool,
+}
+
+/// What the server has sent on one stream so far (see [`TestClient::streams`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StreamView<'a> {
+    /// The response as parsed so far (`message` is filled in only by `take_response`).
+    pub response: &'a ClientResponse,
+    /// Every DATA octet received (gRPC-framed, padding stripped).
+    pub data: &'a [u8],
+    /// Whether the server ended the stream with END_STREAM.
+    pub ended: bool,
 }
 
 struct StreamTx {
@@ -152,6 +165,8 @@ pub struct TestClient {
     goaway: Option<(u32, u32)>,
     /// Whether to return flow-control credit for every DATA octet received (default true).
     pub auto_window_update: bool,
+    /// Whether to keep every frame received in [`TestClient::frames`] (default true).
+    pub record_frames: bool,
     /// Every frame head received, in order.
     pub frames: Vec<FrameSeen>,
     /// Settings received from the server, in order (identifier, value).
@@ -189,6 +204,7 @@ impl TestClient {
             peer_max_frame: frame::MIN_MAX_FRAME_SIZE,
             goaway: None,
             auto_window_update: true,
+            record_frames: true,
             frames: Vec::new(),
             settings: Vec::new(),
             settings_acks: 0,
@@ -419,6 +435,26 @@ impl TestClient {
             .collect()
     }
 
+    /// Every stream the server has written about and that was not taken yet, in increasing
+    /// order, without consuming anything.
+    pub fn streams(&self) -> impl Iterator<Item = (StreamId, StreamView<'_>)> {
+        self.rx.iter().map(|(&id, s)| {
+            (
+                id,
+                StreamView {
+                    response: &s.resp,
+                    data: &s.data,
+                    ended: s.server_ended,
+                },
+            )
+        })
+    }
+
+    /// Whether octets of an incomplete frame are waiting for the rest.
+    pub fn has_partial_frame(&self) -> bool {
+        !self.inbuf.is_empty()
+    }
+
     /// Calls started and not finished yet.
     pub fn outstanding(&self) -> usize {
         self.rx.values().filter(|s| !s.done).count()
@@ -474,13 +510,15 @@ impl TestClient {
     }
 
     fn on_frame(&mut self, head: FrameHead, payload: &[u8]) {
-        self.frames.push(FrameSeen {
-            kind: head.kind.as_u8(),
-            flags: head.flags,
-            stream: head.stream,
-            len: head.len,
-            payload: payload.to_vec(),
-        });
+        if self.record_frames {
+            self.frames.push(FrameSeen {
+                kind: head.kind.as_u8(),
+                flags: head.flags,
+                stream: head.stream,
+                len: head.len,
+                payload: payload.to_vec(),
+            });
+        }
         if head.len > frame::MIN_MAX_FRAME_SIZE {
             self.protocol_errors
                 .push("frame larger than our SETTINGS_MAX_FRAME_SIZE");
@@ -613,6 +651,7 @@ impl TestClient {
         if end {
             s.done = true;
             s.server_done = true;
+            s.server_ended = true;
         }
         if self.auto_window_update && head.len > 0 {
             frame::write_window_update(&mut self.out, 0, head.len);
@@ -651,6 +690,7 @@ impl TestClient {
         if end_stream {
             s.done = true;
             s.server_done = true;
+            s.server_ended = true;
         }
     }
 
