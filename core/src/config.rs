@@ -11,8 +11,13 @@ pub struct Config {
     pub transport: crate::conn::TransportConfig,
     /// KMS service, key hierarchy and remote KEK behaviour.
     pub kms: KmsConfig,
-    /// Accepted connections beyond this many are closed at once (with an event).
+    /// Open connections at most. When the table is full, a new connection takes the place of
+    /// the oldest one still in its handshake, else of the one idle longest; with every
+    /// connection busy it is closed at once (with an event).
     pub max_connections: usize,
+    /// Request octets buffered across all connections at most (each connection also has
+    /// `transport.max_buffered_bytes`); the stream that goes beyond gets RESOURCE_EXHAUSTED.
+    pub max_buffered_total: usize,
 }
 
 impl Default for Config {
@@ -21,6 +26,10 @@ impl Default for Config {
             transport: crate::conn::TransportConfig::default(),
             kms: KmsConfig::default(),
             max_connections: 256,
+            // With the default caches (unwrap cache, parked requests) and about 40 KiB of
+            // fixed state per connection, this keeps the process well inside the shipped
+            // static pod's 128 MiB limit (docs/performance.md, "Memory").
+            max_buffered_total: 32 << 20,
         }
     }
 }
@@ -30,6 +39,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections must be at least 1"));
+        }
+        if self.max_buffered_total < self.transport.max_message_size as usize + 5 {
+            return Err(ConfigError::new(
+                "max_buffered_total must be >= transport.max_message_size + 5",
+            ));
         }
         self.transport.validate().map_err(ConfigError::new)?;
         self.kms.validate()

@@ -12,8 +12,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use kms_plugin_core::conn::ConnEvent;
 use kms_plugin_core::metrics::Metrics;
-use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, RemoteOp, Timestamp};
+use kms_plugin_core::{Config, ConnId, Effect, Event, OpId, Plugin, RemoteOp, Timestamp};
 use zeroize::Zeroize;
 
 use crate::clock::Clock;
@@ -57,6 +58,66 @@ pub struct Driver {
     /// The deadline the timer currently waits for (`None`: indefinitely).
     timer_target: Option<Timestamp>,
     stopping: bool,
+    flood: FloodLog,
+}
+
+/// Rate limit for the log lines a flood can cause one per frame (refused streams, stream
+/// errors, resets, refused connections): the first of each [`FLOOD_WINDOW`] is logged, the
+/// rest only counted, and one line then says how many were not logged. Metrics count every
+/// one (`kms_plugin_transport_events_total`, `kms_plugin_connections_refused_total`).
+#[derive(Default)]
+struct FloodLog {
+    window_start: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The window of [`FloodLog`].
+const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl FloodLog {
+    /// Whether `event` is one a peer can cause once per frame.
+    fn is_floodable(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::ConnectionRefused { .. }
+                | Event::Transport {
+                    event: ConnEvent::ProtocolError {
+                        stream: Some(_),
+                        ..
+                    } | ConnEvent::RequestRejected { .. }
+                        | ConnEvent::StreamReset { .. },
+                    ..
+                }
+        )
+    }
+
+    /// Whether to log a floodable event now; counts it otherwise.
+    fn admit(&mut self, now: Instant, logger: Logger) -> bool {
+        self.flush(now, logger);
+        if self.window_start.is_none() {
+            self.window_start = Some(now);
+            return true;
+        }
+        self.suppressed += 1;
+        false
+    }
+
+    /// Ends a window that is over: one line with the count of what it did not log.
+    fn flush(&mut self, now: Instant, logger: Logger) {
+        let Some(start) = self.window_start else {
+            return;
+        };
+        if now.saturating_duration_since(start) < FLOOD_WINDOW {
+            return;
+        }
+        if self.suppressed > 0 {
+            logger.warn(
+                "similar stream and connection events not logged (a peer may be flooding; see kms_plugin_transport_events_total)",
+                &[("count", &self.suppressed), ("seconds", &FLOOD_WINDOW.as_secs())],
+            );
+        }
+        *self = Self::default();
+    }
 }
 
 impl Driver {
@@ -78,6 +139,7 @@ impl Driver {
             logger,
             timer_target: None,
             stopping: false,
+            flood: FloodLog::default(),
         })
     }
 
@@ -113,13 +175,20 @@ impl Driver {
         let mut any_event = false;
         while let Some(event) = self.plugin.poll_event() {
             if let Some(logger) = &self.logger {
-                log_event(logger, &event);
+                if !FloodLog::is_floodable(&event) || self.flood.admit(Instant::now(), *logger) {
+                    log_event(logger, &event);
+                }
             }
             self.metrics.record(&event);
             any_event = true;
         }
         if any_event {
             self.metrics.observe(&self.plugin, self.clock.now());
+        }
+        if let Some(logger) = &self.logger
+            && self.flood.window_start.is_some()
+        {
+            self.flood.flush(Instant::now(), *logger);
         }
         let next = self.plugin.poll_timeout();
         let wake_timer = next.is_some_and(|n| self.timer_target.is_none_or(|t| n < t));
@@ -218,5 +287,38 @@ impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
         let mut ready = Err(String::new());
         (self.lock)(&self.shared, &mut |driver| ready = driver.readiness());
         ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Level, LogFormat};
+    use kms_plugin_core::rpc::Code;
+
+    #[test]
+    fn a_flood_of_refused_streams_logs_one_line_per_window_and_a_count() {
+        let logger = Logger::new(LogFormat::Text, Level::Error); // prints nothing here
+        let rejected = Event::Transport {
+            conn: ConnId(1),
+            event: ConnEvent::RequestRejected {
+                stream: 1,
+                code: Code::ResourceExhausted,
+            },
+        };
+        assert!(FloodLog::is_floodable(&rejected));
+        assert!(!FloodLog::is_floodable(&Event::ShutdownStarted));
+        let mut flood = FloodLog::default();
+        let t0 = Instant::now();
+        assert!(flood.admit(t0, logger), "the first is logged");
+        for _ in 0..1_863 {
+            assert!(!flood.admit(t0, logger));
+        }
+        assert_eq!(flood.suppressed, 1_863);
+        flood.flush(t0 + FLOOD_WINDOW / 2, logger);
+        assert_eq!(flood.suppressed, 1_863, "the window is not over yet");
+        // The window ends: one summary line, then the next event is logged again.
+        assert!(flood.admit(t0 + FLOOD_WINDOW, logger));
+        assert_eq!(flood.suppressed, 0);
     }
 }

@@ -274,6 +274,7 @@ fn documented_command_lines_parse() {
     for file in [
         "../docs/operator-guide.md",
         "../deploy/kube-apiserver.patch.md",
+        "../docs/migrate.md",
     ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -351,6 +352,7 @@ fn every_shipped_file_names_the_same_socket() {
         "kube-apiserver.patch.md",
         "kms-plugin.service",
         "kms-plugin.static-pod.yaml",
+        "kms-plugin.vault.static-pod.yaml",
     ] {
         let text = deploy(file);
         assert!(
@@ -368,4 +370,85 @@ fn every_shipped_file_names_the_same_socket() {
     let patch = deploy("kube-apiserver.patch.md");
     assert!(patch.contains(&format!("mountPath: {SOCKET_DIR}")));
     assert!(patch.contains(&format!("path: {SOCKET_DIR}")));
+}
+
+/// The Vault variant: the image with the feature, https only, CA and token from read-only
+/// host mounts, no token in the spec, and the same socket and probes as the local pod.
+#[test]
+fn vault_static_pod_takes_the_token_from_a_mounted_file() {
+    let text = deploy("kms-plugin.vault.static-pod.yaml");
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    assert_eq!(docs.len(), 1);
+    let pod = &docs[0];
+    assert_eq!(pod["kind"].as_str(), Some("Pod"));
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(
+        spec["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
+    let c = &spec["containers"][0];
+    assert!(
+        c["image"].as_str().unwrap().ends_with("-vault"),
+        "the image built with --build-arg FEATURES=vault"
+    );
+    let command = strings(&c["command"]);
+    assert_eq!(&command[..2], ["/kms-plugin", "serve"]);
+    assert_eq!(listen_arg(&command), SHIPPED_SOCKET);
+    parses_as(&command, "serve");
+    let flag = |name: &str| -> &str {
+        command
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("--{name}= in {command:?}"))
+    };
+    assert_eq!(flag("provider"), "vault");
+    assert!(flag("vault-addr").starts_with("https://"));
+    assert!(
+        !command
+            .iter()
+            .any(|a| a.starts_with("--vault-insecure-http"))
+    );
+    // No secret in the spec: the token is neither an env value nor an argument.
+    let env = c["env"].as_vec().unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["KMS_KEY_ID"], "only the key name");
+    assert!(!text.contains("KMS_USER_ID:") && !text.contains("hvs."));
+    assert!(
+        !command
+            .iter()
+            .any(|a| a.contains("token=") && !a.starts_with("--token-file="))
+    );
+    // The token and CA files are inside read-only mounts of host directories.
+    let mounts = c["volumeMounts"].as_vec().unwrap();
+    let volumes = spec["volumes"].as_vec().unwrap();
+    for file in [flag("token-file"), flag("ca-file")] {
+        let mount = mounts
+            .iter()
+            .find(|m| file.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+            .unwrap_or_else(|| panic!("{file} is not under a mount"));
+        assert_eq!(mount["readOnly"].as_bool(), Some(true), "{file}");
+        let name = mount["name"].as_str().unwrap();
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap();
+        assert_eq!(
+            volume["hostPath"]["type"].as_str(),
+            Some("Directory"),
+            "{name}"
+        );
+    }
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let cmd = strings(&c[probe]["exec"]["command"]);
+        assert_eq!(listen_arg(&cmd), SHIPPED_SOCKET, "{probe}");
+        parses_as(&cmd, "probe");
+        // With a remote KMS above all: an outage makes it unready, never restarted.
+        let liveness_only = cmd.contains(&"--liveness");
+        assert_eq!(liveness_only, probe == "livenessProbe", "{probe}: {cmd:?}");
+    }
+    // The Dockerfile builds that image: a FEATURES build argument passed to cargo.
+    let dockerfile = deploy("Dockerfile");
+    assert!(dockerfile.contains("ARG FEATURES"));
+    assert!(dockerfile.contains("--features \"$FEATURES\""));
 }

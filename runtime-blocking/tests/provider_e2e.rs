@@ -160,6 +160,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
         "vault",
         "--vault-addr",
         url.as_str(),
+        "--vault-insecure-http",
         "--token-file",
         token_file.to_str().unwrap(),
         "--listen",
@@ -223,6 +224,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
             "vault",
             "--vault-addr",
             url.as_str(),
+            "--vault-insecure-http",
             "--token-file",
             token_file.to_str().unwrap(),
             "--listen",
@@ -302,6 +304,7 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
                 "vault",
                 "--vault-addr",
                 url.as_str(),
+                "--vault-insecure-http",
                 "--token-file",
                 token_file.to_str().unwrap(),
                 "--listen",
@@ -367,6 +370,8 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
         err.message()
     );
     assert!(err.message().contains("version v1"), "{}", err.message());
+    let line = plugin.wait_log("remote key version missing", WAIT);
+    assert!(line.contains("version v1"), "{line}");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }
@@ -390,6 +395,21 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
             vec![("KMS_KEY_ID", "kms"), ("KMS_USER_ID", "t")],
             "http",
         ),
+        // Plain http is refused unless asked for by name: the token and keys would be cleartext.
+        (
+            vec!["--provider", "vault", "--vault-addr", "http://127.0.0.1:9"],
+            vec![("KMS_KEY_ID", "kms"), ("KMS_USER_ID", "t")],
+            "--vault-insecure-http",
+        ),
+        (
+            vec!["--provider", "vault"],
+            vec![
+                ("KMS_KEY_ID", "kms"),
+                ("KMS_USER_ID", "t"),
+                ("VAULT_ADDR", "HTTP://127.0.0.1:9"),
+            ],
+            "cleartext",
+        ),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -405,6 +425,60 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+/// `--vault-insecure-http` is loud: a warning at start naming the cleartext, and a gauge.
+#[cfg(feature = "vault")]
+#[test]
+fn vault_over_plain_http_is_warned_about_and_reported() {
+    use std::io::{Read, Write};
+    let server = transit();
+    let dir = TempDir::new("e2e-vault-http");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_sock, listen) = listen(&dir);
+    let url = server.url();
+    let plugin = start(
+        &[
+            "--provider",
+            "vault",
+            "--vault-addr",
+            url.as_str(),
+            "--vault-insecure-http",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--listen",
+            listen.as_str(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[("KMS_KEY_ID", "kms")],
+    );
+    let (_, warning) = plugin.log.wait(0, "INSECURE", WAIT);
+    assert!(warning.contains("warn"), "{warning}");
+    assert!(warning.contains("cleartext"), "{warning}");
+    let (_, line) = plugin.log.wait(0, "serving metrics", WAIT);
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut scrape = String::new();
+    stream.read_to_string(&mut scrape).unwrap();
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "kms_plugin_vault_insecure_http 1"),
+        "{scrape}"
+    );
+    assert_eq!(plugin.terminate(), 0);
 }
 
 #[cfg(feature = "pkcs11")]

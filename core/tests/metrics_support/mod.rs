@@ -275,9 +275,12 @@ pub const LOCAL_PROVIDER_FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// The blocking runtime's own families (its accept loop's peer-credential gate).
-pub const RUNTIME_FAMILIES: &[(&str, &str, &[&str])] =
-    &[("kms_plugin_peer_refused_total", "counter", &[])];
+/// The blocking runtime's own families (its accept loop's peer-credential gate) and the Vault
+/// provider's.
+pub const RUNTIME_FAMILIES: &[(&str, &str, &[&str])] = &[
+    ("kms_plugin_peer_refused_total", "counter", &[]),
+    ("kms_plugin_vault_insecure_http", "gauge", &[]),
+];
 
 /// Families whose samples appear only once something happened (no pre-initialised series).
 pub const OPTIONAL_FAMILIES: &[&str] = &["kms_plugin_http2_errors_total"];

@@ -5,7 +5,8 @@
 //! The messages, key selection, key ids, blobs and error mapping are the core's
 //! (`kms_plugin_core::kek::kmip`); this file moves bytes over one TLS connection per call,
 //! bounded by the call's deadline (connect, handshake, every read and write), and maps
-//! transport failures to [`RemoteErrorKind`]s.
+//! transport failures to [`RemoteErrorKind`]s. The certificate, key and CA files are re-read
+//! when they change, so a renewed client certificate needs no restart.
 //!
 //! - Status: Locate the key by name (`KMS_KEY_ID`; if no key has that name, `KMS_KEY_ID` is
 //!   taken as a Unique Identifier), Get Attributes of each match, pick the current one (the
@@ -32,7 +33,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use zeroize::Zeroizing;
 
 use super::KekProvider;
-use super::secret_file::SecretFile;
+use super::secret_file::{FileStamp, SecretFile};
 
 /// Configuration of a [`KmipProvider`].
 pub struct KmipConfig {
@@ -67,12 +68,39 @@ pub enum ProbeOutcome {
     NotReady(RemoteError),
 }
 
+/// The PEM files of the TLS configuration.
+struct TlsFiles {
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    ca_file: PathBuf,
+}
+
+/// The TLS configuration and the versions of the files it was built from.
+struct TlsState {
+    stamps: Option<[FileStamp; 3]>,
+    config: Arc<ClientConfig>,
+}
+
+impl TlsFiles {
+    /// The files' current versions (`None` while one cannot be read).
+    fn stamps(&self) -> Option<[FileStamp; 3]> {
+        let stamp = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| FileStamp::of(&m));
+        Some([
+            stamp(&self.client_cert)?,
+            stamp(&self.client_key)?,
+            stamp(&self.ca_file)?,
+        ])
+    }
+}
+
 /// A KMIP server's key as a [`KekProvider`] (blocking, thread-safe).
 pub struct KmipProvider {
     host: String,
     port: u16,
     server_name: ServerName<'static>,
-    tls: Arc<ClientConfig>,
+    tls_files: TlsFiles,
+    /// Rebuilt when a file changes (a renewed client certificate needs no restart).
+    tls: Mutex<TlsState>,
     key: String,
     username: Option<String>,
     password: Option<SecretFile>,
@@ -91,7 +119,7 @@ fn read_pem(path: &PathBuf, flag: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
-fn tls_config(config: &KmipConfig) -> Result<ClientConfig, String> {
+fn tls_config(config: &TlsFiles) -> Result<ClientConfig, String> {
     let ca = read_pem(&config.ca_file, "--ca-file")?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&ca) {
@@ -278,7 +306,13 @@ impl KmipProvider {
         let (host, port) = split_addr(&config.addr)?;
         let server_name = ServerName::try_from(host.clone())
             .map_err(|_| format!("--kmip-addr {:?}: invalid host name", config.addr))?;
-        let tls = tls_config(&config)?;
+        let tls_files = TlsFiles {
+            client_cert: config.client_cert,
+            client_key: config.client_key,
+            ca_file: config.ca_file,
+        };
+        let stamps = tls_files.stamps();
+        let tls = tls_config(&tls_files)?;
         let (username, password) = match config.credential {
             Some((user, file)) => {
                 if user.is_empty() || user.len() > kmip::MAX_NAME_LEN {
@@ -295,7 +329,11 @@ impl KmipProvider {
             host,
             port,
             server_name,
-            tls: Arc::new(tls),
+            tls_files,
+            tls: Mutex::new(TlsState {
+                stamps,
+                config: Arc::new(tls),
+            }),
             key: config.key,
             username,
             password,
@@ -314,6 +352,22 @@ impl KmipProvider {
         Credential::new(user, Zeroizing::new(String::from(password.as_str())))
             .map(Some)
             .map_err(|e| RemoteError::new(RemoteErrorKind::Auth, e))
+    }
+
+    /// The TLS configuration, rebuilt first if a certificate, key or CA file changed since it
+    /// was built. A change that does not load (a renewal caught half-written: the new
+    /// certificate beside the old key) keeps the previous configuration until the files
+    /// settle; the next call tries again.
+    fn tls(&self) -> Arc<ClientConfig> {
+        let now = self.tls_files.stamps();
+        let mut state = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.is_some() && now != state.stamps {
+            if let Ok(config) = tls_config(&self.tls_files) {
+                state.config = Arc::new(config);
+                state.stamps = now;
+            }
+        }
+        Arc::clone(&state.config)
     }
 
     fn connect(&self, op: Operation, deadline: Instant) -> Result<Session, RemoteError> {
@@ -336,7 +390,7 @@ impl KmipProvider {
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(sock) => {
                     let _ = sock.set_nodelay(true);
-                    let conn = ClientConnection::new(self.tls.clone(), self.server_name.clone())
+                    let conn = ClientConnection::new(self.tls(), self.server_name.clone())
                         .map_err(|e| {
                             RemoteError::new(
                                 RemoteErrorKind::Other,
