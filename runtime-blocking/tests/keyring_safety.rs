@@ -441,3 +441,37 @@ fn a_format_1_key_file_is_served_and_upgraded_by_the_next_write() {
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }
+
+#[test]
+fn a_keys_command_waits_for_another_holding_the_lock_and_says_so() {
+    use std::io::BufRead;
+    let dir = TempDir::new("lock-wait");
+    let key_file = init_keys(&dir);
+    // Another `keys` command (played by this test) holds the write lock.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("keyring.lock"))
+        .unwrap();
+    #[allow(clippy::incompatible_msrv)] // the pinned toolchain (1.95) has File::lock
+    lock.lock().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["keys", "rotate", "--key-file", key_file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for") && line.contains("keyring.lock"),
+        "{line}"
+    );
+    // Nothing written while the other holds the lock.
+    assert_eq!(keys(&["list"], &key_file).lines().count(), 1);
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("default:v2"));
+    assert_eq!(keys(&["list"], &key_file).lines().count(), 2);
+}

@@ -230,6 +230,39 @@ fn credentials_missing_keys_modes_and_outages() {
     );
 }
 
+/// Replaces `to` with a copy of `from` the way renewals do (write aside, rename over).
+fn replace_file(from: &std::path::Path, to: &std::path::Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn renewed_client_certificates_are_picked_up_without_a_restart() {
+    let mut s = setup("kmip-renewal");
+    s.admin.create("kube-kms");
+    let (cert, key) = (s.pki.path("live.pem"), s.pki.path("live.key"));
+    replace_file(&s.pki.path("client.pem"), &cert);
+    replace_file(&s.pki.path("client.key"), &key);
+    let mut config = config(&s.pki, &s.server, "kube-kms", "client");
+    config.client_cert = cert.clone();
+    config.client_key = key.clone();
+    let p = KmipProvider::new(config).unwrap();
+    let key_id = p.status(deadline()).unwrap();
+
+    // Half-way through a renewal (new certificate, old key) the previous pair stays in use.
+    replace_file(&s.pki.path("rogue.pem"), &cert);
+    assert_eq!(p.status(deadline()).unwrap(), key_id);
+    // The renewal completes with a certificate the server does not trust: auth, no restart.
+    replace_file(&s.pki.path("rogue.key"), &key);
+    let err = p.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Auth, "{err:?}");
+    // And back to a good one.
+    replace_file(&s.pki.path("client.pem"), &cert);
+    replace_file(&s.pki.path("client.key"), &key);
+    assert_eq!(p.status(deadline()).unwrap(), key_id);
+}
+
 #[test]
 fn a_hung_server_is_a_timeout_by_the_deadline() {
     // A listener that never accepts: the TCP handshake completes (backlog), TLS never does.

@@ -286,6 +286,10 @@ async fn wait_until(
     }
 }
 
+/// How long writing one chunk may wait for the peer to read (as the blocking runtime's
+/// socket write timeout).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What woke a connection task.
 enum Wake {
     Read(usize),
@@ -309,7 +313,13 @@ async fn connection(
         let closed = loop {
             match outbox.pop() {
                 Ok(mut chunk) => {
-                    let ok = (&stream).write_all(&chunk).await.is_ok();
+                    // A peer that reads nothing for WRITE_TIMEOUT loses its connection.
+                    let ok = async { (&stream).write_all(&chunk).await.is_ok() }
+                        .or(async {
+                            Timer::after(WRITE_TIMEOUT).await;
+                            false
+                        })
+                        .await;
                     chunk.zeroize();
                     if !ok {
                         break Some(false);
@@ -363,6 +373,7 @@ async fn connection(
             })
             .await;
     } else {
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
         shared.with(|st| {
             let now = st.driver.now();
             let _ = st.driver.plugin.handle_eof(conn, now);

@@ -79,6 +79,7 @@ fn run() -> Result<(), String> {
         .status_staleness
         .max(config.kms.status_refresh_interval * 3);
     let shutdown_grace = args.parse("--shutdown-grace", Duration::from_secs(5), seconds)?;
+    config.transport.shutdown_grace = shutdown_grace;
     let logger = Logger::new(format, level);
     let metrics_listener = match args.get("--metrics-addr") {
         Some(v) => {
