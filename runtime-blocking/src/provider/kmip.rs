@@ -3,10 +3,9 @@
 //! Password credential.
 //!
 //! The messages, key selection, key ids, blobs and error mapping are the core's
-//! (`kms_plugin_core::kek::kmip`); this file moves bytes over one TLS connection per call,
-//! bounded by the call's deadline (connect, handshake, every read and write), and maps
-//! transport failures to [`RemoteErrorKind`]s. The certificate, key and CA files are re-read
-//! when they change, so a renewed client certificate needs no restart.
+//! (`kms_plugin_core::kek::kmip`); [`transport`] moves bytes over one TLS connection per call,
+//! bounded by the call's deadline, and re-reads the certificate, key and CA files when they
+//! change; this file runs the provider's steps over it.
 //!
 //! - Status: Locate the key by name (`KMS_KEY_ID`; if no key has that name, `KMS_KEY_ID` is
 //!   taken as a Unique Identifier), Get Attributes of each match, pick the current one (the
@@ -16,10 +15,10 @@
 //!   (RFC 3394), then AES key wrap with padding (RFC 5649); `--kmip-mode` pins one. A server
 //!   that can do none is a [`ProbeOutcome::Refused`] at start-up (a clear start-up error).
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+mod transport;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use kms_plugin_core::kek::kmip::{
@@ -27,13 +26,12 @@ use kms_plugin_core::kek::kmip::{
 };
 use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::{RemoteError, RemoteErrorKind};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use zeroize::Zeroizing;
 
 use super::KekProvider;
-use super::secret_file::{FileStamp, SecretFile};
+use super::secret_file::SecretFile;
+pub use transport::DEFAULT_PORT;
+use transport::{Server, Session, TlsFiles};
 
 /// Configuration of a [`KmipProvider`].
 pub struct KmipConfig {
@@ -54,9 +52,6 @@ pub struct KmipConfig {
     pub mode: Option<WrapMode>,
 }
 
-/// The default KMIP port (IANA).
-pub const DEFAULT_PORT: u16 = 5696;
-
 /// What the start-up probe found.
 pub enum ProbeOutcome {
     /// The key wraps and unwraps; its key id.
@@ -68,39 +63,9 @@ pub enum ProbeOutcome {
     NotReady(RemoteError),
 }
 
-/// The PEM files of the TLS configuration.
-struct TlsFiles {
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    ca_file: PathBuf,
-}
-
-/// The TLS configuration and the versions of the files it was built from.
-struct TlsState {
-    stamps: Option<[FileStamp; 3]>,
-    config: Arc<ClientConfig>,
-}
-
-impl TlsFiles {
-    /// The files' current versions (`None` while one cannot be read).
-    fn stamps(&self) -> Option<[FileStamp; 3]> {
-        let stamp = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| FileStamp::of(&m));
-        Some([
-            stamp(&self.client_cert)?,
-            stamp(&self.client_key)?,
-            stamp(&self.ca_file)?,
-        ])
-    }
-}
-
 /// A KMIP server's key as a [`KekProvider`] (blocking, thread-safe).
 pub struct KmipProvider {
-    host: String,
-    port: u16,
-    server_name: ServerName<'static>,
-    tls_files: TlsFiles,
-    /// Rebuilt when a file changes (a renewed client certificate needs no restart).
-    tls: Mutex<TlsState>,
+    server: Server,
     key: String,
     username: Option<String>,
     password: Option<SecretFile>,
@@ -115,128 +80,6 @@ pub struct KmipProvider {
 /// Key ids remembered by [`KmipProvider`] to detect a destroyed key.
 const MAX_SEEN_KEYS: usize = 64;
 
-fn read_pem(path: &PathBuf, flag: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
-}
-
-fn tls_config(config: &TlsFiles) -> Result<ClientConfig, String> {
-    let ca = read_pem(&config.ca_file, "--ca-file")?;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca) {
-        let cert = cert.map_err(|e| format!("--ca-file {}: {e}", config.ca_file.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("--ca-file {}: {e}", config.ca_file.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "--ca-file {}: no certificates",
-            config.ca_file.display()
-        ));
-    }
-    let pem = read_pem(&config.client_cert, "--kmip-client-cert")?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("--kmip-client-cert {}: {e}", config.client_cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!(
-            "--kmip-client-cert {}: no certificates",
-            config.client_cert.display()
-        ));
-    }
-    let key_pem = Zeroizing::new(read_pem(&config.client_key, "--kmip-client-key")?);
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        format!(
-            "--kmip-client-key {}: no usable private key ({e})",
-            config.client_key.display()
-        )
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| {
-            format!(
-                "--kmip-client-cert / --kmip-client-key: {e} (does the key belong to the certificate?)"
-            )
-        })
-}
-
-/// Splits `host[:port]` / `[v6][:port]`.
-fn split_addr(addr: &str) -> Result<(String, u16), String> {
-    let bad = || format!("--kmip-addr {addr:?} must be host[:port] (port 1..=65535)");
-    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match addr.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (addr, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
-        None => DEFAULT_PORT,
-    };
-    if host.is_empty() || addr.contains('/') || addr.contains('@') {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port))
-}
-
-/// One TLS connection to the server, used for one provider call.
-struct Session {
-    stream: StreamOwned<ClientConnection, TcpStream>,
-    deadline: Instant,
-}
-
-fn timeout(op: Operation) -> RemoteError {
-    RemoteError::new(
-        RemoteErrorKind::Timeout,
-        format!("kmip {}: deadline exceeded", op.name()),
-    )
-}
-
-/// Maps an IO error of the TLS stream: deadline -> Timeout; the server refusing our
-/// certificate -> Auth; our refusing the server's certificate -> Other; the rest (refused,
-/// reset, closed) -> Unavailable.
-fn io_error(op: Operation, e: &std::io::Error, deadline: Instant) -> RemoteError {
-    let label = op.name();
-    if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) || Instant::now() >= deadline
-    {
-        return RemoteError::new(RemoteErrorKind::Timeout, format!("kmip {label}: {e}"));
-    }
-    let tls = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    let kind = match tls {
-        Some(rustls::Error::AlertReceived(alert)) => {
-            use rustls::AlertDescription as A;
-            match alert {
-                A::BadCertificate
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::CertificateUnknown
-                | A::UnknownCA
-                | A::AccessDenied
-                | A::CertificateRequired => RemoteErrorKind::Auth,
-                _ => RemoteErrorKind::Other,
-            }
-        }
-        Some(_) => RemoteErrorKind::Other,
-        None => RemoteErrorKind::Unavailable,
-    };
-    let what = match kind {
-        RemoteErrorKind::Auth => "the server refused the client certificate",
-        RemoteErrorKind::Other => "TLS failed",
-        _ => "connection failed",
-    };
-    RemoteError::new(kind, format!("kmip {label}: {what}: {e}"))
-}
-
 /// An Item Not Found answer to Encrypt or Decrypt under a key id: that key is gone.
 fn gone_if_not_found(key_id: &str, e: RemoteError) -> RemoteError {
     if e.kind == RemoteErrorKind::NotFound {
@@ -246,73 +89,19 @@ fn gone_if_not_found(key_id: &str, e: RemoteError) -> RemoteError {
     }
 }
 
-impl Session {
-    fn remaining(&self, op: Operation) -> Result<std::time::Duration, RemoteError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timeout(op));
-        }
-        Ok(left)
-    }
-
-    fn arm(&mut self, op: Operation) -> Result<(), RemoteError> {
-        let left = self.remaining(op)?;
-        let sock = self.stream.get_ref();
-        sock.set_read_timeout(Some(left))
-            .and_then(|()| sock.set_write_timeout(Some(left)))
-            .map_err(|e| io_error(op, &e, self.deadline))
-    }
-
-    /// Sends `request` and returns the whole response message (wiped on drop).
-    fn call(&mut self, op: Operation, request: &[u8]) -> Result<Zeroizing<Vec<u8>>, RemoteError> {
-        let deadline = self.deadline;
-        self.arm(op)?;
-        self.stream
-            .write_all(request)
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| io_error(op, &e, deadline))?;
-        let mut header = [0u8; 8];
-        self.arm(op)?;
-        self.stream
-            .read_exact(&mut header)
-            .map_err(|e| io_error(op, &e, deadline))?;
-        let len = kmip::response_body_len(op, &header)?;
-        let mut message = Zeroizing::new(vec![0u8; 8 + len]);
-        message[..8].copy_from_slice(&header);
-        let mut filled = 8;
-        while filled < message.len() {
-            self.arm(op)?;
-            match self.stream.read(&mut message[filled..]) {
-                Ok(0) => {
-                    return Err(RemoteError::new(
-                        RemoteErrorKind::Unavailable,
-                        format!("kmip {}: connection closed mid-response", op.name()),
-                    ));
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(op, &e, deadline)),
-            }
-        }
-        Ok(message)
-    }
-}
-
 impl KmipProvider {
     /// Validates `config` and loads the certificates and key (errors name the flag and file).
     /// Does no network IO: the plugin must start while the server is down.
     pub fn new(config: KmipConfig) -> Result<Self, String> {
         kmip::check_identifier(&config.key).map_err(|e| format!("KMS_KEY_ID: {e}"))?;
-        let (host, port) = split_addr(&config.addr)?;
-        let server_name = ServerName::try_from(host.clone())
-            .map_err(|_| format!("--kmip-addr {:?}: invalid host name", config.addr))?;
-        let tls_files = TlsFiles {
-            client_cert: config.client_cert,
-            client_key: config.client_key,
-            ca_file: config.ca_file,
-        };
-        let stamps = tls_files.stamps();
-        let tls = tls_config(&tls_files)?;
+        let server = Server::new(
+            &config.addr,
+            TlsFiles {
+                client_cert: config.client_cert,
+                client_key: config.client_key,
+                ca_file: config.ca_file,
+            },
+        )?;
         let (username, password) = match config.credential {
             Some((user, file)) => {
                 if user.is_empty() || user.len() > kmip::MAX_NAME_LEN {
@@ -326,14 +115,7 @@ impl KmipProvider {
             None => (None, None),
         };
         Ok(Self {
-            host,
-            port,
-            server_name,
-            tls_files,
-            tls: Mutex::new(TlsState {
-                stamps,
-                config: Arc::new(tls),
-            }),
+            server,
             key: config.key,
             username,
             password,
@@ -352,60 +134,6 @@ impl KmipProvider {
         Credential::new(user, Zeroizing::new(String::from(password.as_str())))
             .map(Some)
             .map_err(|e| RemoteError::new(RemoteErrorKind::Auth, e))
-    }
-
-    /// The TLS configuration, rebuilt first if a certificate, key or CA file changed since it
-    /// was built. A change that does not load (a renewal caught half-written: the new
-    /// certificate beside the old key) keeps the previous configuration until the files
-    /// settle; the next call tries again.
-    fn tls(&self) -> Arc<ClientConfig> {
-        let now = self.tls_files.stamps();
-        let mut state = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.is_some() && now != state.stamps {
-            if let Ok(config) = tls_config(&self.tls_files) {
-                state.config = Arc::new(config);
-                state.stamps = now;
-            }
-        }
-        Arc::clone(&state.config)
-    }
-
-    fn connect(&self, op: Operation, deadline: Instant) -> Result<Session, RemoteError> {
-        let unavailable = |what: String| {
-            RemoteError::new(
-                RemoteErrorKind::Unavailable,
-                format!("kmip {}: {what}", op.name()),
-            )
-        };
-        let addrs: Vec<_> = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| unavailable(format!("resolving {}: {e}", self.host)))?
-            .collect();
-        let mut last = None;
-        for addr in addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timeout(op));
-            }
-            match TcpStream::connect_timeout(&addr, left) {
-                Ok(sock) => {
-                    let _ = sock.set_nodelay(true);
-                    let conn = ClientConnection::new(self.tls(), self.server_name.clone())
-                        .map_err(|e| {
-                            RemoteError::new(
-                                RemoteErrorKind::Other,
-                                format!("kmip: TLS setup: {e}"),
-                            )
-                        })?;
-                    return Ok(Session {
-                        stream: StreamOwned::new(conn, sock),
-                        deadline,
-                    });
-                }
-                Err(e) => last = Some(io_error(op, &e, deadline)),
-            }
-        }
-        Err(last.unwrap_or_else(|| unavailable(format!("{} resolves to no address", self.host))))
     }
 
     /// The current key's attributes (see the module docs), and those of every key the name
@@ -577,7 +305,7 @@ impl KmipProvider {
     /// One Status: the current key, and a wrap + unwrap of random bytes under it.
     fn check(&self, deadline: Instant) -> Result<String, RemoteError> {
         let credential = self.credential()?;
-        let mut session = self.connect(Operation::Locate, deadline)?;
+        let mut session = self.server.connect(Operation::Locate, deadline)?;
         let (attrs, known) = self.current_key(&mut session, credential.as_ref())?;
         self.check_seen(&mut session, credential.as_ref(), &known)?;
         let key_id = attrs.key_id();
@@ -634,7 +362,7 @@ impl KekProvider for KmipProvider {
         deadline: Instant,
     ) -> Result<Vec<u8>, RemoteError> {
         let credential = self.credential()?;
-        let mut session = self.connect(Operation::Encrypt, deadline)?;
+        let mut session = self.server.connect(Operation::Encrypt, deadline)?;
         self.wrap_in_session(&mut session, credential.as_ref(), key_id, kek)
             .map(|(_, blob)| blob)
     }
@@ -648,29 +376,7 @@ impl KekProvider for KmipProvider {
         key::uid_of(key_id)?;
         WrappedBlob::parse(wrapped)?;
         let credential = self.credential()?;
-        let mut session = self.connect(Operation::Decrypt, deadline)?;
+        let mut session = self.server.connect(Operation::Decrypt, deadline)?;
         Self::decrypt(&mut session, credential.as_ref(), key_id, wrapped)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_addr;
-
-    #[test]
-    fn addresses_take_the_default_port_and_refuse_urls() {
-        assert_eq!(
-            split_addr("kmip.example").unwrap(),
-            ("kmip.example".into(), 5696)
-        );
-        assert_eq!(
-            split_addr("10.0.0.1:5697").unwrap(),
-            ("10.0.0.1".into(), 5697)
-        );
-        assert_eq!(split_addr("[::1]:5697").unwrap(), ("::1".into(), 5697));
-        assert_eq!(split_addr("[::1]").unwrap(), ("::1".into(), 5696));
-        for bad in ["", ":5696", "h:0", "h:x", "https://h:5696", "u@h"] {
-            assert!(split_addr(bad).is_err(), "{bad}");
-        }
     }
 }
