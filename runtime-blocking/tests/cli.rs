@@ -266,3 +266,40 @@ fn a_socket_mode_open_to_others_needs_force() {
     assert_eq!(mode, 0o666);
     assert_eq!(plugin.terminate(), 0);
 }
+
+/// A SIGTERM at any moment of start-up never leaves the socket behind: the handlers are
+/// installed before the socket is bound, so a signal that arrives after the bind takes the
+/// orderly path (drain, unlink) instead of killing the process with the socket in place. The
+/// signal is sent right after spawning, so it lands somewhere in start-up (before the handlers:
+/// the process dies before binding; after them: it stops in order).
+#[test]
+fn sigterm_during_start_up_leaves_no_socket() {
+    let dir = TempDir::new("cli-early-term");
+    let key_file = init_keys(&dir);
+    for round in 0..10 {
+        let sock = dir.join(&format!("early-{round}.sock"));
+        let mut child = Command::new(support::BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("unix://{}", sock.display()),
+                "--key-file",
+                key_file.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            !sock.exists(),
+            "round {round}: socket left behind after {status:?}"
+        );
+    }
+}

@@ -210,6 +210,8 @@ impl Drop for PyKmip {
 
 /// A KMIP admin client (PyKMIP's), owning keys as the plugin's identity.
 pub struct Admin {
+    /// The server's log, quoted when a command fails.
+    server_log: PathBuf,
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
@@ -231,6 +233,7 @@ impl Admin {
         let stdin = child.stdin.take().unwrap();
         let lines = line_reader(child.stdout.take().unwrap());
         Self {
+            server_log: pki.dir.join("server.log"),
             child,
             stdin,
             lines,
@@ -246,7 +249,10 @@ impl Admin {
             .unwrap_or_else(|_| panic!("admin command {command:?} did not answer"));
         match line.strip_prefix("ok") {
             Some(result) => result.trim().to_owned(),
-            None => panic!("admin command {command:?}: {line}"),
+            None => panic!(
+                "admin command {command:?}: {line}\nserver log:\n{}",
+                std::fs::read_to_string(&self.server_log).unwrap_or_default()
+            ),
         }
     }
 

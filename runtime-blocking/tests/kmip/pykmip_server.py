@@ -34,6 +34,20 @@ def main():
     # KmipServer treats port 0 as "not given"; the settings take it as is.
     server.config.settings["port"] = port
     server.start()
+    # PyKMIP 0.11's engine keeps the current database session in one attribute shared by
+    # every connection's thread, so two requests at once (the plugin's status timer beside an
+    # unwrap, or beside the admin client) can close each other's session: General Failure.
+    # A real KMIP server has no such limit; serialize requests here so tests see KMIP, not
+    # that race.
+    engine = server._engine
+    process_request = engine.process_request
+    lock = threading.Lock()
+
+    def serialized(*args, **kwargs):
+        with lock:
+            return process_request(*args, **kwargs)
+
+    engine.process_request = serialized
     # serve() listens again (harmless); listening here makes the printed port connectable.
     server._socket.listen(5)
     print("port", server._socket.getsockname()[1], flush=True)
