@@ -12,6 +12,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::keyring::Keyring;
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
@@ -350,7 +351,7 @@ pub fn abuse_keeps_rss_bounded_and_a_good_client_answered(bin: Bin) {
     let half_open: Vec<UnixStream> = (0..300)
         .filter_map(|_| {
             let mut s = UnixStream::connect(&served.sock).ok()?;
-            s.write_all(b"PRI * HTTP/2.0\r\n").ok()?;
+            s.write_all(&PREFACE[..16]).ok()?;
             Some(s)
         })
         .collect();
