@@ -137,15 +137,23 @@ pub struct PyKmip {
     dir: PathBuf,
     child: Option<Child>,
     pub port: u16,
+    /// Extra arguments of `pykmip_server.py` (`no-gcm`).
+    extra: Vec<String>,
 }
 
 impl PyKmip {
     /// Starts the server on a free port.
     pub fn start(pki: &Pki) -> Self {
+        Self::start_with(pki, &[])
+    }
+
+    /// Starts the server with extra arguments (`no-gcm`: refuses AES-GCM, does key wrap).
+    pub fn start_with(pki: &Pki, extra: &[&str]) -> Self {
         let mut server = Self {
             dir: pki.dir.clone(),
             child: None,
             port: 0,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         server.spawn();
         server
@@ -158,6 +166,7 @@ impl PyKmip {
             .arg(script("pykmip_server.py"))
             .arg(&self.dir)
             .arg(self.port.to_string())
+            .args(&self.extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
