@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use kms_plugin_core::config::Config;
 use kms_plugin_core::event::Event;
+use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::plugin::{ConnId, Plugin};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::testing::client::{RequestOptions, TestClient};
@@ -168,7 +169,7 @@ fn a_full_table_evicts_half_open_then_idle_connections_and_refuses_only_when_all
     b.feed(busy1, &mut k1, &bytes);
     let half_open = b.accept(); // sends half its preface, then nothing
     b.plugin
-        .handle_bytes(half_open, b"PRI * HTTP/2.0\r\n", b.now)
+        .handle_bytes(half_open, &PREFACE[..16], b.now)
         .unwrap();
     b.drain();
     b.advance(Duration::from_millis(10));

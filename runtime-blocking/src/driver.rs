@@ -22,6 +22,7 @@ use crate::log::Logger;
 use crate::observe::log::log_event;
 use crate::observe::metrics_server::Probe;
 use crate::provider::KekProvider;
+use crate::socket::peer::PeerGate;
 
 /// Where a drain hands the core's outputs. Called with the runtime's lock held: no blocking
 /// IO here, only queueing.
@@ -255,23 +256,28 @@ impl Driver {
 /// Runs a function on the driver inside `T` under the runtime's lock.
 pub type LockDriver<T> = fn(&T, &mut dyn FnMut(&mut Driver));
 
-/// The `/metrics` and `/readyz` view of a runtime's [`Driver`] and its provider.
+/// The `/metrics` and `/readyz` view of a runtime's [`Driver`], its provider and its peer
+/// gate.
 pub struct DriverProbe<T> {
     shared: Arc<T>,
     provider: Arc<dyn KekProvider>,
+    gate: Option<Arc<PeerGate>>,
     lock: LockDriver<T>,
 }
 
 impl<T: Send + Sync + 'static> DriverProbe<T> {
-    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s own families.
+    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s and `gate`'s
+    /// own families.
     pub fn probe(
         shared: Arc<T>,
         provider: Arc<dyn KekProvider>,
+        gate: Option<Arc<PeerGate>>,
         lock: LockDriver<T>,
     ) -> Arc<dyn Probe> {
         Arc::new(Self {
             shared,
             provider,
+            gate,
             lock,
         })
     }
@@ -280,7 +286,11 @@ impl<T: Send + Sync + 'static> DriverProbe<T> {
 impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
     fn render_metrics(&self, out: &mut String) {
         (self.lock)(&self.shared, &mut |driver| driver.render_metrics(out));
-        self.provider.render_metrics(out); // outside the runtime's lock
+        // Outside the runtime's lock.
+        self.provider.render_metrics(out);
+        if let Some(gate) = &self.gate {
+            gate.render_metrics(out);
+        }
     }
 
     fn readiness(&self) -> Result<(), String> {

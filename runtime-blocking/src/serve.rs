@@ -212,15 +212,7 @@ impl Server {
             let (shared, socket) = (shared.clone(), socket.clone());
             spawn("kms-accept", move || accept_loop(&shared, &socket))?
         };
-        let allowed_uids = shared.gate.allowed().map_or_else(
-            || "any the socket mode lets in".to_string(),
-            |uids| {
-                uids.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            },
-        );
+        let allowed_uids = shared.gate.allowed_text();
         shared.logger.info(
             "listening",
             &[
@@ -241,12 +233,9 @@ impl Server {
     /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
     pub fn probe(&self) -> Arc<dyn Probe> {
         let provider = self.shared.provider.clone();
-        let driver = DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
+        let gate = Some(self.shared.gate.clone());
+        DriverProbe::probe(self.shared.clone(), provider, gate, |shared, f| {
             f(&mut shared.lock().driver);
-        });
-        Arc::new(GatedProbe {
-            driver,
-            gate: self.shared.gate.clone(),
         })
     }
 
@@ -306,23 +295,6 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHa
         .stack_size(128 * 1024)
         .spawn(f)
         .map_err(|e| format!("cannot start thread {name}: {e}"))
-}
-
-/// The driver's probe plus the peer gate's refusal counter.
-struct GatedProbe {
-    driver: Arc<dyn Probe>,
-    gate: Arc<PeerGate>,
-}
-
-impl Probe for GatedProbe {
-    fn render_metrics(&self, out: &mut String) {
-        self.driver.render_metrics(out);
-        self.gate.render_metrics(out);
-    }
-
-    fn readiness(&self) -> Result<(), String> {
-        self.driver.readiness()
-    }
 }
 
 fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {

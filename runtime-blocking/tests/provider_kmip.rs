@@ -230,6 +230,59 @@ fn credentials_missing_keys_modes_and_outages() {
     );
 }
 
+#[test]
+fn a_server_without_gcm_gets_nist_key_wrap_and_a_pinned_mode_it_lacks_is_refused() {
+    let dir = TempDir::new("kmip-keywrap");
+    let pki = Pki::generate(&dir.0);
+    let server = PyKmip::start_with(&pki, &["no-gcm"]);
+    let mut admin = Admin::new(&pki, &server);
+    let uid = admin.create("kube-kms");
+
+    // auto: GCM is refused, NIST key wrap (RFC 3394) is probed and used.
+    let p = provider(&pki, &server, "kube-kms");
+    let key_id = match p.probe_at_start(deadline()) {
+        ProbeOutcome::Ready(id) => id,
+        ProbeOutcome::Refused(why) => panic!("{why}\n{}", server.log()),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}\n{}", server.log()),
+    };
+    assert!(key_id.starts_with(&format!("kmip:{uid}:")), "{key_id}");
+    let kek = Secret32::from_bytes([9; 32]);
+    let blob = p.wrap(&key_id, &kek, deadline()).unwrap();
+    assert_eq!((blob[0], blob.len()), (0x02, 41), "RFC 3394 blob");
+    assert_eq!(
+        p.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+    let mut flipped = blob.clone();
+    flipped[10] ^= 1;
+    let err = p.unwrap(&key_id, &flipped, deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Corrupt, "{err:?}");
+
+    // Pinned key wrap with padding (RFC 5649): its own blob version; both kinds unwrap.
+    let mut padded = config(&pki, &server, "kube-kms", "client");
+    padded.mode = Some(WrapMode::KeyWrapPadding);
+    let p5649 = KmipProvider::new(padded).unwrap();
+    let blob5649 = p5649.wrap(&key_id, &kek, deadline()).unwrap();
+    assert_eq!(blob5649[0], 0x03);
+    assert_eq!(
+        p.unwrap(&key_id, &blob5649, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+    assert_eq!(
+        p5649.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+
+    // Pinned GCM on this server: refused at start, naming the mode.
+    let mut gcm = config(&pki, &server, "kube-kms", "client");
+    gcm.mode = Some(WrapMode::Gcm);
+    match KmipProvider::new(gcm).unwrap().probe_at_start(deadline()) {
+        ProbeOutcome::Refused(why) => assert!(why.contains("AES-GCM"), "{why}"),
+        ProbeOutcome::Ready(id) => panic!("GCM wrapped under {id}"),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}"),
+    }
+}
+
 /// Replaces `to` with a copy of `from` the way renewals do (write aside, rename over).
 fn replace_file(from: &std::path::Path, to: &std::path::Path) {
     let tmp = to.with_extension("new");

@@ -24,6 +24,7 @@ use kms_plugin_blocking::log::Logger;
 use kms_plugin_blocking::observe::metrics_server::Limits;
 use kms_plugin_blocking::provider::{self, KekProvider};
 use kms_plugin_blocking::serve::LINGER;
+use kms_plugin_blocking::socket::peer::PeerGate;
 use kms_plugin_core::{Config, ConnId, OpId, RemoteOp};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
@@ -43,6 +44,9 @@ pub struct ServeOptions {
     pub provider: Arc<dyn KekProvider>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Who may connect (`SO_PEERCRED`, checked before a byte is read); `None`: anyone the
+    /// socket file's mode lets in.
+    pub peer_gate: Option<Arc<PeerGate>>,
 }
 
 struct State {
@@ -191,7 +195,8 @@ pub async fn serve_observed(
     let timer = executor.spawn(timer_loop(shared.clone(), timer_rx));
     let metrics_task = observer.metrics_listener.map(|l| {
         let provider = shared.provider.clone();
-        let probe = DriverProbe::probe(shared.clone(), provider, |shared, f| {
+        let gate = options.peer_gate.clone();
+        let probe = DriverProbe::probe(shared.clone(), provider, gate, |shared, f| {
             f(&mut shared.lock().driver);
         });
         executor.spawn(metrics_server::serve(l, probe, observer.metrics_limits))
@@ -210,6 +215,15 @@ pub async fn serve_observed(
                     continue;
                 }
             };
+            // Before a byte is read: a refused peer's connection is just closed.
+            if let Some(gate) = &options.peer_gate
+                && let Err(refusal) = gate.admit(stream.get_ref())
+            {
+                if let Some(logger) = &logger {
+                    gate.log_refusal(logger, refusal, Instant::now());
+                }
+                continue;
+            }
             let (bell, rung) = smol::channel::bounded(1);
             let outbox = Arc::new(Outbox {
                 queue: Mutex::new((VecDeque::new(), false)),

@@ -76,6 +76,20 @@ impl PeerGate {
         self.allowed.as_deref()
     }
 
+    /// The allowed uids as the start-up log line shows them (`0,1000`, or that any uid the
+    /// socket file's mode lets in may connect).
+    pub fn allowed_text(&self) -> String {
+        self.allowed().map_or_else(
+            || "any the socket mode lets in".to_string(),
+            |uids| {
+                uids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        )
+    }
+
     /// Whether `stream`'s peer may talk to us. A peer whose credentials cannot be read is
     /// refused whenever a list applies.
     pub fn admit(&self, stream: &UnixStream) -> Result<(), Refusal> {

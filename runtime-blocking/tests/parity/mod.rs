@@ -12,6 +12,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::keyring::Keyring;
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
@@ -67,7 +68,10 @@ impl Bin {
         let sock = dir.join("kms.sock");
         let listen = format!("unix://{}", sock.display());
         let mut args: Vec<&str> = self.serve.to_vec();
-        args.extend_from_slice(&["--listen", &listen, "--key-file", keys.to_str().unwrap()]);
+        if !extra.contains(&"--listen") {
+            args.extend_from_slice(&["--listen", &listen]);
+        }
+        args.extend_from_slice(&["--key-file", keys.to_str().unwrap()]);
         args.extend_from_slice(&["--log-format", "text", "--log-level", "debug"]);
         args.extend_from_slice(extra);
         let plugin = Plugin::start_bin(self.path, &args);
@@ -184,6 +188,73 @@ pub fn sigterm_drains_and_unlinks(bin: Bin) {
     );
 }
 
+/// On an abstract socket (no file mode to protect it) only root and our own uid may connect:
+/// a peer running as `nobody` is closed before a byte is read, and the refusal is logged.
+pub fn peer_gate_refuses_other_uids(bin: Bin) {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    assert!(
+        root || std::env::var_os("CI").is_none(),
+        "CI runs the tests as root"
+    );
+    if !root {
+        return; // a second uid needs root
+    }
+    let dir = TempDir::new("parity-gate");
+    let name = format!(
+        "kms-parity-gate-{}",
+        dir.0.file_name().unwrap().to_string_lossy()
+    );
+    let listen = format!("unix:///@{name}");
+    let served = bin.start_in(dir, &["--listen", &listen]);
+    // The client is this test binary again, as uid 65534 (see `peer_gate_client`).
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "peer_gate_client",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GATE_CLIENT, &name)
+        .output()
+        .expect("run setpriv (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("gate client: closed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    served
+        .plugin
+        .wait_log("refused a connection from a uid", Duration::from_secs(20));
+}
+
+/// Names the abstract socket `peer_gate_client` connects to (unset: it does nothing).
+const GATE_CLIENT: &str = "KMS_PARITY_GATE_CLIENT";
+
+/// The refused peer of [`peer_gate_refuses_other_uids`], run in a child process: connects,
+/// sends the HTTP/2 preface and says whether the plugin closed the connection.
+pub fn peer_gate_client() {
+    use std::os::linux::net::SocketAddrExt;
+    let Some(name) = std::env::var_os(GATE_CLIENT) else {
+        return;
+    };
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_encoded_bytes()).unwrap();
+    let mut s = UnixStream::connect_addr(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let mut buf = [0u8; 64];
+    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    println!(
+        "gate client: {}",
+        if closed { "closed" } else { "answered" }
+    );
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -280,7 +351,7 @@ pub fn abuse_keeps_rss_bounded_and_a_good_client_answered(bin: Bin) {
     let half_open: Vec<UnixStream> = (0..300)
         .filter_map(|_| {
             let mut s = UnixStream::connect(&served.sock).ok()?;
-            s.write_all(b"PRI * HTTP/2.0\r\n").ok()?;
+            s.write_all(&PREFACE[..16]).ok()?;
             Some(s)
         })
         .collect();
@@ -339,6 +410,14 @@ macro_rules! parity_tests {
         #[test]
         fn sigterm_drains_and_unlinks() {
             parity::sigterm_drains_and_unlinks($bin);
+        }
+        #[test]
+        fn peer_gate_refuses_other_uids() {
+            parity::peer_gate_refuses_other_uids($bin);
+        }
+        #[test]
+        fn peer_gate_client() {
+            parity::peer_gate_client();
         }
         #[test]
         fn abuse_keeps_rss_bounded_and_a_good_client_answered() {
