@@ -1,5 +1,5 @@
-//! healthz causes: short, bounded, non-secret strings (spec §3.2: anything but `ok` fails the
-//! apiserver's check and is shown in its `/readyz` output).
+//! healthz causes: short, bounded, non-secret strings (docs/protocol.md §4: anything but `ok`
+//! fails the apiserver's check and is shown in its `/readyz` output).
 
 use crate::effect::RemoteErrorKind;
 
