@@ -52,7 +52,8 @@ impl Config {
     }
 }
 
-/// The `version` string `v2.Status` reports; constant for the process lifetime (spec §3.7).
+/// The `version` string `v2.Status` reports; constant for the process lifetime
+/// (docs/protocol.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StatusVersion {
     /// `"v2"`: kube-apiserver 1.29 and later (the default).
@@ -97,9 +98,9 @@ impl Backoff {
 pub struct KmsConfig {
     /// `StatusResponse.version`.
     pub status_version: StatusVersion,
-    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, spec §2.1).
+    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, docs/protocol.md §6).
     pub runtime_name: String,
-    /// `VersionResponse.runtime_version` (v1; "semver-compatible", spec §2.1).
+    /// `VersionResponse.runtime_version` (v1; "semver-compatible", docs/protocol.md §6).
     pub runtime_version: String,
     /// How long the core waits for one remote operation before giving up on it.
     pub remote_timeout: Duration,
@@ -112,7 +113,7 @@ pub struct KmsConfig {
     /// healthz is not `ok` when the last successful remote status is older than this.
     pub status_staleness: Duration,
     /// Encryptions under one local KEK after which a fresh one is wrapped in the background
-    /// (reference `keySuggestedUsage = 1 << 21`, spec §6.2).
+    /// (as the KMS reference plugin's `keySuggestedUsage = 1 << 21`).
     pub suggested_uses: u64,
     /// Hard cap on encryptions under one local KEK (reference `keyMaxUsage = 1<<22 - 1`).
     pub max_uses: u64,
@@ -122,6 +123,9 @@ pub struct KmsConfig {
     pub max_age: Duration,
     /// Unwrapped local KEKs kept (LRU), keyed by the wrapped blob's digest.
     pub unwrap_cache_capacity: usize,
+    /// Distinct remote key versions remembered as missing (an unwrap answered
+    /// `key_version_missing`); healthz names the most recent until an unwrap under it succeeds.
+    pub missing_versions_remembered: usize,
     /// Requests waiting for a remote operation; beyond this RESOURCE_EXHAUSTED.
     pub max_parked_requests: usize,
     /// Remote operations outstanding at once; beyond this new unwraps are refused (UNAVAILABLE).
@@ -145,6 +149,7 @@ impl Default for KmsConfig {
             suggested_age: Duration::from_secs(6 * 24 * 3600),
             max_age: Duration::from_secs(7 * 24 * 3600),
             unwrap_cache_capacity: 1000,
+            missing_versions_remembered: 4,
             max_parked_requests: 4096,
             max_in_flight_remote: 64,
             retry_backoff: Backoff {
@@ -158,7 +163,7 @@ impl Default for KmsConfig {
 impl KmsConfig {
     /// Checks the KMS settings for consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str); 12] = [
+        let checks: [(bool, &'static str); 13] = [
             (
                 self.remote_timeout.is_zero(),
                 "remote_timeout must be positive",
@@ -184,6 +189,10 @@ impl KmsConfig {
             (
                 self.unwrap_cache_capacity == 0,
                 "unwrap_cache_capacity must be at least 1",
+            ),
+            (
+                self.missing_versions_remembered == 0,
+                "missing_versions_remembered must be at least 1",
             ),
             (
                 self.max_parked_requests == 0,
@@ -250,11 +259,12 @@ mod tests {
 
     #[test]
     fn inconsistent_values_are_rejected() {
-        let bad: [fn(&mut KmsConfig); 6] = [
+        let bad: [fn(&mut KmsConfig); 7] = [
             |c| c.remote_timeout = Duration::ZERO,
             |c| c.suggested_uses = c.max_uses + 1,
             |c| c.suggested_age = c.max_age + Duration::from_secs(1),
             |c| c.unwrap_cache_capacity = 0,
+            |c| c.missing_versions_remembered = 0,
             |c| c.status_staleness = c.status_refresh_interval / 2,
             |c| c.max_in_flight_remote = 2,
         ];

@@ -29,14 +29,22 @@ fn running_as_root() -> bool {
     root
 }
 
-/// `kms-plugin probe` as uid/gid 65534 (`setpriv`, util-linux).
-fn probe_as_nobody(listen: &str) -> Output {
-    Command::new("setpriv")
+/// `kms-plugin probe` as uid/gid 65534 (`setpriv`, util-linux). The binary is run from a copy
+/// in `dir` (made world-readable and executable): the build directory may sit where that uid
+/// cannot reach it (e.g. under /root).
+fn probe_as_nobody(dir: &TempDir, listen: &str) -> Output {
+    let bin = dir.join("kms-plugin-for-nobody");
+    if !bin.exists() {
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(BIN, &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("setpriv")
         .args([
             &format!("--reuid={NOBODY}"),
             &format!("--regid={NOBODY}"),
             "--clear-groups",
-            BIN,
+            bin.to_str().unwrap(),
             "probe",
             "--listen",
             listen,
@@ -44,7 +52,13 @@ fn probe_as_nobody(listen: &str) -> Output {
             "5",
         ])
         .output()
-        .expect("run setpriv (util-linux)")
+        .expect("run setpriv (util-linux)");
+    // 0 or 1 are the probe's answers; anything else means it did not run at all.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "the probe did not run as {NOBODY}: {out:?}"
+    );
+    out
 }
 
 fn probe_as_root(listen: &str) -> Output {
@@ -129,7 +143,7 @@ fn abstract_socket_admits_root_and_refuses_another_uid_by_default() {
 
     // Two refusals in a row: both counted, one logged (rate limit), the uid named.
     for _ in 0..2 {
-        let other = probe_as_nobody(&listen);
+        let other = probe_as_nobody(&dir, &listen);
         assert_eq!(
             other.status.code(),
             Some(1),
@@ -166,7 +180,7 @@ fn allow_uid_lets_the_listed_uid_in() {
     let dir = TempDir::new("peer-allow");
     let listen = abstract_endpoint("allow");
     let (plugin, addr) = start(&dir, &listen, &["--allow-uid", NOBODY]);
-    let other = probe_as_nobody(&listen);
+    let other = probe_as_nobody(&dir, &listen);
     assert_eq!(other.status.code(), Some(0), "{other:?}");
     // The plugin's own uid (root here) stays allowed: its probes run as it.
     assert_eq!(probe_as_root(&listen).status.code(), Some(0));
@@ -196,7 +210,7 @@ fn allow_uid_applies_to_path_sockets_too() {
             "0",
         ],
     );
-    let other = probe_as_nobody(&listen);
+    let other = probe_as_nobody(&dir, &listen);
     assert_eq!(other.status.code(), Some(1), "{other:?}");
     assert_eq!(refused_total(&addr), 1);
     assert_eq!(probe_as_root(&listen).status.code(), Some(0));

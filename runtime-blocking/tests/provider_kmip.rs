@@ -167,6 +167,17 @@ fn credentials_missing_keys_modes_and_outages() {
         "{err:?}"
     );
 
+    // A long rotation history: more keys of one name than Locate asks for; the newest is
+    // current.
+    let mut newest = String::new();
+    for _ in 0..=kms_plugin_core::kek::kmip::MAX_CANDIDATES {
+        newest = s.admin.create("long-history");
+    }
+    let id = provider(&s.pki, &s.server, "long-history")
+        .status(deadline())
+        .unwrap();
+    assert!(id.starts_with(&format!("kmip:{newest}:")), "{id}");
+
     // Missing key, and a key that is not AES.
     let err = provider(&s.pki, &s.server, "no-such-key")
         .status(deadline())

@@ -77,6 +77,28 @@ pub struct KmipProvider {
     seen: Mutex<Vec<String>>,
 }
 
+/// Why a Status or wrap failed.
+enum Failure {
+    /// The server refused every allowed wrap mode for the key (no waiting fixes that).
+    NoMode(RemoteError),
+    /// Anything else.
+    Remote(RemoteError),
+}
+
+impl From<RemoteError> for Failure {
+    fn from(e: RemoteError) -> Self {
+        Self::Remote(e)
+    }
+}
+
+impl Failure {
+    fn into_remote(self) -> RemoteError {
+        match self {
+            Self::NoMode(e) | Self::Remote(e) => e,
+        }
+    }
+}
+
 /// Key ids remembered by [`KmipProvider`] to detect a destroyed key.
 const MAX_SEEN_KEYS: usize = 64;
 
@@ -263,15 +285,15 @@ impl KmipProvider {
     }
 
     /// Wraps `kek` in the first mode the server accepts for the key; remembers that mode. A
-    /// refusal of every mode (`Other`: Invalid Field, Feature Not Supported, ...) is one
-    /// `Other` error naming the modes tried.
+    /// refusal of every mode (`Other`: Invalid Field, Feature Not Supported, ...) is
+    /// [`Failure::NoMode`], one `Other` error naming the modes tried.
     fn wrap_in_session(
         &self,
         session: &mut Session,
         credential: Option<&Credential>,
         key_id: &str,
         kek: &Secret32,
-    ) -> Result<(WrapMode, Vec<u8>), RemoteError> {
+    ) -> Result<(WrapMode, Vec<u8>), Failure> {
         let uid = key::uid_of(key_id)?;
         let modes = self.modes_for(uid);
         let mut refusals = Vec::new();
@@ -285,10 +307,10 @@ impl KmipProvider {
                 Err(e) if e.kind == RemoteErrorKind::Other => {
                     refusals.push(format!("{}: {}", mode.name(), e.detail));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Failure::Remote(e)),
             }
         }
-        Err(RemoteError::new(
+        Err(Failure::NoMode(RemoteError::new(
             RemoteErrorKind::Other,
             format!(
                 "kmip: the server cannot wrap with key {uid:?} in {}: {}",
@@ -299,11 +321,11 @@ impl KmipProvider {
                 },
                 refusals.join("; ")
             ),
-        ))
+        )))
     }
 
     /// One Status: the current key, and a wrap + unwrap of random bytes under it.
-    fn check(&self, deadline: Instant) -> Result<String, RemoteError> {
+    fn check(&self, deadline: Instant) -> Result<String, Failure> {
         let credential = self.credential()?;
         let mut session = self.server.connect(Operation::Locate, deadline)?;
         let (attrs, known) = self.current_key(&mut session, credential.as_ref())?;
@@ -311,20 +333,23 @@ impl KmipProvider {
         let key_id = attrs.key_id();
         let mut probe = [0u8; 32];
         getrandom::getrandom(&mut probe).map_err(|e| {
-            RemoteError::new(RemoteErrorKind::Other, format!("kmip: no randomness: {e}"))
+            Failure::Remote(RemoteError::new(
+                RemoteErrorKind::Other,
+                format!("kmip: no randomness: {e}"),
+            ))
         })?;
         let probe = Secret32::from_bytes(probe);
         let (mode, blob) =
             self.wrap_in_session(&mut session, credential.as_ref(), &key_id, &probe)?;
         let back = Self::decrypt(&mut session, credential.as_ref(), &key_id, &blob)?;
         if back.expose() != probe.expose() {
-            return Err(RemoteError::new(
+            return Err(Failure::Remote(RemoteError::new(
                 RemoteErrorKind::Corrupt,
                 format!(
                     "kmip: a {} round trip under {key_id} returned other bytes",
                     mode.name()
                 ),
-            ));
+            )));
         }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if !seen.contains(&key_id) && seen.len() < MAX_SEEN_KEYS {
@@ -338,10 +363,8 @@ impl KmipProvider {
     pub fn probe_at_start(&self, deadline: Instant) -> ProbeOutcome {
         match self.check(deadline) {
             Ok(key_id) => ProbeOutcome::Ready(key_id),
-            Err(e) if e.kind == RemoteErrorKind::Other && e.detail.contains("cannot wrap") => {
-                ProbeOutcome::Refused(e.detail)
-            }
-            Err(e) => ProbeOutcome::NotReady(e),
+            Err(Failure::NoMode(e)) => ProbeOutcome::Refused(e.detail),
+            Err(Failure::Remote(e)) => ProbeOutcome::NotReady(e),
         }
     }
 }
@@ -352,7 +375,7 @@ impl KekProvider for KmipProvider {
     }
 
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
-        self.check(deadline)
+        self.check(deadline).map_err(Failure::into_remote)
     }
 
     fn wrap(
@@ -365,6 +388,7 @@ impl KekProvider for KmipProvider {
         let mut session = self.server.connect(Operation::Encrypt, deadline)?;
         self.wrap_in_session(&mut session, credential.as_ref(), key_id, kek)
             .map(|(_, blob)| blob)
+            .map_err(Failure::into_remote)
     }
 
     fn unwrap(

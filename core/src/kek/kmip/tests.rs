@@ -295,7 +295,7 @@ fn response_length_is_checked_before_reading() {
 }
 
 #[test]
-fn locate_lists_identifiers_and_refuses_too_many() {
+fn locate_lists_identifiers_up_to_the_cap() {
     let msg = response(Operation::Locate, 0, |w| {
         w.structure(tag::RESPONSE_PAYLOAD, |w| {
             w.text(tag::UNIQUE_IDENTIFIER, "1");
@@ -315,12 +315,9 @@ fn locate_lists_identifiers_and_refuses_too_many() {
             }
         });
     });
-    assert!(
-        parse_locate(&many)
-            .unwrap_err()
-            .detail
-            .contains("more than")
-    );
+    let first = parse_locate(&many).unwrap();
+    assert_eq!(first.len(), MAX_CANDIDATES);
+    assert_eq!(first[0], "0");
 }
 
 #[test]
