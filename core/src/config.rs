@@ -120,6 +120,9 @@ pub struct KmsConfig {
     pub max_age: Duration,
     /// Unwrapped local KEKs kept (LRU), keyed by the wrapped blob's digest.
     pub unwrap_cache_capacity: usize,
+    /// Distinct remote key versions remembered as missing (an unwrap answered
+    /// `key_version_missing`); healthz names the most recent until an unwrap under it succeeds.
+    pub missing_versions_remembered: usize,
     /// Requests waiting for a remote operation; beyond this RESOURCE_EXHAUSTED.
     pub max_parked_requests: usize,
     /// Remote operations outstanding at once; beyond this new unwraps are refused (UNAVAILABLE).
@@ -143,6 +146,7 @@ impl Default for KmsConfig {
             suggested_age: Duration::from_secs(6 * 24 * 3600),
             max_age: Duration::from_secs(7 * 24 * 3600),
             unwrap_cache_capacity: 1000,
+            missing_versions_remembered: 4,
             max_parked_requests: 4096,
             max_in_flight_remote: 64,
             retry_backoff: Backoff {
@@ -156,7 +160,7 @@ impl Default for KmsConfig {
 impl KmsConfig {
     /// Checks the KMS settings for consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str); 12] = [
+        let checks: [(bool, &'static str); 13] = [
             (
                 self.remote_timeout.is_zero(),
                 "remote_timeout must be positive",
@@ -182,6 +186,10 @@ impl KmsConfig {
             (
                 self.unwrap_cache_capacity == 0,
                 "unwrap_cache_capacity must be at least 1",
+            ),
+            (
+                self.missing_versions_remembered == 0,
+                "missing_versions_remembered must be at least 1",
             ),
             (
                 self.max_parked_requests == 0,
@@ -248,11 +256,12 @@ mod tests {
 
     #[test]
     fn inconsistent_values_are_rejected() {
-        let bad: [fn(&mut KmsConfig); 6] = [
+        let bad: [fn(&mut KmsConfig); 7] = [
             |c| c.remote_timeout = Duration::ZERO,
             |c| c.suggested_uses = c.max_uses + 1,
             |c| c.suggested_age = c.max_age + Duration::from_secs(1),
             |c| c.unwrap_cache_capacity = 0,
+            |c| c.missing_versions_remembered = 0,
             |c| c.status_staleness = c.status_refresh_interval / 2,
             |c| c.max_in_flight_remote = 2,
         ];

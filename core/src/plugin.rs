@@ -28,8 +28,9 @@ use crate::time::{Timestamp, earliest};
 pub struct StatusSnapshot<'a> {
     /// Whether healthz is `ok`.
     pub healthy: bool,
-    /// healthz as v2 Status reports it (`ok` or a short cause).
-    pub healthz: &'static str,
+    /// healthz as v2 Status reports it (`ok` or a short cause, which names a missing remote
+    /// key version).
+    pub healthz: &'a str,
     /// The key id v2 Status reports (`""` before the first local KEK).
     pub key_id: &'a str,
     /// Open connections.
@@ -259,10 +260,9 @@ impl Plugin {
     /// Health, key id and gauges for probes and metrics (no secrets).
     pub fn status_snapshot(&self, now: Timestamp) -> StatusSnapshot<'_> {
         let ks = self.kms.keystore();
-        let health = ks.health_at(now);
         StatusSnapshot {
-            healthy: health.ok,
-            healthz: health.cause,
+            healthy: ks.health_at(now).ok,
+            healthz: ks.healthz_at(now),
             key_id: ks.advertised_key_id(),
             connections: self.conns.len(),
             parked_requests: self.kms.parked_requests(),

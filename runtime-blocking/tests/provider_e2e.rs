@@ -287,7 +287,8 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
 /// With the remote KMS dead, the plugin is unready but alive: `probe --liveness` passes (so
 /// kubelet never restarts it), `probe` fails, and what it can decrypt from its in-memory KEKs
 /// (the current local KEK and the cache) keeps decrypting. Data under a trimmed Vault version
-/// fails with an error naming the version, never a generic one.
+/// fails with an error naming the version, never a generic one, and healthz (so `probe`) names
+/// it until a Decrypt under it succeeds again.
 #[cfg(feature = "vault")]
 #[test]
 fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
@@ -372,6 +373,32 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
     assert!(err.message().contains("version v1"), "{}", err.message());
     let line = plugin.wait_log("remote key version missing", WAIT);
     assert!(line.contains("version v1"), "{line}");
+    // healthz names the trimmed version (readiness fails, liveness passes) while Status keeps
+    // the same key id, so the apiserver keeps writing under v2.
+    let status = client.status();
+    assert!(
+        status.healthz.starts_with("key version missing: ")
+            && status.healthz.contains("key \"kms\" version v1"),
+        "{}",
+        status.healthz
+    );
+    assert_eq!(status.key_id, under_v2.key_id);
+    let (code, out) = probe(&[]);
+    assert_eq!(code, Some(1), "unready while v1 is missing: {out}");
+    assert!(
+        out.contains("key version missing") && out.contains("version v1"),
+        "{out}"
+    );
+    assert_eq!(probe(&["--liveness"]).0, Some(0));
+    assert_eq!(client.encrypt(6).unwrap().key_id, under_v2.key_id);
+
+    // The operator lowers min_decryption_version again: the next Decrypt under v1 succeeds,
+    // and healthz is ok again without a restart.
+    server.set_min_decryption_version("kms", 1);
+    assert_eq!(client.decrypt(&under_v1).unwrap(), vec![4; 32]);
+    assert_eq!(client.status().healthz, "ok");
+    let (code, out) = probe(&[]);
+    assert_eq!(code, Some(0), "ready once v1 is back: {out}");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }

@@ -25,15 +25,15 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
     if StatusRequest::decode(msg).is_err() {
         return malformed();
     }
-    let health = ks.health_at(now);
+    let healthz = ks.healthz_at(now);
     let (version, key_id) = (cfg.status_version.as_str(), ks.advertised_key_id());
-    debug_assert!(apiserver_rules::check_status_response(version, health.cause, key_id).is_ok());
+    debug_assert!(apiserver_rules::check_status_response(version, healthz, key_id).is_ok());
     // `StatusResponse { version = 1, healthz = 2, key_id = 3 }` (all strings), encoded by hand
     // into one exactly sized buffer: Status is polled constantly (spec §3.2), so it allocates
     // nothing but its answer. Tests decode it with the prost type.
-    let mut out = Vec::with_capacity(3 * 3 + version.len() + health.cause.len() + key_id.len());
+    let mut out = Vec::with_capacity(3 * 3 + version.len() + healthz.len() + key_id.len());
     put_bytes_field(&mut out, 1, version.as_bytes());
-    put_bytes_field(&mut out, 2, health.cause.as_bytes());
+    put_bytes_field(&mut out, 2, healthz.as_bytes());
     put_bytes_field(&mut out, 3, key_id.as_bytes());
     Response::ok(SecretBytes::new(out))
 }

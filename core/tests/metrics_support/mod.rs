@@ -229,6 +229,11 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     ("kms_plugin_remote_operations_in_flight", "gauge", &[]),
+    (
+        "kms_plugin_remote_key_versions_missing",
+        "gauge",
+        &["provider"],
+    ),
     ("kms_plugin_unwrap_cache_hits_total", "counter", &[]),
     ("kms_plugin_unwrap_cache_misses_total", "counter", &[]),
     (
