@@ -50,7 +50,8 @@ impl Config {
     }
 }
 
-/// The `version` string `v2.Status` reports; constant for the process lifetime (spec §3.7).
+/// The `version` string `v2.Status` reports; constant for the process lifetime
+/// (docs/protocol.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StatusVersion {
     /// `"v2"`: kube-apiserver 1.29 and later (the default).
@@ -95,9 +96,9 @@ impl Backoff {
 pub struct KmsConfig {
     /// `StatusResponse.version`.
     pub status_version: StatusVersion,
-    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, spec §2.1).
+    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, docs/protocol.md §6).
     pub runtime_name: String,
-    /// `VersionResponse.runtime_version` (v1; "semver-compatible", spec §2.1).
+    /// `VersionResponse.runtime_version` (v1; "semver-compatible", docs/protocol.md §6).
     pub runtime_version: String,
     /// How long the core waits for one remote operation before giving up on it.
     pub remote_timeout: Duration,
@@ -110,7 +111,7 @@ pub struct KmsConfig {
     /// healthz is not `ok` when the last successful remote status is older than this.
     pub status_staleness: Duration,
     /// Encryptions under one local KEK after which a fresh one is wrapped in the background
-    /// (reference `keySuggestedUsage = 1 << 21`, spec §6.2).
+    /// (as the KMS reference plugin's `keySuggestedUsage = 1 << 21`).
     pub suggested_uses: u64,
     /// Hard cap on encryptions under one local KEK (reference `keyMaxUsage = 1<<22 - 1`).
     pub max_uses: u64,

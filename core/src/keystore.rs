@@ -5,7 +5,7 @@
 //! The keystore never blocks: it asks its owner for remote work through [`Effect`]s and tells
 //! the KMS service what changed through [`Outcome`]s. Invariants:
 //! - The key id Status advertises ([`Keystore::advertised_key_id`]) is always the remote key id
-//!   of the installed current local KEK, the same one Encrypt returns (spec §3.3 step 3, §3.9).
+//!   of the installed current local KEK, the same one Encrypt returns (docs/protocol.md §4).
 //!   A new remote key id is adopted only once a local KEK wrapped under it is installed.
 //! - At most one Status and one Wrap are in flight; at most one Unwrap per wrapped blob.
 //! - Every remote operation has a deadline; past it the keystore gives up (and says so).
@@ -38,7 +38,7 @@ pub type Digest = [u8; 32];
 /// Largest wrapped-KEK blob accepted from the remote (it must fit a v2 annotation and a v1
 /// ciphertext with room to spare).
 pub const MAX_WRAPPED_LEN: usize = 4096;
-/// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, spec §3.1).
+/// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, docs/protocol.md §4).
 pub const MAX_KEY_ID_LEN: usize = 1024;
 /// Abandoned operation ids remembered so that their late replies are told from duplicates.
 const ABANDONED_MEMORY: usize = 1024;

@@ -53,7 +53,7 @@ pub struct Answer {
     pub response: Response,
 }
 
-/// The message every crypto failure gets (opaque: no oracle, spec §10 / architecture §4).
+/// The message every crypto failure gets (opaque: no oracle, docs/threat-model.md).
 pub(crate) const DECRYPTION_FAILED: &str = "decryption failed";
 
 /// The KMS v1beta1 + v2 services with their keystore. See the module docs.
