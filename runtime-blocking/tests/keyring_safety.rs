@@ -107,7 +107,16 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
     assert!(line.contains(key_file.to_str().unwrap()), "{line}");
     plugin.wait_log("cause=\"remote kms error: key_version_missing\"", WAIT);
     let status = client.status();
-    assert_eq!(status.healthz, "remote kms error: key_version_missing");
+    // healthz names the file and the version (the bounded cause is in the log line above).
+    assert!(
+        status
+            .healthz
+            .starts_with("remote kms error: key_version_missing: key file ")
+            && status.healthz.contains(key_file.to_str().unwrap())
+            && status.healthz.contains("default v2"),
+        "{}",
+        status.healthz
+    );
     assert_eq!(
         status.key_id, v2_key_id,
         "the plugin keeps the version it loaded"
@@ -142,11 +151,18 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
         "{}",
         err.message()
     );
+    // ...and so does healthz, until a Decrypt under it succeeds.
+    let healthz = client.status().healthz;
+    assert!(
+        healthz.starts_with("key version missing: key file ") && healthz.contains("default v2"),
+        "{healthz}"
+    );
 
     // Restoring the newer file heals it without a restart.
     replace_file(&key_file, &newer);
     assert_eq!(client.decrypt(&secret).unwrap(), b"written under v2");
     assert_eq!(client.decrypt(&more).unwrap(), b"more");
+    assert_eq!(client.status().healthz, "ok");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }
