@@ -58,10 +58,14 @@ fn watch_git_head() {
 fn main() {
     println!("cargo:rerun-if-env-changed=KMS_PLUGIN_GIT_COMMIT");
     println!("cargo:rerun-if-changed=build.rs");
-    let commit = env("KMS_PLUGIN_GIT_COMMIT").unwrap_or_else(|| {
+    // Where the commit came from: "env", "git" or "none" (tests compare "git" with HEAD).
+    let (commit, source) = if let Some(c) = env("KMS_PLUGIN_GIT_COMMIT") {
+        (c, "env")
+    } else {
         watch_git_head();
-        git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into())
-    });
+        git(&["rev-parse", "HEAD"]).map_or_else(|| ("unknown".into(), "none"), |c| (c, "git"))
+    };
+    println!("cargo:rustc-env=KMS_PLUGIN_GIT_COMMIT_SOURCE={source}");
     // Only characters that need no escaping in the version line or in JSON.
     let commit: String = commit
         .chars()

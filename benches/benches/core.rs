@@ -400,8 +400,8 @@ fn go_string(s: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// The HEADERS frame of a v2 Decrypt as grpc-go v1.68.1 sends it (docs/protocol.md §2, §1.3): its field
-/// order and values, and Go's HPACK encoder's choices. `first`: the first request on the
+/// The HEADERS frame of a v2 Decrypt as grpc-go v1.68.1 sends it (docs/protocol.md §2): its
+/// field order and values, and Go's HPACK encoder's choices. `first`: the first request on the
 /// connection (static-table hits indexed, every other field a literal with incremental
 /// indexing, §6.2.1); otherwise the next request, where all but `grpc-timeout` are dynamic
 /// table hits (§6.1) and `grpc-timeout` is a literal with an indexed dynamic name.

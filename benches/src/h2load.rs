@@ -8,7 +8,10 @@
 //! gRPC `PROTOCOL-HTTP2.md`) and, for sampled streams, the body passed the caller's check.
 //!
 //! The client is deliberately cheap so that the server, pinned to its own CPU, is what limits
-//! throughput; it is the same client for every server in a run.
+//! throughput; it is the same client for every server in a run. Its frames are the core's
+//! (`h2::frame` writers and `FrameHead` parser), its header block the core's HPACK encoder
+//! (static table and literals without indexing), and the one-off setup calls ([`unary`]) go
+//! through the shared test client (`testing::client::TestClient`).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -17,20 +20,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kms_plugin_core::h2::PREFACE;
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const FLAG_END_STREAM: u8 = 0x1;
-const FLAG_ACK: u8 = 0x1;
-const FLAG_END_HEADERS: u8 = 0x4;
-const FLAG_PADDED: u8 = 0x8;
-/// Largest flow-control window (RFC 9113 §6.9.1).
-const MAX_WINDOW: u32 = 0x7fff_ffff;
+use kms_plugin_core::h2::frame::{
+    self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, PREFACE, flags, strip_padding,
+};
+use kms_plugin_core::h2::settings::{self, id};
+use kms_plugin_core::hpack::Encoder;
+use kms_plugin_core::testing::client::{RequestOptions, TestClient, grpc_message};
+
 /// How long to wait for the last in-flight responses after the run ends.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -40,18 +36,9 @@ pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 /// One unary call, pre-encoded.
 #[derive(Clone)]
 pub struct Call {
+    path: String,
     header_block: Vec<u8>,
     data: Vec<u8>,
-}
-
-fn hpack_string(out: &mut Vec<u8>, s: &[u8]) {
-    // RFC 7541 §5.2: H=0, 7-bit prefix length (all our strings are < 127 bytes).
-    assert!(
-        s.len() < 127,
-        "header string too long for the fixed encoder"
-    );
-    out.push(s.len() as u8);
-    out.extend_from_slice(s);
 }
 
 impl Call {
@@ -59,27 +46,22 @@ impl Call {
     /// `:authority: localhost` and `grpc-timeout: 3S` as kube-apiserver sends.
     pub fn new(path: &str, message: &[u8]) -> Self {
         let mut hb = Vec::new();
-        hb.push(0x83); // :method POST (static index 3, RFC 7541 Appendix A)
-        hb.push(0x86); // :scheme http (static index 6)
-        hb.push(0x04); // :path, literal without indexing, indexed name 4
-        hpack_string(&mut hb, path.as_bytes());
-        hb.push(0x01); // :authority, literal without indexing, indexed name 1
-        hpack_string(&mut hb, b"localhost");
-        hb.extend_from_slice(&[0x0f, 0x10]); // content-type (index 31 = 15 + 16)
-        hpack_string(&mut hb, b"application/grpc");
-        hb.push(0x00); // te: trailers, literal without indexing, new name
-        hpack_string(&mut hb, b"te");
-        hpack_string(&mut hb, b"trailers");
-        hb.push(0x00);
-        hpack_string(&mut hb, b"grpc-timeout");
-        hpack_string(&mut hb, b"3S");
-        let mut data = Vec::with_capacity(5 + message.len());
-        data.push(0); // not compressed (gRPC length-prefixed message)
-        data.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        data.extend_from_slice(message);
+        let mut enc = Encoder::new();
+        for (name, value) in [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("grpc-timeout", "3S"),
+        ] {
+            enc.encode_field(name.as_bytes(), value.as_bytes(), false, &mut hb);
+        }
         Self {
+            path: path.to_owned(),
             header_block: hb,
-            data,
+            data: grpc_message(message),
         }
     }
 
@@ -89,37 +71,25 @@ impl Call {
     }
 
     fn encode(&self, stream: u32, out: &mut Vec<u8>) {
-        frame_head(
+        frame::write_frame(
             out,
-            self.header_block.len(),
-            HEADERS,
-            FLAG_END_HEADERS,
+            FrameKind::Headers,
+            flags::END_HEADERS,
             stream,
+            &self.header_block,
         );
-        out.extend_from_slice(&self.header_block);
-        frame_head(out, self.data.len(), DATA, FLAG_END_STREAM, stream);
-        out.extend_from_slice(&self.data);
+        frame::write_frame(out, FrameKind::Data, flags::END_STREAM, stream, &self.data);
     }
-}
-
-fn frame_head(out: &mut Vec<u8>, len: usize, ty: u8, flags: u8, stream: u32) {
-    let len = len as u32;
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(ty);
-    out.push(flags);
-    out.extend_from_slice(&stream.to_be_bytes());
 }
 
 fn client_preamble(out: &mut Vec<u8>) {
     out.extend_from_slice(PREFACE);
-    // SETTINGS: ENABLE_PUSH=0, INITIAL_WINDOW_SIZE=max (RFC 9113 §6.5.2).
-    frame_head(out, 12, SETTINGS, 0, 0);
-    out.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
-    out.extend_from_slice(&[0, 4]);
-    out.extend_from_slice(&MAX_WINDOW.to_be_bytes());
+    settings::write_settings(
+        out,
+        &[(id::ENABLE_PUSH, 0), (id::INITIAL_WINDOW_SIZE, MAX_WINDOW)],
+    );
     // Open the connection window fully so servers never wait for our WINDOW_UPDATEs.
-    frame_head(out, 4, WINDOW_UPDATE, 0, 0);
-    out.extend_from_slice(&(MAX_WINDOW - 65_535).to_be_bytes());
+    frame::write_window_update(out, 0, MAX_WINDOW - frame::DEFAULT_WINDOW);
 }
 
 /// What one connection measured.
@@ -217,45 +187,40 @@ impl Conn<'_> {
     }
 
     /// Handles one complete frame; `Err` ends the connection.
-    fn frame(&mut self, ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Result<(), String> {
-        match ty {
-            DATA => {
-                let mut body = payload;
-                if flags & FLAG_PADDED != 0 {
-                    let pad = *body.first().ok_or("empty padded DATA")? as usize;
-                    body = body
-                        .get(1..body.len().saturating_sub(pad))
-                        .ok_or("bad DATA padding")?;
-                }
+    fn frame(&mut self, head: FrameHead, payload: &[u8]) -> Result<(), String> {
+        let stream = head.stream;
+        match head.kind {
+            FrameKind::Data => {
+                let body = strip_padding(payload, head.flags).ok_or("bad DATA padding")?;
                 if let Some(f) = self.in_flight.get_mut(&stream) {
                     f.got_data = true;
                     if let Some(b) = f.body.as_mut() {
                         b.extend_from_slice(body);
                     }
                 }
-                if flags & FLAG_END_STREAM != 0 {
+                if head.has(flags::END_STREAM) {
                     self.complete(stream, false);
                 }
             }
-            HEADERS if flags & FLAG_END_STREAM != 0 => self.complete(stream, false),
-            RST_STREAM => self.complete(stream, true),
-            SETTINGS if flags & FLAG_ACK == 0 => {
+            FrameKind::Headers if head.has(flags::END_STREAM) => self.complete(stream, false),
+            FrameKind::RstStream => self.complete(stream, true),
+            FrameKind::Settings if !head.has(flags::ACK) => {
                 for s in payload.chunks_exact(6) {
                     let value = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
-                    if u16::from_be_bytes([s[0], s[1]]) == 3 {
+                    if u16::from_be_bytes([s[0], s[1]]) == id::MAX_CONCURRENT_STREAMS {
                         self.peer_max_streams = value as usize;
                     }
                 }
-                frame_head(&mut self.out, 0, SETTINGS, FLAG_ACK, 0);
+                frame::write_settings_ack(&mut self.out);
             }
-            PING if flags & FLAG_ACK == 0 => {
-                frame_head(&mut self.out, payload.len(), PING, FLAG_ACK, 0);
-                self.out.extend_from_slice(payload);
+            FrameKind::Ping if !head.has(flags::ACK) => {
+                let opaque = payload.first_chunk::<8>().ok_or("short PING")?;
+                frame::write_ping_ack(&mut self.out, opaque);
             }
-            GOAWAY => return Err("server sent GOAWAY".into()),
-            WINDOW_UPDATE if stream == 0 && payload.len() == 4 => {
-                let inc = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                self.send_window += i64::from(inc & MAX_WINDOW);
+            FrameKind::GoAway => return Err("server sent GOAWAY".into()),
+            FrameKind::WindowUpdate if stream == 0 => {
+                let inc = payload.first_chunk::<4>().ok_or("short WINDOW_UPDATE")?;
+                self.send_window += i64::from(u32::from_be_bytes(*inc) & MAX_WINDOW);
             }
             _ => {}
         }
@@ -266,14 +231,14 @@ impl Conn<'_> {
 /// Parses every complete frame at the front of `buf`; returns how many bytes were consumed.
 fn parse_frames(conn: &mut Conn<'_>, buf: &[u8]) -> Result<usize, String> {
     let mut pos = 0;
-    while let Some(head) = buf.get(pos..pos + 9) {
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let Some(payload) = buf.get(pos + 9..pos + 9 + len) else {
+    while let Some(head) = buf.get(pos..).and_then(|b| b.first_chunk::<HEAD_LEN>()) {
+        let head = FrameHead::parse(head);
+        let end = pos + HEAD_LEN + head.len as usize;
+        let Some(payload) = buf.get(pos + HEAD_LEN..end) else {
             break;
         };
-        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & MAX_WINDOW;
-        conn.frame(head[3], head[4], stream, payload)?;
-        pos += 9 + len;
+        conn.frame(head, payload)?;
+        pos = end;
     }
     Ok(pos)
 }
@@ -352,71 +317,42 @@ fn drive(conn: &mut Conn<'_>, socket: &Path) -> Result<(), String> {
     }
 }
 
-/// One request on a fresh connection; returns the response message (without the gRPC prefix),
-/// or an error for a trailers-only (gRPC error) answer.
+/// One request on a fresh connection, made with the shared test client; returns the response
+/// message (without the gRPC prefix), or an error for a gRPC error or a reset.
 pub fn unary(socket: &Path, call: &Call) -> Result<Vec<u8>, String> {
-    let got: std::cell::RefCell<Option<Vec<u8>>> = std::cell::RefCell::new(None);
-    let validate: Validator = Arc::new(|_| true);
-    let far = Instant::now() + Duration::from_secs(5);
-    let mut conn = Conn {
-        call,
-        validate: &validate,
-        window: Window {
-            start: Instant::now(),
-            end: far,
-        },
-        next_stream: 1,
-        in_flight: HashMap::new(),
-        to_issue: 1,
-        send_window: 65_535,
-        peer_max_streams: usize::MAX,
-        sample_every: 1,
-        issued: 0,
-        out: Vec::new(),
-        stats: ConnStats::default(),
-    };
     let mut sock = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    client_preamble(&mut conn.out);
-    conn.issue(Instant::now());
-    sock.write_all(&conn.out).map_err(|e| e.to_string())?;
-    conn.out.clear();
-    let mut buf = Vec::new();
+    let mut client = TestClient::connecting();
+    let opts = RequestOptions::apiserver("localhost", Duration::from_secs(3));
+    let message = call.data.get(5..).unwrap_or_default();
+    let (stream, bytes) = client.unary(&call.path, message, &opts);
+    sock.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
     let mut chunk = [0u8; 16 * 1024];
     loop {
+        if let Some(r) = client.take_response(stream) {
+            return match (r.grpc_status, r.message) {
+                (Some(0), Some(m)) => Ok(m),
+                (status, _) => Err(format!(
+                    "no response message: grpc-status {status:?}, reset {:?}, {:?}",
+                    r.reset, r.grpc_message
+                )),
+            };
+        }
         let n = sock.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
         if n == 0 {
             return Err("server closed the connection".into());
         }
-        buf.extend_from_slice(&chunk[..n]);
-        // Capture the body before `complete` drops it.
-        let mut pos = 0;
-        while let Some(head) = buf.get(pos..pos + 9) {
-            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-            let Some(payload) = buf.get(pos + 9..pos + 9 + len) else {
-                break;
-            };
-            let (ty, flags) = (head[3], head[4]);
-            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & MAX_WINDOW;
-            if ty == DATA && stream == 1 {
-                got.borrow_mut()
-                    .get_or_insert_with(Vec::new)
-                    .extend_from_slice(payload);
-            }
-            conn.frame(ty, flags, stream, payload)?;
-            pos += 9 + len;
+        client.receive(&chunk[..n]);
+        if !client.protocol_errors.is_empty() {
+            return Err(format!(
+                "malformed HTTP/2 from the server: {:?}",
+                client.protocol_errors
+            ));
         }
-        buf.drain(..pos);
-        if !conn.out.is_empty() {
-            sock.write_all(&conn.out).map_err(|e| e.to_string())?;
-            conn.out.clear();
-        }
-        if conn.in_flight.is_empty() {
-            return match got.into_inner() {
-                Some(b) if conn.stats.errors == 0 && b.len() >= 5 => Ok(b[5..].to_vec()),
-                _ => Err("no response message (gRPC error or reset)".into()),
-            };
+        if client.has_output() {
+            sock.write_all(&client.pending_output())
+                .map_err(|e| format!("write: {e}"))?;
         }
     }
 }

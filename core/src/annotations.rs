@@ -1,14 +1,15 @@
 //! Annotation keys and limits of KMS v2 (lowercase FQDN keys, <= 32 KiB in total).
 //!
-//! kube-apiserver runs `ValidateEncryptedObject` on every `EncryptResponse` (spec §3.3): each
-//! annotation key must pass APIMACHINERY `validation.IsFullyQualifiedDomainName`, and
-//! `Σ len(key) + len(value)` must not exceed `annotationsMaxSize = 32 * 1024`. A response that
-//! fails is thrown away and the apiserver turns unhealthy, so the plugin checks the same rules
-//! before answering. [`is_valid_key`] reproduces the Go function exactly.
+//! kube-apiserver runs `ValidateEncryptedObject` on every `EncryptResponse`
+//! (docs/protocol.md §4): each annotation key must pass APIMACHINERY
+//! `validation.IsFullyQualifiedDomainName`, and `Σ len(key) + len(value)` must not exceed
+//! `annotationsMaxSize = 32 * 1024`. A response that fails is thrown away and the apiserver
+//! turns unhealthy, so the plugin checks the same rules before answering. [`is_valid_key`]
+//! reproduces the Go function exactly.
 
 /// Annotation key holding the remote-wrapped local KEK (KMS v2 Encrypt/Decrypt).
 ///
-/// A lowercase FQDN of the plugin's own domain (spec §3.3 FQDN rule; the KEP's
+/// A lowercase FQDN of the plugin's own domain (docs/protocol.md §4 FQDN rule; the KEP's
 /// `kms.kubernetes.io/local-kek` is invalid because of the `/`).
 pub const WRAPPED_KEK_KEY: &str = "wrapped-kek.kms-plugin.io";
 
@@ -18,8 +19,9 @@ pub const FORMAT_KEY: &str = "format.kms-plugin.io";
 /// The value of [`FORMAT_KEY`] for the current v2 envelope format.
 pub const FORMAT_VALUE_V1: &[u8] = b"1";
 
-/// The most annotation bytes kube-apiserver accepts: `Σ len(key) + len(value)` (spec §3.3,
-/// `annotationsMaxSize = 32 * 1024`; the apiserver rejects `> annotationsMaxSize`).
+/// The most annotation bytes kube-apiserver accepts: `Σ len(key) + len(value)`
+/// (docs/protocol.md §4, `annotationsMaxSize = 32 * 1024`; the apiserver rejects
+/// `> annotationsMaxSize`).
 pub const MAX_TOTAL_BYTES: usize = 32 * 1024;
 
 /// `DNS1123SubdomainMaxLength` (APIMACHINERY `validation.go`).
@@ -30,7 +32,7 @@ const LABEL_MAX_LEN: usize = 63;
 /// Why a set of annotations would be rejected by kube-apiserver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnotationError {
-    /// A key is not a fully qualified domain name (spec §3.3 FQDN rule).
+    /// A key is not a fully qualified domain name (docs/protocol.md §4 FQDN rule).
     InvalidKey,
     /// `Σ len(key) + len(value)` exceeds [`MAX_TOTAL_BYTES`].
     TooLarge,
@@ -47,7 +49,7 @@ impl core::fmt::Display for AnnotationError {
 
 impl core::error::Error for AnnotationError {}
 
-/// Whether `key` passes APIMACHINERY `IsFullyQualifiedDomainName` (spec §3.3), exactly:
+/// Whether `key` passes APIMACHINERY `IsFullyQualifiedDomainName` (docs/protocol.md §4), exactly:
 ///
 /// 1. empty is invalid;
 /// 2. a single trailing `.` is stripped;
@@ -87,8 +89,8 @@ fn is_dns1123_label(label: &str) -> bool {
     }
 }
 
-/// Checks what kube-apiserver checks on `EncryptResponse.annotations` (spec §3.3): every key
-/// valid ([`is_valid_key`]) and `Σ len(key) + len(value) <= MAX_TOTAL_BYTES`.
+/// Checks what kube-apiserver checks on `EncryptResponse.annotations` (docs/protocol.md §4):
+/// every key valid ([`is_valid_key`]) and `Σ len(key) + len(value) <= MAX_TOTAL_BYTES`.
 ///
 /// A key error takes precedence over a size error, whatever the order.
 pub fn validate<'a>(

@@ -11,8 +11,13 @@ pub struct Config {
     pub transport: crate::conn::TransportConfig,
     /// KMS service, key hierarchy and remote KEK behaviour.
     pub kms: KmsConfig,
-    /// Accepted connections beyond this many are closed at once (with an event).
+    /// Open connections at most. When the table is full, a new connection takes the place of
+    /// the oldest one still in its handshake, else of the one idle longest; with every
+    /// connection busy it is closed at once (with an event).
     pub max_connections: usize,
+    /// Request octets buffered across all connections at most (each connection also has
+    /// `transport.max_buffered_bytes`); the stream that goes beyond gets RESOURCE_EXHAUSTED.
+    pub max_buffered_total: usize,
 }
 
 impl Default for Config {
@@ -21,6 +26,10 @@ impl Default for Config {
             transport: crate::conn::TransportConfig::default(),
             kms: KmsConfig::default(),
             max_connections: 256,
+            // With the default caches (unwrap cache, parked requests) and about 40 KiB of
+            // fixed state per connection, this keeps the process well inside the shipped
+            // static pod's 128 MiB limit (docs/performance.md, "Memory").
+            max_buffered_total: 32 << 20,
         }
     }
 }
@@ -31,12 +40,18 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections must be at least 1"));
         }
+        if self.max_buffered_total < self.transport.max_message_size as usize + 5 {
+            return Err(ConfigError::new(
+                "max_buffered_total must be >= transport.max_message_size + 5",
+            ));
+        }
         self.transport.validate().map_err(ConfigError::new)?;
         self.kms.validate()
     }
 }
 
-/// The `version` string `v2.Status` reports; constant for the process lifetime (spec §3.7).
+/// The `version` string `v2.Status` reports; constant for the process lifetime
+/// (docs/protocol.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StatusVersion {
     /// `"v2"`: kube-apiserver 1.29 and later (the default).
@@ -81,9 +96,9 @@ impl Backoff {
 pub struct KmsConfig {
     /// `StatusResponse.version`.
     pub status_version: StatusVersion,
-    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, spec §2.1).
+    /// `VersionResponse.runtime_name` (v1; not checked by the apiserver, docs/protocol.md §6).
     pub runtime_name: String,
-    /// `VersionResponse.runtime_version` (v1; "semver-compatible", spec §2.1).
+    /// `VersionResponse.runtime_version` (v1; "semver-compatible", docs/protocol.md §6).
     pub runtime_version: String,
     /// How long the core waits for one remote operation before giving up on it.
     pub remote_timeout: Duration,
@@ -96,7 +111,7 @@ pub struct KmsConfig {
     /// healthz is not `ok` when the last successful remote status is older than this.
     pub status_staleness: Duration,
     /// Encryptions under one local KEK after which a fresh one is wrapped in the background
-    /// (reference `keySuggestedUsage = 1 << 21`, spec §6.2).
+    /// (as the KMS reference plugin's `keySuggestedUsage = 1 << 21`).
     pub suggested_uses: u64,
     /// Hard cap on encryptions under one local KEK (reference `keyMaxUsage = 1<<22 - 1`).
     pub max_uses: u64,
@@ -106,6 +121,9 @@ pub struct KmsConfig {
     pub max_age: Duration,
     /// Unwrapped local KEKs kept (LRU), keyed by the wrapped blob's digest.
     pub unwrap_cache_capacity: usize,
+    /// Distinct remote key versions remembered as missing (an unwrap answered
+    /// `key_version_missing`); healthz names the most recent until an unwrap under it succeeds.
+    pub missing_versions_remembered: usize,
     /// Requests waiting for a remote operation; beyond this RESOURCE_EXHAUSTED.
     pub max_parked_requests: usize,
     /// Remote operations outstanding at once; beyond this new unwraps are refused (UNAVAILABLE).
@@ -129,6 +147,7 @@ impl Default for KmsConfig {
             suggested_age: Duration::from_secs(6 * 24 * 3600),
             max_age: Duration::from_secs(7 * 24 * 3600),
             unwrap_cache_capacity: 1000,
+            missing_versions_remembered: 4,
             max_parked_requests: 4096,
             max_in_flight_remote: 64,
             retry_backoff: Backoff {
@@ -142,7 +161,7 @@ impl Default for KmsConfig {
 impl KmsConfig {
     /// Checks the KMS settings for consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str); 12] = [
+        let checks: [(bool, &'static str); 13] = [
             (
                 self.remote_timeout.is_zero(),
                 "remote_timeout must be positive",
@@ -168,6 +187,10 @@ impl KmsConfig {
             (
                 self.unwrap_cache_capacity == 0,
                 "unwrap_cache_capacity must be at least 1",
+            ),
+            (
+                self.missing_versions_remembered == 0,
+                "missing_versions_remembered must be at least 1",
             ),
             (
                 self.max_parked_requests == 0,
@@ -234,11 +257,12 @@ mod tests {
 
     #[test]
     fn inconsistent_values_are_rejected() {
-        let bad: [fn(&mut KmsConfig); 6] = [
+        let bad: [fn(&mut KmsConfig); 7] = [
             |c| c.remote_timeout = Duration::ZERO,
             |c| c.suggested_uses = c.max_uses + 1,
             |c| c.suggested_age = c.max_age + Duration::from_secs(1),
             |c| c.unwrap_cache_capacity = 0,
+            |c| c.missing_versions_remembered = 0,
             |c| c.status_staleness = c.status_refresh_interval / 2,
             |c| c.max_in_flight_remote = 2,
         ];

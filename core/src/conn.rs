@@ -130,6 +130,11 @@ pub struct Connection {
     /// The latest time passed in (for checks deep in frame handling).
     now: Timestamp,
     peer_goaway: bool,
+    /// When the peer last sent anything (the idle timeout counts from here).
+    last_input: Timestamp,
+    /// Request octets this connection may hold now: its share of the process-wide budget
+    /// (`Config::max_buffered_total`), set by the plugin before each input.
+    buffer_allowance: usize,
 }
 
 impl Connection {
@@ -184,6 +189,8 @@ impl Connection {
             resets: ResetBudget::new(now),
             now,
             peer_goaway: false,
+            last_input: now,
+            buffer_allowance: usize::MAX,
         }
     }
 
@@ -196,6 +203,7 @@ impl Connection {
             return;
         }
         self.now = self.now.max(now);
+        self.last_input = self.now;
         if self.out.len() >= self.config.max_pending_output {
             self.connection_error(
                 Reason::ENHANCE_YOUR_CALM,
@@ -263,6 +271,57 @@ impl Connection {
                 self.close("shutdown grace period over");
             }
         }
+        if self.idle_deadline().is_some_and(|t| t <= now) {
+            self.go_away_idle("idle timeout");
+        }
+    }
+
+    /// When an open connection with no stream will be closed for idleness.
+    fn idle_deadline(&self) -> Option<Timestamp> {
+        (self.phase == Phase::Open && self.streams.is_idle())
+            .then(|| self.last_input.saturating_add(self.config.idle_timeout))
+    }
+
+    /// GOAWAY(NO_ERROR) naming the last stream (none is open), then closed (§6.8).
+    fn go_away_idle(&mut self, reason: &'static str) {
+        self.out.goaway(self.streams.last_used(), Reason::NO_ERROR);
+        self.close(reason);
+    }
+
+    /// Whether the client has not yet sent its preface and first SETTINGS (§3.4).
+    pub fn is_handshaking(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::ExpectPreface { .. } | Phase::ExpectSettings
+        )
+    }
+
+    /// Since when an open connection has had no stream and no input (`None`: busy,
+    /// handshaking or closing). Eviction picks the longest idle.
+    pub fn idle_since(&self) -> Option<Timestamp> {
+        self.idle_deadline().map(|_| self.last_input)
+    }
+
+    /// Closes the connection to make room for another (the connection table is full): at
+    /// once during the handshake, with GOAWAY(NO_ERROR) when idle. Busy connections are never
+    /// evicted (the caller picks with [`Connection::is_handshaking`] / [`Connection::idle_since`]).
+    pub fn evict(&mut self) {
+        if self.is_handshaking() {
+            self.close("evicted: connection table full, handshake unfinished");
+        } else if self.idle_since().is_some() {
+            self.go_away_idle("evicted: connection table full, idle");
+        }
+    }
+
+    /// Request octets (gRPC prefixes included) this connection may hold from now on, on top
+    /// of `max_buffered_bytes`: the stream that goes beyond gets RESOURCE_EXHAUSTED.
+    pub fn set_buffer_allowance(&mut self, octets: usize) {
+        self.buffer_allowance = octets;
+    }
+
+    /// The current cap on buffered request octets (see [`Connection::set_buffer_allowance`]).
+    pub(crate) fn buffer_limit(&self) -> usize {
+        self.config.max_buffered_bytes.min(self.buffer_allowance)
     }
 
     /// The next complete, valid request.
@@ -305,7 +364,7 @@ impl Connection {
         };
         earliest(
             earliest(self.handshake_deadline, self.settings_ack_deadline),
-            draining,
+            earliest(draining, self.idle_deadline()),
         )
     }
 

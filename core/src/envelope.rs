@@ -5,11 +5,11 @@
 //! nonce (`envelope/kdf.rs`). Two formats share that schedule:
 //!
 //! - **v2** ([`seal_v2`] / [`open_v2`]): `header | info | nonce | AES-GCM(plaintext) | tag`,
-//!   at most 1024 bytes (spec §3.3). The wrapped local KEK travels in the annotations
+//!   at most 1024 bytes (docs/protocol.md §4). The wrapped local KEK travels in the annotations
 //!   ([`v2_annotations`]).
 //! - **v1** ([`seal_v1`] / [`parse_v1`] / [`open_v1`]): KMS v1 has no annotations, so the
 //!   ciphertext names its key itself: `header | key_id | wrapped KEK | info | nonce | … | tag`,
-//!   at most 65,535 bytes (spec §5).
+//!   at most 65,535 bytes (docs/protocol.md §6).
 //!
 //! In both, the AEAD's associated data binds the format byte, the remote `key_id` and the
 //! SHA-256 digest of the wrapped local KEK ([`wrapped_kek_digest`]): a ciphertext presented with
@@ -42,7 +42,7 @@ pub const MAGIC: u8 = 0xC7;
 pub const FORMAT_V2: u8 = 0x21;
 /// Second byte of a KMS v1 ciphertext: envelope format v1, revision 1.
 pub const FORMAT_V1: u8 = 0x11;
-/// The most bytes a `key_id` may have (spec §3.2 `KeyIDMaxSize`).
+/// The most bytes a `key_id` may have (docs/protocol.md §4 `KeyIDMaxSize`).
 pub const KEY_ID_MAX_LEN: usize = 1024;
 
 /// Domain separation for [`wrapped_kek_digest`].
@@ -99,7 +99,7 @@ impl fmt::Display for OpenError {
 
 impl core::error::Error for OpenError {}
 
-/// Whether `key_id` has a length kube-apiserver accepts (1..=1024 bytes, spec §3.2).
+/// Whether `key_id` has a length kube-apiserver accepts (1..=1024 bytes, docs/protocol.md §4).
 fn key_id_len_ok(key_id: &str) -> bool {
     (1..=KEY_ID_MAX_LEN).contains(&key_id.len())
 }

@@ -11,7 +11,7 @@
 //! Old versions stay, so everything they wrapped still unwraps; a replacement keyring that
 //! lacks a version or changed its bytes is detected by [`Keyring::check_successor`].
 //! key_ids depend only on the keyring's content, so every host given the same file reports the
-//! same key_id (spec §3.9: Status.key_id must not flip-flop across replicas), and
+//! same key_id (docs/protocol.md §4: Status.key_id must not flip-flop across replicas), and
 //! [`Keyring::fingerprint`] lets operators compare whole keyrings across hosts.
 
 pub(crate) mod base64;

@@ -5,13 +5,14 @@
 //! The keystore never blocks: it asks its owner for remote work through [`Effect`]s and tells
 //! the KMS service what changed through [`Outcome`]s. Invariants:
 //! - The key id Status advertises ([`Keystore::advertised_key_id`]) is always the remote key id
-//!   of the installed current local KEK, the same one Encrypt returns (spec §3.3 step 3, §3.9).
+//!   of the installed current local KEK, the same one Encrypt returns (docs/protocol.md §4).
 //!   A new remote key id is adopted only once a local KEK wrapped under it is installed.
 //! - At most one Status and one Wrap are in flight; at most one Unwrap per wrapped blob.
 //! - Every remote operation has a deadline; past it the keystore gives up (and says so).
 
 mod cache;
 pub mod health;
+mod missing;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
@@ -29,6 +30,7 @@ use crate::secret::Secret32;
 use crate::time::Timestamp;
 use cache::KekCache;
 pub use health::Health;
+use missing::MissingVersions;
 
 /// SHA-256 digest of a wrapped local KEK (`envelope::wrapped_kek_digest`).
 pub type Digest = [u8; 32];
@@ -36,7 +38,7 @@ pub type Digest = [u8; 32];
 /// Largest wrapped-KEK blob accepted from the remote (it must fit a v2 annotation and a v1
 /// ciphertext with room to spare).
 pub const MAX_WRAPPED_LEN: usize = 4096;
-/// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, spec §3.1).
+/// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, docs/protocol.md §4).
 pub const MAX_KEY_ID_LEN: usize = 1024;
 /// Abandoned operation ids remembered so that their late replies are told from duplicates.
 const ABANDONED_MEMORY: usize = 1024;
@@ -191,6 +193,7 @@ pub struct Keystore {
     abandoned_order: VecDeque<OpId>,
     next_op: u64,
     health: Health,
+    missing: MissingVersions,
     last_now: Timestamp,
     effects: VecDeque<Effect>,
     events: VecDeque<Event>,
@@ -224,6 +227,7 @@ impl Keystore {
             abandoned_order: VecDeque::new(),
             next_op: 0,
             health: Health::failing(health::AWAITING_STATUS),
+            missing: MissingVersions::new(cfg.missing_versions_remembered),
             last_now: now,
             effects: VecDeque::new(),
             events: VecDeque::new(),
@@ -247,6 +251,24 @@ impl Keystore {
     /// The healthz verdict at `now` (the cached one, with time-based causes re-checked).
     pub fn health_at(&self, now: Timestamp) -> Health {
         self.compute_health(now)
+    }
+
+    /// The healthz string v2 Status reports at `now`: [`Keystore::health_at`]'s cause, except
+    /// that a missing remote key version is named (`key version missing: <the remote's
+    /// detail>`, the most recent of them). Bounded and non-secret.
+    pub fn healthz_at(&self, now: Timestamp) -> &str {
+        let h = self.compute_health(now);
+        if h.cause == health::KEY_VERSION_MISSING {
+            self.missing.healthz()
+        } else {
+            h.cause
+        }
+    }
+
+    /// Distinct remote key versions remembered as missing (an unwrap under them answered
+    /// `key_version_missing` and none has succeeded since).
+    pub fn missing_versions(&self) -> usize {
+        self.missing.len()
     }
 
     /// The installed local KEK, if any.
@@ -398,6 +420,7 @@ impl Keystore {
             }
             (Purpose::Unwrap { digest, key_id }, Ok(RemoteReply::Unwrapped { kek })) => {
                 self.unwrap_flights.remove(&digest);
+                self.missing.restored(&key_id);
                 self.cache.insert(digest, key_id, kek.duplicate());
                 self.outcomes.push_back(Outcome::Unwrapped { digest, kek });
             }
@@ -632,8 +655,11 @@ impl Keystore {
         match purpose {
             Purpose::Status => self.status_failed(kind, now),
             Purpose::Wrap { .. } => self.wrap_failed(kind, now),
-            Purpose::Unwrap { digest, .. } => {
+            Purpose::Unwrap { digest, key_id } => {
                 self.unwrap_flights.remove(digest);
+                if kind == RemoteErrorKind::KeyVersionMissing {
+                    self.missing.record(key_id, detail);
+                }
                 self.outcomes.push_back(Outcome::UnwrapFailed {
                     digest: *digest,
                     kind,
@@ -731,6 +757,11 @@ impl Keystore {
         }
         if let Some(kind) = self.wrap_error() {
             return Health::failing(health::remote_cause(kind));
+        }
+        // Last: Encrypt works and the apiserver keeps writing (and rotating) through a non-`ok`
+        // healthz, but data under the missing version stays unreadable until it is restored.
+        if !self.missing.is_empty() {
+            return Health::failing(health::KEY_VERSION_MISSING);
         }
         Health::HEALTHY
     }

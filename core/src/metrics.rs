@@ -195,6 +195,8 @@ struct Gauges {
     parked: usize,
     cached_keks: usize,
     remote_in_flight: usize,
+    /// Distinct remote key versions remembered as missing (healthz names the latest).
+    missing_versions: usize,
     /// Hashed advertised key id (`None` before the first local KEK).
     key_id_hash: Option<String>,
     /// The key id the hash was computed from, to rehash only on change (non-secret).
@@ -361,6 +363,7 @@ impl Metrics {
         g.parked = snap.parked_requests;
         g.cached_keks = snap.cached_keks;
         g.remote_in_flight = snap.remote_in_flight;
+        g.missing_versions = ks.missing_versions();
         if snap.key_id.is_empty() {
             g.key_id_hash = None;
             g.key_id.clear();
@@ -514,6 +517,21 @@ impl Metrics {
         header(out, name, Kind::Gauge, "Remote operations outstanding.");
         if self.gauges.observed {
             sample(out, name, &[], self.gauges.remote_in_flight as u64);
+        }
+        let name = "kms_plugin_remote_key_versions_missing";
+        header(
+            out,
+            name,
+            Kind::Gauge,
+            "Remote key versions an unwrap found missing (error key_version_missing) with no successful unwrap under them since; healthz names the latest.",
+        );
+        if self.gauges.observed {
+            sample(
+                out,
+                name,
+                &[("provider", p)],
+                self.gauges.missing_versions as u64,
+            );
         }
     }
 

@@ -28,8 +28,9 @@ use crate::time::{Timestamp, earliest};
 pub struct StatusSnapshot<'a> {
     /// Whether healthz is `ok`.
     pub healthy: bool,
-    /// healthz as v2 Status reports it (`ok` or a short cause).
-    pub healthz: &'static str,
+    /// healthz as v2 Status reports it (`ok` or a short cause, which names a missing remote
+    /// key version).
+    pub healthz: &'a str,
     /// The key id v2 Status reports (`""` before the first local KEK).
     pub key_id: &'a str,
     /// Open connections.
@@ -57,6 +58,8 @@ pub struct Plugin {
     to_close: VecDeque<ConnId>,
     events: VecDeque<Event>,
     shutting_down: bool,
+    /// Request octets buffered across every connection (`Config::max_buffered_total`).
+    buffered_total: usize,
 }
 
 impl Plugin {
@@ -74,6 +77,7 @@ impl Plugin {
             to_close: VecDeque::new(),
             events: VecDeque::new(),
             shutting_down: false,
+            buffered_total: 0,
         })
     }
 
@@ -82,7 +86,9 @@ impl Plugin {
     pub fn handle_accept(&mut self, now: Timestamp) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        if self.shutting_down || self.conns.len() >= self.config.max_connections {
+        let full =
+            self.conns.values().filter(|c| !c.is_closed()).count() >= self.config.max_connections;
+        if self.shutting_down || (full && !self.evict_one(now)) {
             self.events.push_back(Event::ConnectionRefused { conn: id });
             self.to_close.push_back(id);
             return id;
@@ -101,10 +107,16 @@ impl Plugin {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<(), UsageError> {
+        let others = self.buffered_total;
+        let budget = self.config.max_buffered_total;
         let Some(c) = self.conn_mut(conn)? else {
             return Ok(());
         };
+        let before = c.buffered_request_bytes();
+        c.set_buffer_allowance(budget.saturating_sub(others - before));
         c.handle_bytes(bytes, now);
+        let after = c.buffered_request_bytes();
+        self.buffered_total = others - before + after;
         self.pump(conn, now);
         Ok(())
     }
@@ -114,7 +126,10 @@ impl Plugin {
         let Some(c) = self.conn_mut(conn)? else {
             return Ok(());
         };
+        let before = c.buffered_request_bytes();
         c.handle_eof(now);
+        let after = c.buffered_request_bytes();
+        self.buffered_total = self.buffered_total - before + after;
         self.pump(conn, now);
         Ok(())
     }
@@ -143,7 +158,9 @@ impl Plugin {
             .collect();
         for id in due {
             if let Some(c) = self.conns.get_mut(&id) {
+                self.buffered_total -= c.buffered_request_bytes();
                 c.handle_timeout(now);
+                self.buffered_total += c.buffered_request_bytes();
             }
             self.pump(id, now);
         }
@@ -162,7 +179,9 @@ impl Plugin {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
+                self.buffered_total -= c.buffered_request_bytes();
                 c.start_shutdown(now);
+                self.buffered_total += c.buffered_request_bytes();
             }
             self.pump(id, now);
         }
@@ -241,10 +260,9 @@ impl Plugin {
     /// Health, key id and gauges for probes and metrics (no secrets).
     pub fn status_snapshot(&self, now: Timestamp) -> StatusSnapshot<'_> {
         let ks = self.kms.keystore();
-        let health = ks.health_at(now);
         StatusSnapshot {
-            healthy: health.ok,
-            healthz: health.cause,
+            healthy: ks.health_at(now).ok,
+            healthz: ks.healthz_at(now),
             key_id: ks.advertised_key_id(),
             connections: self.conns.len(),
             parked_requests: self.kms.parked_requests(),
@@ -259,7 +277,39 @@ impl Plugin {
         &self.kms
     }
 
+    /// Request octets buffered across every connection now.
+    pub fn buffered_total(&self) -> usize {
+        self.buffered_total
+    }
+
     // --- internals ---------------------------------------------------------------------------
+
+    /// Makes room in a full connection table: closes the oldest connection still in its
+    /// handshake, else the one idle longest. False when every connection is busy.
+    fn evict_one(&mut self, now: Timestamp) -> bool {
+        let handshaking = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.is_handshaking())
+            .map(|(id, _)| *id);
+        let victim = handshaking.or_else(|| {
+            self.conns
+                .iter()
+                .filter_map(|(id, c)| c.idle_since().map(|t| (t, *id)))
+                .min()
+                .map(|(_, id)| id)
+        });
+        let Some(victim) = victim else {
+            return false;
+        };
+        if let Some(c) = self.conns.get_mut(&victim) {
+            self.buffered_total -= c.buffered_request_bytes();
+            c.evict();
+            self.buffered_total += c.buffered_request_bytes();
+        }
+        self.pump(victim, now);
+        true
+    }
 
     /// The open connection `id`; `Ok(None)` if it was accepted but is closed now.
     fn conn_mut(&mut self, id: ConnId) -> Result<Option<&mut Connection>, UsageError> {

@@ -127,7 +127,7 @@ fn priority_frame_of_wrong_length_on_an_open_stream_is_a_stream_error() {
     h.send(&raw_frame(0x2, 0, id, &[0, 0, 0, 0]));
     h.pump(&mut echo);
     assert_eq!(h.client.goaway(), None);
-    let rst = h.client.frames.iter().find(|f| f.kind == 0x3).copied();
+    let rst = h.client.frames.iter().find(|f| f.kind == 0x3).cloned();
     assert_eq!(rst.map(|f| f.stream), Some(id));
     assert!(!h.conn.is_closed());
 }

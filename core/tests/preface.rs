@@ -53,8 +53,11 @@ fn valid_handshake_is_acknowledged() {
     assert!(h.events.is_empty(), "{:?}", h.events);
     assert_eq!(
         h.conn.poll_timeout(),
-        None,
-        "handshake and SETTINGS ACK timers cleared"
+        Some(
+            h.now
+                .saturating_add(TransportConfig::default().idle_timeout)
+        ),
+        "handshake and SETTINGS ACK timers cleared; only the idle timeout is armed"
     );
 }
 
@@ -152,7 +155,10 @@ fn handshake_timeout_closes_the_connection() {
 
 #[test]
 fn spurious_timeouts_are_no_ops() {
-    let mut h = Harness::connected(&TransportConfig::default());
+    let mut h = Harness::connected(&TransportConfig {
+        idle_timeout: Duration::from_secs(7200),
+        ..TransportConfig::default()
+    });
     for _ in 0..10 {
         h.conn.handle_timeout(h.now);
     }

@@ -1,13 +1,19 @@
-//! SETTINGS (RFC 9113 §6.5) and PING (§6.7).
+//! SETTINGS (RFC 9113 §6.5) and PING (§6.7); our SETTINGS_HEADER_TABLE_SIZE takes effect
+//! only once the peer acknowledges it (§6.5.3, RFC 7541 §4.2).
 
 use core::time::Duration;
 
 use kms_plugin_core::conn::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
+use kms_plugin_core::testing::client::{
+    RequestOptions, grpc_message, ping_frame, raw_frame, settings_frame,
+};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};
 
 use kms_plugin_core::h2::PREFACE;
+
+mod raw_frames;
+use raw_frames::{GOOD, block};
 
 fn goaway_after(frame: &[u8]) -> Option<u32> {
     let mut h = Harness::connected(&TransportConfig::default());
@@ -180,4 +186,77 @@ fn malformed_ping_frames() {
         goaway_after(&raw_frame(0x6, 0, 1, &[0; 8])),
         Some(Reason::PROTOCOL_ERROR.0)
     );
+}
+
+/// GOOD's fields plus `x-a: b` inserted into the dynamic table (0x40: literal with incremental
+/// indexing, new name) and then referenced as index 62.
+fn block_using_dynamic_table(size_update: Option<u8>) -> Vec<u8> {
+    let mut b = Vec::new();
+    if let Some(u) = size_update {
+        b.push(0x20 | u); // dynamic table size update (5-bit prefix)
+    }
+    b.extend(block(GOOD));
+    b.extend([0x40, 3, b'x', b'-', b'a', 1, b'b']);
+    b.push(0x80 | 0x3e);
+    b
+}
+
+fn start(cfg: &TransportConfig) -> Harness {
+    // A peer that has not acknowledged our SETTINGS yet.
+    let mut p = Harness::new(cfg);
+    p.client.auto_window_update = false;
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings_frame(&[]));
+    p.feed(&hello);
+    p.client.frames.clear();
+    p
+}
+
+#[test]
+fn lower_table_size_binds_only_after_ack() {
+    let cfg = TransportConfig {
+        header_table_size: 0,
+        ..TransportConfig::default()
+    };
+    let mut p = start(&cfg);
+    // Before the ACK the peer may still use the default 4,096-octet table.
+    let mut bytes = raw_frame(1, 0x4, 1, &block_using_dynamic_table(None));
+    bytes.extend(raw_frame(0, 0x1, 1, &grpc_message(b"a")));
+    p.feed(&bytes);
+    assert_eq!(p.goaway_code(), None);
+    assert_eq!(p.parked.len(), 1);
+    // After the ACK the next block must start with a size update to at most 0.
+    p.feed(&raw_frame(4, 1, 0, &[]));
+    let mut blk = vec![0x20];
+    blk.extend(block(GOOD));
+    let mut bytes = raw_frame(1, 0x4, 3, &blk);
+    bytes.extend(raw_frame(0, 0x1, 3, &grpc_message(b"b")));
+    p.feed(&bytes);
+    assert_eq!(p.goaway_code(), None);
+    assert_eq!(p.parked.len(), 2);
+}
+
+#[test]
+fn missing_size_update_after_ack_is_compression_error() {
+    let cfg = TransportConfig {
+        header_table_size: 0,
+        ..TransportConfig::default()
+    };
+    let mut p = start(&cfg);
+    p.feed(&raw_frame(1, 0x5, 1, &block_using_dynamic_table(None)));
+    p.feed(&raw_frame(4, 1, 0, &[]));
+    p.feed(&raw_frame(1, 0x5, 3, &block(GOOD)));
+    assert_eq!(p.goaway_code(), Some(Reason::COMPRESSION_ERROR.0));
+}
+
+#[test]
+fn default_table_size_is_unaffected_by_ack() {
+    let mut p = start(&TransportConfig::default());
+    p.feed(&raw_frame(4, 1, 0, &[]));
+    let mut bytes = raw_frame(1, 0x4, 1, &block_using_dynamic_table(None));
+    bytes.extend(raw_frame(0, 0x1, 1, &grpc_message(b"a")));
+    bytes.extend(raw_frame(1, 0x4, 3, &[0x80 | 0x3e, 0x83, 0x86, 0x84]));
+    p.feed(&bytes);
+    assert_eq!(p.goaway_code(), None);
+    assert_eq!(p.parked.len(), 1);
 }

@@ -164,6 +164,9 @@ fn content_length_must_match_the_data() {
         ("7", false),
         ("0", false),
         ("x", false),
+        ("9", false),
+        ("-1", false),
+        ("", false),
     ] {
         let mut h = Harness::connected(&TransportConfig::default());
         let opts = RequestOptions {

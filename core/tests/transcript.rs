@@ -17,6 +17,7 @@ fn frames(h: &Harness) -> Vec<(u8, u8, u32, u32)> {
                  flags,
                  stream,
                  len,
+                 ..
              }| (kind, flags, stream, len),
         )
         .collect()

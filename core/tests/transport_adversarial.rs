@@ -2,8 +2,8 @@
 //! CVE-2023-44487, CVE-2024-27316), byte-at-a-time delivery, huge declared lengths, and
 //! request bodies split at every boundary.
 
-mod raw_peer;
-use raw_peer::*;
+mod raw_frames;
+use raw_frames::*;
 
 fn cfg() -> TransportConfig {
     TransportConfig::default()
@@ -20,7 +20,7 @@ fn self_dependent_headers(stream: u32) -> Vec<u8> {
 
 #[test]
 fn ping_flood_turns_off_reading_until_drained() {
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     let pings: Vec<u8> = (0..70_000u32)
         .flat_map(|i| ping_frame((u64::from(i)).to_be_bytes()))
         .collect();
@@ -33,7 +33,8 @@ fn ping_flood_turns_off_reading_until_drained() {
     p.drain();
     assert!(p.conn.wants_read());
     assert_eq!(
-        p.frames
+        p.client
+            .frames
             .iter()
             .filter(|f| f.kind == 6 && f.flags == 1)
             .count(),
@@ -43,9 +44,9 @@ fn ping_flood_turns_off_reading_until_drained() {
 
 #[test]
 fn huge_declared_frame_byte_at_a_time_buffers_nothing() {
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     p.feed_bytewise(&[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1]);
-    assert_eq!(p.goaway(), Some(Reason::FRAME_SIZE_ERROR.0));
+    assert_eq!(p.goaway_code(), Some(Reason::FRAME_SIZE_ERROR.0));
     assert!(p.conn.buffered_input() <= 9);
     // Nothing more is read after the connection error.
     p.feed(&[0; 1000]);
@@ -55,14 +56,14 @@ fn huge_declared_frame_byte_at_a_time_buffers_nothing() {
 
 #[test]
 fn empty_continuation_flood_is_stopped() {
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     let mut bytes = raw_frame(1, 0, 1, &block(&GOOD[..1]));
     for _ in 0..10_000 {
         bytes.extend(raw_frame(9, 0, 1, &[]));
     }
     p.feed(&bytes);
     assert!(
-        p.goaway().is_some(),
+        p.goaway_code().is_some(),
         "CONTINUATION flood ends the connection"
     );
     assert!(p.conn.buffered_input() <= 9 + 16_384);
@@ -71,20 +72,20 @@ fn empty_continuation_flood_is_stopped() {
 #[test]
 fn provoked_stream_errors_are_bounded() {
     // Each self-dependent HEADERS costs the server an RST_STREAM.
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     let mut bytes = Vec::new();
     for i in 0..100_000u32 {
         bytes.extend(self_dependent_headers(2 * i + 1));
     }
     p.feed(&bytes);
-    let rsts = p.frames.iter().filter(|f| f.kind == 3).count();
+    let rsts = p.client.frames.iter().filter(|f| f.kind == 3).count();
     let budget = cfg().max_resets_per_window as usize;
     assert_eq!(
         rsts,
         budget + 1,
         "one RST_STREAM per provoked error, the last with GOAWAY"
     );
-    assert_eq!(p.goaway(), Some(Reason::ENHANCE_YOUR_CALM.0));
+    assert_eq!(p.goaway_code(), Some(Reason::ENHANCE_YOUR_CALM.0));
     assert!(p.conn.is_closed());
 }
 
@@ -93,7 +94,7 @@ fn request_bodies_split_at_every_boundary() {
     let message: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     let mut body = grpc_message(&message);
     for chunk in [1usize, 2, 3, 4, 5, 6, 7, 100, 1000, 2999, 3005] {
-        let mut p = Peer::connected(&cfg());
+        let mut p = Harness::raw_connected(&cfg());
         let mut bytes = raw_frame(1, 0x4, 1, &block(GOOD));
         let pieces: Vec<&[u8]> = body.chunks(chunk).collect();
         for (i, piece) in pieces.iter().enumerate() {
@@ -101,12 +102,8 @@ fn request_bodies_split_at_every_boundary() {
             bytes.extend(raw_frame(0, end, 1, piece));
         }
         p.feed(&bytes);
-        assert_eq!(p.requests.len(), 1, "chunk {chunk}");
-        assert_eq!(
-            p.requests[0].message.expose(),
-            &message[..],
-            "chunk {chunk}"
-        );
+        assert_eq!(p.parked.len(), 1, "chunk {chunk}");
+        assert_eq!(p.parked[0].message.expose(), &message[..], "chunk {chunk}");
         assert_eq!(p.conn.buffered_request_bytes(), 0);
     }
     body.clear();
@@ -116,26 +113,26 @@ fn request_bodies_split_at_every_boundary() {
 fn whole_exchange_byte_at_a_time_matches_single_call() {
     let mut input = request(1, b"hello");
     input.extend(request(3, &[9; 10_000]));
-    let mut a = Peer::connected(&cfg());
+    let mut a = Harness::raw_connected(&cfg());
     a.feed(&input);
-    let mut b = Peer::connected(&cfg());
+    let mut b = Harness::raw_connected(&cfg());
     b.feed_bytewise(&input);
-    let msgs = |p: &Peer| {
-        p.requests
+    let msgs = |p: &Harness| {
+        p.parked
             .iter()
             .map(|r| (r.stream, r.message.expose().to_vec()))
             .collect::<Vec<_>>()
     };
     assert_eq!(msgs(&a), msgs(&b));
-    assert_eq!(a.requests.len(), 2);
+    assert_eq!(a.parked.len(), 2);
 }
 
 #[test]
 fn response_body_is_sent_intact_across_windows_and_frame_sizes() {
     let message: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     p.feed(&request(1, b"x"));
-    let req = p.requests.pop().expect("request");
+    let req = p.parked.pop().expect("request");
     p.conn.respond(
         req.stream,
         Response::ok(SecretBytes::copy_from(&message)),
@@ -153,7 +150,8 @@ fn response_body_is_sent_intact_across_windows_and_frame_sizes() {
     assert_eq!(&data[5..], &message[..]);
     assert!(p.ended(1));
     assert!(
-        p.frames
+        p.client
+            .frames
             .iter()
             .filter(|f| f.kind == 0)
             .all(|f| f.payload.len() <= 16_384)
@@ -162,7 +160,7 @@ fn response_body_is_sent_intact_across_windows_and_frame_sizes() {
 
 #[test]
 fn many_streams_declaring_huge_messages_hold_only_what_they_sent() {
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     for i in 0..50u32 {
         let s = 2 * i + 1;
         let mut bytes = raw_frame(1, 0x4, s, &block(GOOD));
@@ -173,13 +171,13 @@ fn many_streams_declaring_huge_messages_hold_only_what_they_sent() {
         p.feed(&bytes);
     }
     assert_eq!(p.conn.buffered_request_bytes(), 50 * 100);
-    assert!(p.goaway().is_none());
+    assert!(p.goaway_code().is_none());
 }
 
 #[test]
 fn provoked_reset_budget_renews_with_time() {
     let budget = cfg().max_resets_per_window;
-    let mut p = Peer::connected(&cfg());
+    let mut p = Harness::raw_connected(&cfg());
     let mut stream = 1;
     for _ in 0..3 {
         for _ in 0..budget {
@@ -188,5 +186,5 @@ fn provoked_reset_budget_renews_with_time() {
         }
         p.now = p.now.saturating_add(cfg().reset_window);
     }
-    assert_eq!(p.goaway(), None, "a full budget per window is allowed");
+    assert_eq!(p.goaway_code(), None, "a full budget per window is allowed");
 }

@@ -1,10 +1,15 @@
-//! Shared pieces of the fuzz targets: a client-side HTTP/2 request encoder (so byte-driven
-//! sessions can mix valid requests with garbage) and an independent parser of everything the
-//! server writes, which doubles as an oracle: server output must always be well-formed.
+//! Shared pieces of the fuzz targets: a client-side request encoder (so byte-driven sessions
+//! can mix valid requests with garbage) and [`ServerOutput`], the oracle for everything the
+//! server writes. Both are the core's own pieces: frames from `h2::frame`, header blocks from
+//! the HPACK encoder, and the server's output parsed and checked by the shared test client
+//! (`testing::client::TestClient`), which records every RFC 9113 violation it sees.
 
 use std::collections::BTreeMap;
 
-use kms_plugin_core::hpack::Decoder;
+use kms_plugin_core::h2::frame::{FrameKind, write_frame};
+use kms_plugin_core::h2::settings::write_settings;
+use kms_plugin_core::hpack::Encoder;
+use kms_plugin_core::testing::client::TestClient;
 
 /// HTTP/2 connection preface (RFC 9113 §3.4).
 pub use kms_plugin_core::h2::PREFACE;
@@ -22,12 +27,6 @@ pub mod ty {
     pub const WINDOW_UPDATE: u8 = 8;
     pub const CONTINUATION: u8 = 9;
 }
-/// Former finding (fuzz/artifacts-regressions/h2_frames/goaway-last-stream-increases-after-graceful-goaway):
-/// a stream opened after our graceful GOAWAY raised the last-stream-id of a later
-/// connection-error GOAWAY (RFC 9113 §6.8: "MUST NOT increase"). Fixed in the transport (the
-/// draining phase keeps the id it sent); the smoke run replays the reproducer. Kept as a switch
-/// for triage; `false` means any increase is a finding.
-pub const TOLERATE_KNOWN_GOAWAY_INCREASE: bool = false;
 
 /// Whether `FUZZ_TRACE` is set: print frames for triaging a crash input (read once).
 pub fn tracing() -> bool {
@@ -51,54 +50,31 @@ pub const PATHS: [&str; 7] = [
     "/v2.KeyManagementService/Nope",
 ];
 
-/// Appends a frame header.
+/// Appends a frame (any type octet, flags, stream and payload).
 pub fn frame(out: &mut Vec<u8>, ty: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = payload.len() as u32;
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(ty);
-    out.push(flags);
-    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    out.extend_from_slice(payload);
+    write_frame(out, FrameKind::from_u8(ty), flags, stream, payload);
 }
 
 /// The preface and an empty SETTINGS frame.
 pub fn client_start(out: &mut Vec<u8>) {
     out.extend_from_slice(PREFACE);
-    frame(out, ty::SETTINGS, 0, 0, &[]);
+    write_settings(out, &[]);
 }
 
-fn hpack_str(out: &mut Vec<u8>, s: &[u8]) {
-    // RFC 7541 §5.1/5.2: raw string, 7-bit prefix length.
-    let mut n = s.len();
-    if n < 127 {
-        out.push(n as u8);
-    } else {
-        out.push(127);
-        n -= 127;
-        while n >= 128 {
-            out.push((n % 128) as u8 | 0x80);
-            n /= 128;
-        }
-        out.push(n as u8);
-    }
-    out.extend_from_slice(s);
-}
-
-/// A gRPC request header block: literal fields without indexing (RFC 7541 §6.2.2).
+/// A gRPC request header block, as kube-apiserver's client sends it, from a fresh HPACK
+/// encoder (so blocks can be sent in any order).
 pub fn request_headers(path: &str, authority: &str, timeout: Option<&str>) -> Vec<u8> {
-    let mut hb = vec![0x83, 0x86, 0x04];
-    hpack_str(&mut hb, path.as_bytes());
-    hb.push(0x01);
-    hpack_str(&mut hb, authority.as_bytes());
-    hb.extend_from_slice(&[0x0f, 0x10]);
-    hpack_str(&mut hb, b"application/grpc");
-    hb.push(0x00);
-    hpack_str(&mut hb, b"te");
-    hpack_str(&mut hb, b"trailers");
+    let mut enc = Encoder::new();
+    let mut hb = Vec::new();
+    let mut field = |n: &str, v: &str| enc.encode_field(n.as_bytes(), v.as_bytes(), false, &mut hb);
+    field(":method", "POST");
+    field(":scheme", "http");
+    field(":path", path);
+    field(":authority", authority);
+    field("content-type", "application/grpc");
+    field("te", "trailers");
     if let Some(t) = timeout {
-        hb.push(0x00);
-        hpack_str(&mut hb, b"grpc-timeout");
-        hpack_str(&mut hb, t.as_bytes());
+        field("grpc-timeout", t);
     }
     hb
 }
@@ -121,8 +97,8 @@ pub fn request(out: &mut Vec<u8>, stream: u32, path: &str, message: &[u8], timeo
 /// What the server said on one stream.
 #[derive(Debug, Default, Clone)]
 pub struct StreamReply {
-    /// Decoded header fields of every header block, in order.
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The `grpc-status` value, if one came.
+    pub status: Option<u8>,
     /// Concatenated DATA payloads.
     pub data: Vec<u8>,
     /// The stream ended (END_STREAM seen).
@@ -134,11 +110,7 @@ pub struct StreamReply {
 impl StreamReply {
     /// The `grpc-status` value, if any.
     pub fn grpc_status(&self) -> Option<u32> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n == b"grpc-status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+        self.status.map(u32::from)
     }
 
     /// The gRPC response message (without the 5-byte prefix) if the data holds exactly one.
@@ -154,35 +126,28 @@ impl StreamReply {
     }
 }
 
-/// Parses the server's side of one connection, checking it is well-formed HTTP/2.
+/// The server's side of one connection, parsed by the shared test client; any RFC 9113
+/// violation it records (frame sizes, frames inside a header block, frames on even or
+/// finished streams, malformed control frames, a growing GOAWAY last-stream-id, header blocks
+/// that do not decode) is a finding.
 pub struct ServerOutput {
-    buf: Vec<u8>,
-    decoder: Decoder,
-    /// A header block spanning CONTINUATION frames: (stream, fragment, end_stream).
-    pending_block: Option<(u32, Vec<u8>, bool)>,
+    client: TestClient,
     /// Every stream the server wrote about.
     pub streams: BTreeMap<u32, StreamReply>,
     /// GOAWAY (last stream id, error code), the last one seen.
     pub goaway: Option<(u32, u32)>,
-    /// SETTINGS frames received (non-ACK).
-    pub settings: usize,
-    /// SETTINGS ACKs received.
-    pub settings_acks: usize,
-    /// PING ACKs received.
-    pub ping_acks: usize,
 }
 
 impl Default for ServerOutput {
     fn default() -> Self {
+        let mut client = TestClient::new();
+        // Only a parser here: the fuzz target decides what the client sends.
+        client.auto_window_update = false;
+        client.record_frames = false;
         Self {
-            buf: Vec::new(),
-            decoder: Decoder::new(4096),
-            pending_block: None,
+            client,
             streams: BTreeMap::new(),
             goaway: None,
-            settings: 0,
-            settings_acks: 0,
-            ping_acks: 0,
         }
     }
 }
@@ -190,131 +155,33 @@ impl Default for ServerOutput {
 impl ServerOutput {
     /// Feeds server bytes; panics (a finding) if the server wrote malformed HTTP/2.
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        let mut pos = 0;
-        while let Some(head) = self.buf.get(pos..pos + 9) {
-            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-            // We never raise SETTINGS_MAX_FRAME_SIZE: the server must stay within 16384.
-            assert!(len <= 16_384, "server frame of {len} bytes");
-            let Some(payload) = self.buf.get(pos + 9..pos + 9 + len) else {
-                break;
-            };
-            let (t, flags) = (head[3], head[4]);
-            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-            let payload = payload.to_vec();
-            self.frame(t, flags, stream, &payload);
-            pos += 9 + len;
+        self.client.receive(bytes);
+        let _ = self.client.pending_output();
+        if tracing() {
+            eprintln!("server output: {} bytes, GOAWAY {:?}", bytes.len(), self.client.goaway());
         }
-        self.buf.drain(..pos);
+        assert!(
+            self.client.protocol_errors.is_empty(),
+            "malformed server output: {:?}",
+            self.client.protocol_errors
+        );
+        self.goaway = self.client.goaway();
+        for (stream, view) in self.client.streams() {
+            self.streams.insert(
+                stream,
+                StreamReply {
+                    status: view.response.grpc_status,
+                    data: view.data.to_vec(),
+                    ended: view.ended,
+                    reset: view.response.reset,
+                },
+            );
+        }
     }
 
     /// Whether bytes of an incomplete frame remain.
     pub fn has_partial_frame(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
-    fn frame(&mut self, t: u8, flags: u8, stream: u32, payload: &[u8]) {
-        if tracing() {
-            eprintln!(
-                "server frame type={t} flags={flags:#x} stream={stream} len={}",
-                payload.len()
-            );
-        }
-        if let Some((s, _, _)) = &self.pending_block {
-            assert!(
-                t == ty::CONTINUATION && stream == *s,
-                "server interleaved a frame inside a header block (RFC 9113 §6.10)"
-            );
-        }
-        match t {
-            ty::DATA => {
-                assert!(
-                    stream != 0 && stream % 2 == 1,
-                    "server DATA on stream {stream}"
-                );
-                let r = self.streams.entry(stream).or_default();
-                assert!(!r.finished(), "server DATA after end of stream {stream}");
-                r.data.extend_from_slice(payload);
-                r.ended |= flags & END_STREAM != 0;
-            }
-            ty::HEADERS => {
-                assert!(
-                    stream != 0 && stream % 2 == 1,
-                    "server HEADERS on stream {stream}"
-                );
-                assert!(flags & 0x28 == 0, "server used padding/priority on HEADERS");
-                self.pending_block = Some((stream, payload.to_vec(), flags & END_STREAM != 0));
-                if flags & END_HEADERS != 0 {
-                    self.finish_block();
-                }
-            }
-            ty::CONTINUATION => {
-                let Some((_, block, _)) = self.pending_block.as_mut() else {
-                    panic!("server CONTINUATION without a header block");
-                };
-                block.extend_from_slice(payload);
-                if flags & END_HEADERS != 0 {
-                    self.finish_block();
-                }
-            }
-            ty::RST_STREAM => {
-                assert!(stream != 0 && payload.len() == 4, "bad server RST_STREAM");
-                let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                self.streams.entry(stream).or_default().reset = Some(code);
-            }
-            ty::SETTINGS => {
-                assert_eq!(stream, 0);
-                if flags & 1 != 0 {
-                    assert!(payload.is_empty(), "SETTINGS ACK with payload");
-                    self.settings_acks += 1;
-                } else {
-                    assert!(payload.len() % 6 == 0, "server SETTINGS length");
-                    self.settings += 1;
-                }
-            }
-            ty::PING => {
-                assert!(stream == 0 && payload.len() == 8, "bad server PING");
-                self.ping_acks += usize::from(flags & 1 != 0);
-            }
-            ty::GOAWAY => {
-                assert!(stream == 0 && payload.len() >= 8, "bad server GOAWAY");
-                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                    & 0x7fff_ffff;
-                let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-                if tracing() {
-                    eprintln!("server GOAWAY last={last} code={code}");
-                }
-                if let Some((prev, prev_code)) = self.goaway {
-                    let known = TOLERATE_KNOWN_GOAWAY_INCREASE && prev_code == 0;
-                    assert!(
-                        known || last <= prev,
-                        "GOAWAY last-stream-id increased (RFC 9113 §6.8)"
-                    );
-                }
-                self.goaway = Some((last, code));
-            }
-            ty::WINDOW_UPDATE => {
-                assert_eq!(payload.len(), 4, "bad server WINDOW_UPDATE");
-                let inc = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                    & 0x7fff_ffff;
-                assert!(inc > 0, "server WINDOW_UPDATE of 0 (RFC 9113 §6.9)");
-            }
-            other => panic!("server sent frame type {other}"),
-        }
-    }
-
-    fn finish_block(&mut self) {
-        let Some((stream, block, end)) = self.pending_block.take() else {
-            return;
-        };
-        let mut fields = Vec::new();
-        self.decoder
-            .decode(&block, &mut |n, v, _| fields.push((n.to_vec(), v.to_vec())))
-            .expect("the server's header blocks decode");
-        let r = self.streams.entry(stream).or_default();
-        assert!(!r.finished(), "server HEADERS after end of stream {stream}");
-        r.headers.extend(fields);
-        r.ended |= end;
+        self.client.has_partial_frame()
     }
 }
 

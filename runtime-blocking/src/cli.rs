@@ -309,3 +309,45 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::args::{Cli, ENV_PREFIX};
+
+    /// Every flag of every command has its environment variable, named from the flag:
+    /// `--some-flag` is `KMS_PLUGIN_SOME_FLAG` (the documented rule), except the ones that must
+    /// be typed (`keys init --force`) and clap's own `--help`/`--version`.
+    #[test]
+    fn every_flag_has_its_kms_plugin_environment_variable() {
+        fn walk(command: &clap::Command, path: &str, checked: &mut usize) {
+            for arg in command.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if matches!(long, "help" | "version") || (path == "keys init" && long == "force") {
+                    continue;
+                }
+                let expected = format!("{ENV_PREFIX}{}", long.to_uppercase().replace('-', "_"));
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert_eq!(
+                    env.as_deref(),
+                    Some(expected.as_str()),
+                    "`{path} --{long}` needs env = \"{expected}\""
+                );
+                *checked += 1;
+            }
+            for sub in command.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                walk(sub, sub_path.trim(), checked);
+            }
+        }
+        let mut checked = 0;
+        walk(&Cli::command(), "", &mut checked);
+        assert!(checked > 30, "{checked} flags checked");
+    }
+
+    #[test]
+    fn the_clap_declarations_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -12,8 +12,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use kms_plugin_core::conn::ConnEvent;
 use kms_plugin_core::metrics::Metrics;
-use kms_plugin_core::{Config, ConnId, Effect, OpId, Plugin, RemoteOp, Timestamp};
+use kms_plugin_core::{Config, ConnId, Effect, Event, OpId, Plugin, RemoteOp, Timestamp};
 use zeroize::Zeroize;
 
 use crate::clock::Clock;
@@ -21,6 +22,7 @@ use crate::log::Logger;
 use crate::observe::log::log_event;
 use crate::observe::metrics_server::Probe;
 use crate::provider::KekProvider;
+use crate::socket::peer::PeerGate;
 
 /// Where a drain hands the core's outputs. Called with the runtime's lock held: no blocking
 /// IO here, only queueing.
@@ -57,6 +59,66 @@ pub struct Driver {
     /// The deadline the timer currently waits for (`None`: indefinitely).
     timer_target: Option<Timestamp>,
     stopping: bool,
+    flood: FloodLog,
+}
+
+/// Rate limit for the log lines a flood can cause one per frame (refused streams, stream
+/// errors, resets, refused connections): the first of each [`FLOOD_WINDOW`] is logged, the
+/// rest only counted, and one line then says how many were not logged. Metrics count every
+/// one (`kms_plugin_transport_events_total`, `kms_plugin_connections_refused_total`).
+#[derive(Default)]
+struct FloodLog {
+    window_start: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The window of [`FloodLog`].
+const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl FloodLog {
+    /// Whether `event` is one a peer can cause once per frame.
+    fn is_floodable(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::ConnectionRefused { .. }
+                | Event::Transport {
+                    event: ConnEvent::ProtocolError {
+                        stream: Some(_),
+                        ..
+                    } | ConnEvent::RequestRejected { .. }
+                        | ConnEvent::StreamReset { .. },
+                    ..
+                }
+        )
+    }
+
+    /// Whether to log a floodable event now; counts it otherwise.
+    fn admit(&mut self, now: Instant, logger: Logger) -> bool {
+        self.flush(now, logger);
+        if self.window_start.is_none() {
+            self.window_start = Some(now);
+            return true;
+        }
+        self.suppressed += 1;
+        false
+    }
+
+    /// Ends a window that is over: one line with the count of what it did not log.
+    fn flush(&mut self, now: Instant, logger: Logger) {
+        let Some(start) = self.window_start else {
+            return;
+        };
+        if now.saturating_duration_since(start) < FLOOD_WINDOW {
+            return;
+        }
+        if self.suppressed > 0 {
+            logger.warn(
+                "similar stream and connection events not logged (a peer may be flooding; see kms_plugin_transport_events_total)",
+                &[("count", &self.suppressed), ("seconds", &FLOOD_WINDOW.as_secs())],
+            );
+        }
+        *self = Self::default();
+    }
 }
 
 impl Driver {
@@ -78,6 +140,7 @@ impl Driver {
             logger,
             timer_target: None,
             stopping: false,
+            flood: FloodLog::default(),
         })
     }
 
@@ -113,13 +176,20 @@ impl Driver {
         let mut any_event = false;
         while let Some(event) = self.plugin.poll_event() {
             if let Some(logger) = &self.logger {
-                log_event(logger, &event);
+                if !FloodLog::is_floodable(&event) || self.flood.admit(Instant::now(), *logger) {
+                    log_event(logger, &event);
+                }
             }
             self.metrics.record(&event);
             any_event = true;
         }
         if any_event {
             self.metrics.observe(&self.plugin, self.clock.now());
+        }
+        if let Some(logger) = &self.logger
+            && self.flood.window_start.is_some()
+        {
+            self.flood.flush(Instant::now(), *logger);
         }
         let next = self.plugin.poll_timeout();
         let wake_timer = next.is_some_and(|n| self.timer_target.is_none_or(|t| n < t));
@@ -186,23 +256,28 @@ impl Driver {
 /// Runs a function on the driver inside `T` under the runtime's lock.
 pub type LockDriver<T> = fn(&T, &mut dyn FnMut(&mut Driver));
 
-/// The `/metrics` and `/readyz` view of a runtime's [`Driver`] and its provider.
+/// The `/metrics` and `/readyz` view of a runtime's [`Driver`], its provider and its peer
+/// gate.
 pub struct DriverProbe<T> {
     shared: Arc<T>,
     provider: Arc<dyn KekProvider>,
+    gate: Option<Arc<PeerGate>>,
     lock: LockDriver<T>,
 }
 
 impl<T: Send + Sync + 'static> DriverProbe<T> {
-    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s own families.
+    /// The probe of `shared`, whose driver `lock` reaches, and of `provider`'s and `gate`'s
+    /// own families.
     pub fn probe(
         shared: Arc<T>,
         provider: Arc<dyn KekProvider>,
+        gate: Option<Arc<PeerGate>>,
         lock: LockDriver<T>,
     ) -> Arc<dyn Probe> {
         Arc::new(Self {
             shared,
             provider,
+            gate,
             lock,
         })
     }
@@ -211,12 +286,49 @@ impl<T: Send + Sync + 'static> DriverProbe<T> {
 impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
     fn render_metrics(&self, out: &mut String) {
         (self.lock)(&self.shared, &mut |driver| driver.render_metrics(out));
-        self.provider.render_metrics(out); // outside the runtime's lock
+        // Outside the runtime's lock.
+        self.provider.render_metrics(out);
+        if let Some(gate) = &self.gate {
+            gate.render_metrics(out);
+        }
     }
 
     fn readiness(&self) -> Result<(), String> {
         let mut ready = Err(String::new());
         (self.lock)(&self.shared, &mut |driver| ready = driver.readiness());
         ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Level, LogFormat};
+    use kms_plugin_core::rpc::Code;
+
+    #[test]
+    fn a_flood_of_refused_streams_logs_one_line_per_window_and_a_count() {
+        let logger = Logger::new(LogFormat::Text, Level::Error); // prints nothing here
+        let rejected = Event::Transport {
+            conn: ConnId(1),
+            event: ConnEvent::RequestRejected {
+                stream: 1,
+                code: Code::ResourceExhausted,
+            },
+        };
+        assert!(FloodLog::is_floodable(&rejected));
+        assert!(!FloodLog::is_floodable(&Event::ShutdownStarted));
+        let mut flood = FloodLog::default();
+        let t0 = Instant::now();
+        assert!(flood.admit(t0, logger), "the first is logged");
+        for _ in 0..1_863 {
+            assert!(!flood.admit(t0, logger));
+        }
+        assert_eq!(flood.suppressed, 1_863);
+        flood.flush(t0 + FLOOD_WINDOW / 2, logger);
+        assert_eq!(flood.suppressed, 1_863, "the window is not over yet");
+        // The window ends: one summary line, then the next event is logged again.
+        assert!(flood.admit(t0 + FLOOD_WINDOW, logger));
+        assert_eq!(flood.suppressed, 0);
     }
 }

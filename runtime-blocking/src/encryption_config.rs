@@ -12,11 +12,14 @@
 //!   (`error: resources[0].providers[0].kms.name: ...`). Exit 1 when any is an error, 0
 //!   otherwise (warnings alone pass). Pass `None` as the endpoint to skip the "is this where the
 //!   plugin listens" check.
+//! - `kms-plugin check-config --previous OLD FILE` adds [`compare`]`(old, text)`: warnings for
+//!   changes that would leave data stored under OLD unreadable.
 //!
 //! Findings never quote secret material: the `secret` of aescbc/aesgcm/secretbox keys is only
 //! checked for presence.
 
 mod checker;
+mod compare;
 mod duration;
 mod endpoint;
 mod kms;
@@ -26,6 +29,7 @@ use std::fmt;
 
 use yaml_rust2::YamlLoader;
 
+pub use compare::compare;
 pub use duration::parse_go_duration;
 pub use render::render;
 

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::hpack::{Decoder, Encoder};
 use kms_plugin_proto::v2::StatusResponse;
 use prost::Message;
@@ -70,7 +71,6 @@ pub struct ProbeResult {
     pub key_id: String,
 }
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;

@@ -6,6 +6,7 @@
 #[cfg(feature = "kmip")]
 pub mod kmip;
 pub mod local;
+pub mod logged;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod remote;

@@ -14,26 +14,30 @@
 //! after which its connection is shut down), never the other connections.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::{Config, ConnId, OpId, RemoteOp};
-use zeroize::Zeroize;
 
-use crate::driver::{Drained, Driver, DriverProbe, Sink};
+use crate::driver::{Drained, Driver, DriverProbe};
 use crate::endpoint::Endpoint;
 use crate::log::Logger;
 use crate::observe::metrics_server::Probe;
-use crate::provider::{self, KekProvider};
+use crate::provider::KekProvider;
 use crate::socket::BoundSocket;
+use crate::socket::peer::PeerGate;
 
+mod reader;
+mod workers;
 mod writer;
 
-use writer::{BufferPool, ConnWriter, Flush, OUT_BUFFER_BYTES};
+pub use reader::LINGER;
+use reader::connection_loop;
+use workers::{remote_worker, timer_loop};
+use writer::{BufferPool, ConnWriter, Flush, OUT_BUFFER_BYTES, Outputs};
 
 /// Everything `serve` needs.
 pub struct ServeOptions {
@@ -51,15 +55,18 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Threads executing remote KEK calls.
     pub remote_workers: usize,
+    /// `--allow-uid`: the peer uids allowed to connect (`None`: the default of
+    /// [`PeerGate::new`]).
+    pub allow_uids: Option<Vec<u32>>,
 }
 
-struct Job {
+pub(super) struct Job {
     id: OpId,
     op: RemoteOp,
     deadline: Instant,
 }
 
-struct State {
+pub(super) struct State {
     driver: Driver,
     writers: HashMap<ConnId, Arc<ConnWriter>>,
     out: Vec<u8>,
@@ -68,7 +75,7 @@ struct State {
     open_sockets: usize,
 }
 
-struct Shared {
+pub(super) struct Shared {
     state: Mutex<State>,
     timer_cv: Condvar,
     drained_cv: Condvar,
@@ -78,47 +85,8 @@ struct Shared {
     pool: Arc<BufferPool>,
     /// The provider, for its own metric families.
     provider: Arc<dyn KekProvider>,
-}
-
-/// The blocking server's IO for a drain: bytes to connection writers (written once the lock
-/// is released), remote calls to the worker pool.
-struct Outputs<'a> {
-    writers: &'a mut HashMap<ConnId, Arc<ConnWriter>>,
-    shared: &'a Shared,
-    flush: Flush,
-}
-
-impl Sink for Outputs<'_> {
-    fn transmit(&mut self, conn: ConnId, bytes: &mut Vec<u8>) {
-        if let Some(writer) = self.writers.get(&conn) {
-            writer.push(Some(std::mem::replace(bytes, self.shared.pool.get())));
-            if !self.flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
-                self.flush.0.push(writer.clone());
-            }
-        }
-    }
-
-    fn remote(&mut self, id: OpId, op: RemoteOp, deadline: Instant) {
-        let jobs = self
-            .shared
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = jobs.as_ref() {
-            let _ = tx.send(Job { id, op, deadline });
-        }
-    }
-
-    // The worker finishes the call; the core drops the late answer.
-    fn cancel(&mut self, _id: OpId) {}
-
-    fn close(&mut self, conn: ConnId) {
-        // After the bytes queued before it (GOAWAY, last responses).
-        if let Some(writer) = self.writers.remove(&conn) {
-            writer.push(None);
-            self.flush.0.push(writer);
-        }
-    }
+    /// Who may connect; checked on every accept.
+    gate: Arc<PeerGate>,
 }
 
 impl Shared {
@@ -222,6 +190,10 @@ impl Server {
             logger: options.logger,
             pool: Arc::new(BufferPool(Mutex::new(Vec::new()))),
             provider: options.provider.clone(),
+            gate: Arc::new(PeerGate::new(
+                &options.endpoint,
+                options.allow_uids.as_deref(),
+            )),
         });
         shared.with(|_| {}); // the first Status effect; no connection exists yet
 
@@ -240,11 +212,13 @@ impl Server {
             let (shared, socket) = (shared.clone(), socket.clone());
             spawn("kms-accept", move || accept_loop(&shared, &socket))?
         };
+        let allowed_uids = shared.gate.allowed_text();
         shared.logger.info(
             "listening",
             &[
                 ("endpoint", &options.endpoint),
                 ("provider", &options.provider.name()),
+                ("allowed_uids", &allowed_uids),
             ],
         );
         Ok(Self {
@@ -259,7 +233,8 @@ impl Server {
     /// What the `/metrics`, `/livez` and `/readyz` responder serves for this server.
     pub fn probe(&self) -> Arc<dyn Probe> {
         let provider = self.shared.provider.clone();
-        DriverProbe::probe(self.shared.clone(), provider, |shared, f| {
+        let gate = Some(self.shared.gate.clone());
+        DriverProbe::probe(self.shared.clone(), provider, gate, |shared, f| {
             f(&mut shared.lock().driver);
         })
     }
@@ -336,6 +311,13 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
                 continue;
             }
         };
+        // Before a byte is read: a refused peer's connection is just closed.
+        if let Err(refusal) = shared.gate.admit(&stream) {
+            shared
+                .gate
+                .log_refusal(&shared.logger, refusal, Instant::now());
+            continue;
+        }
         let Ok(writer) = stream.try_clone() else {
             continue;
         };
@@ -357,117 +339,5 @@ fn accept_loop(shared: &Arc<Shared>, socket: &BoundSocket) {
             });
             shared.socket_closed();
         }
-    }
-}
-
-fn connection_loop(shared: &Shared, stream: UnixStream, conn: ConnId) {
-    read_connection(shared, stream, conn);
-    shared.socket_closed();
-}
-
-/// Reads `conn` until EOF or until the core closes it. Backpressure (the loop contract): the
-/// bytes a read makes the core produce are written by this thread, after unlocking, before
-/// it reads again (a peer that does not read blocks it in `write`, for at most the write
-/// timeout, after which the connection is shut down). So the core's queue is empty whenever
-/// this thread reads, and `Plugin::wants_read` is false only for a closed connection, which
-/// the writer map already tells.
-fn read_connection(shared: &Shared, mut stream: UnixStream, conn: ConnId) {
-    // Wakes an idle reader every LINGER: once we closed the connection and the peer stayed
-    // silent that long, the thread ends (a blocked read is not woken by our half-close).
-    let _ = stream.set_read_timeout(Some(LINGER));
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if shared.lock().writers.contains_key(&conn) {
-                    continue;
-                }
-                return;
-            }
-            Err(_) => 0,
-        };
-        let mut open = true;
-        shared.with(|st| {
-            let now = st.driver.now();
-            open = n > 0 && st.writers.contains_key(&conn);
-            let _ = if open {
-                st.driver.plugin.handle_bytes(conn, &buf[..n], now)
-            } else {
-                st.driver.plugin.handle_eof(conn, now)
-            };
-        });
-        buf[..n].zeroize();
-        if !open {
-            if n > 0 {
-                linger(&mut stream, &mut buf);
-            }
-            return;
-        }
-    }
-}
-
-/// How long a closed connection's socket is still read (and the input dropped) so the peer
-/// can read our last bytes and hang up first; also what shutdown waits for that at most.
-pub const LINGER: Duration = Duration::from_secs(2);
-
-/// Reads and drops whatever the peer still sends after we half-closed, until it hangs up or
-/// [`LINGER`] is over.
-fn linger(stream: &mut UnixStream, buf: &mut [u8]) {
-    let deadline = Instant::now() + LINGER;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf[..n].zeroize(),
-        }
-    }
-}
-
-fn timer_loop(shared: &Shared) {
-    let mut st = shared.lock();
-    while !st.finished {
-        if st.driver.fire_timers() {
-            let flush = shared.drain(&mut st);
-            drop(st);
-            drop(flush);
-            st = shared.lock();
-            continue;
-        }
-        // Armed and waited for under one lock hold: a drain that moves the deadline earlier
-        // runs while this thread waits, and its notify is not lost.
-        st = match st.driver.arm_timer() {
-            Some(at) => {
-                let wait = at.saturating_duration_since(Instant::now());
-                shared
-                    .timer_cv
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => shared
-                .timer_cv
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
-    }
-}
-
-fn remote_worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, provider: &dyn KekProvider) {
-    loop {
-        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(job) = job else { return };
-        let result = provider::execute(provider, &job.op, job.deadline);
-        shared.with(|st| {
-            let now = st.driver.now();
-            if let Err(e) = st.driver.plugin.handle_remote(job.id, result, now) {
-                shared
-                    .logger
-                    .error("remote reply rejected by the core", &[("error", &e)]);
-            }
-        });
     }
 }

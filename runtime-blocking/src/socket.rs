@@ -5,7 +5,14 @@
 //!   a symlink, a regular file or anything else is refused with a clear error.
 //! - The socket is bound inside a private temporary directory, chmod-ed, then renamed onto
 //!   the path, so it never exists at the path with a wider mode than `--socket-mode`.
+//!   The temporary directory's name is random (`.kms-plugin-bind-<16 hex>`, mode 0700), so
+//!   no other user can prepare it in advance.
 //! - Abstract sockets (`unix:///@name`) are bound with the exact name bytes.
+//! - [`directory_warning`]: a socket directory other users may write to (sticky `/tmp`
+//!   included) lets them take the path while the plugin restarts; `serve` warns at start.
+//! - [`peer`]: who may connect (`SO_PEERCRED` on every accept).
+
+pub mod peer;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -93,8 +100,15 @@ fn bind_path(endpoint: &Endpoint, path: &Path, mode: u32) -> Result<BoundSocket,
     reclaim_if_stale(endpoint, path)?;
 
     // Bind in a private directory next to the target, fix the mode, then rename into place.
-    let private = dir.join(format!(".kms-plugin-bind-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&private);
+    // The name is random: another user cannot create it (or a symlink) beforehand, and
+    // DirBuilder::create fails rather than reuse anything already there.
+    let mut nonce = [0u8; 8];
+    getrandom::getrandom(&mut nonce)
+        .map_err(|e| format!("--listen {endpoint}: OS random generator failed: {e}"))?;
+    let private = dir.join(format!(
+        ".kms-plugin-bind-{:016x}",
+        u64::from_le_bytes(nonce)
+    ));
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
@@ -174,4 +188,27 @@ fn reclaim_if_stale(endpoint: &Endpoint, path: &Path) -> Result<(), String> {
             path.display()
         )),
     }
+}
+
+/// A warning when `endpoint`'s directory may be written by users other than its owner (group-
+/// or world-writable, sticky `/tmp` included): such a user can create the socket path while
+/// the plugin is down and receive what kube-apiserver sends. `None` for abstract sockets and
+/// private directories.
+pub fn directory_warning(endpoint: &Endpoint) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Endpoint::Path(path) = endpoint else {
+        return None;
+    };
+    let dir = path.parent()?;
+    let meta = fs::metadata(dir).ok()?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 == 0 {
+        return None;
+    }
+    let sticky = if mode & 0o1000 == 0 { "" } else { ", sticky" };
+    Some(format!(
+        "the socket directory {} (mode {mode:04o}{sticky}, owner uid {}) is writable by other users: one of them can take the socket path while the plugin restarts; use a directory only root and the plugin's user can write, such as /run/kms-plugin",
+        dir.display(),
+        meta.uid()
+    ))
 }

@@ -8,6 +8,8 @@ use kms_plugin_blocking::encryption_config::{
 };
 
 const SOCKET: &str = "unix:///tmp/kms.sock";
+/// Where the shipped manifests put the socket (a directory only the plugin and root can write).
+const SHIPPED_SOCKET: &str = "unix:///run/kms-plugin/kms.sock";
 
 /// A valid v2 config with `kms_body` (indented 10 spaces) as the kms provider's fields.
 fn v2_with(kms_body: &str) -> String {
@@ -547,9 +549,9 @@ fn deploy(name: &str) -> String {
 
 #[test]
 fn shipped_examples_have_no_errors() {
-    let v2 = check(&deploy("encryption-config.v2.yaml"), Some(SOCKET));
+    let v2 = check(&deploy("encryption-config.v2.yaml"), Some(SHIPPED_SOCKET));
     assert_eq!(v2, vec![], "v2 example");
-    let v1 = check(&deploy("encryption-config.v1.yaml"), Some(SOCKET));
+    let v1 = check(&deploy("encryption-config.v1.yaml"), Some(SHIPPED_SOCKET));
     assert!(!has_errors(&v1), "{v1:#?}");
     // The only remark on v1 is that it is deprecated.
     assert_eq!(v1.len(), 1, "{v1:#?}");
@@ -586,11 +588,20 @@ fn rendered_configs_pass_check() {
             .map(|l| l.replace('"', ""))
             .collect()
     };
-    assert_eq!(strip(&v2), strip(&deploy("encryption-config.v2.yaml")));
+    let shipped_v2 = render(
+        ApiVersion::V2,
+        "kms-plugin",
+        SHIPPED_SOCKET,
+        Duration::from_secs(3),
+    );
+    assert_eq!(
+        strip(&shipped_v2),
+        strip(&deploy("encryption-config.v2.yaml"))
+    );
     let v1_3s = render(
         ApiVersion::V1,
         "kms-plugin-v1",
-        SOCKET,
+        SHIPPED_SOCKET,
         Duration::from_secs(3),
     );
     assert_eq!(strip(&v1_3s), strip(&deploy("encryption-config.v1.yaml")));

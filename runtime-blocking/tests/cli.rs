@@ -106,14 +106,15 @@ fn version_flag_and_json_agree_on_version_commit_and_providers() {
     assert_eq!(providers[0], "local");
     assert_eq!(providers.contains(&"vault"), cfg!(feature = "vault"));
     assert_eq!(providers.contains(&"pkcs11"), cfg!(feature = "pkcs11"));
-    // Built from this checkout (unless the build was told the commit explicitly).
+    // Built from this checkout (unless the build was told the commit explicitly). build.rs's
+    // variables reach this test's compilation too, so it knows where the commit came from.
     let head = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output();
     if let Ok(head) = head
         && head.status.success()
-        && option_env!("KMS_PLUGIN_GIT_COMMIT").is_none()
+        && env!("KMS_PLUGIN_GIT_COMMIT_SOURCE") == "git"
     {
         assert_eq!(commit, text(&head.stdout).trim());
     }
@@ -147,6 +148,7 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
             &["probe", "--socket-mode", "0600"],
             "it is a flag of `serve`",
         ),
+        (&["serve", "--allow-uid", "root"], "--allow-uid \"root\""),
     ];
     for (args, needle) in cases {
         let out = run(args);
@@ -264,4 +266,41 @@ fn a_socket_mode_open_to_others_needs_force() {
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666);
     assert_eq!(plugin.terminate(), 0);
+}
+
+/// A SIGTERM at any moment of start-up never leaves the socket behind: the handlers are
+/// installed before the socket is bound, so a signal that arrives after the bind takes the
+/// orderly path (drain, unlink) instead of killing the process with the socket in place. The
+/// signal is sent right after spawning, so it lands somewhere in start-up (before the handlers:
+/// the process dies before binding; after them: it stops in order).
+#[test]
+fn sigterm_during_start_up_leaves_no_socket() {
+    let dir = TempDir::new("cli-early-term");
+    let key_file = init_keys(&dir);
+    for round in 0..10 {
+        let sock = dir.join(&format!("early-{round}.sock"));
+        let mut child = Command::new(support::BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("unix://{}", sock.display()),
+                "--key-file",
+                key_file.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            !sock.exists(),
+            "round {round}: socket left behind after {status:?}"
+        );
+    }
 }

@@ -7,6 +7,11 @@ use kms_plugin_blocking::endpoint::Endpoint;
 use kms_plugin_blocking::keyfile::DEFAULT_KEY_FILE;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// Where every shipped manifest puts the socket: a directory only the plugin's uid (and root)
+/// can write, unlike the built-in default's `/tmp`.
+const SHIPPED_SOCKET: &str = "unix:///run/kms-plugin/kms.sock";
+const SOCKET_DIR: &str = "/run/kms-plugin";
+
 fn deploy(name: &str) -> String {
     let path = format!("{}/../deploy/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -69,7 +74,7 @@ fn static_pod_has_the_required_fields() {
     let command = strings(&c["command"]);
     assert_eq!(&command[..2], ["/kms-plugin", "serve"]);
     let endpoint = listen_arg(&command);
-    assert_eq!(endpoint, Endpoint::DEFAULT, "the product default");
+    assert_eq!(endpoint, SHIPPED_SOCKET, "the dedicated socket directory");
     assert!(command.contains(&format!("--key-file={DEFAULT_KEY_FILE}").as_str()));
     parses_as(&command, "serve");
 
@@ -126,10 +131,11 @@ fn static_pod_mounts_host_directories_for_socket_and_keys() {
     };
 
     // The socket directory: the same path inside and outside, so the apiserver sees it.
-    let Endpoint::Path(socket) = Endpoint::parse(Endpoint::DEFAULT).unwrap() else {
+    let Endpoint::Path(socket) = Endpoint::parse(SHIPPED_SOCKET).unwrap() else {
         panic!("path socket")
     };
     let socket_dir = socket.parent().unwrap().to_str().unwrap();
+    assert_eq!(socket_dir, SOCKET_DIR);
     assert_eq!(host_path("socket-dir"), socket_dir);
     assert_eq!(mount("socket-dir")["mountPath"].as_str(), Some(socket_dir));
 
@@ -154,8 +160,10 @@ fn systemd_unit_is_hardened_and_shares_the_socket() {
         "NoNewPrivileges=true",
         "CapabilityBoundingSet=",
         "ProtectSystem=strict",
-        "PrivateTmp=false",
-        "ReadWritePaths=/tmp",
+        "PrivateTmp=true",
+        "RuntimeDirectory=kms-plugin",
+        "RuntimeDirectoryMode=0750",
+        "RuntimeDirectoryPreserve=yes",
         "StateDirectory=kms-plugin",
         "Before=kubelet.service",
         "RestrictAddressFamilies=AF_UNIX",
@@ -163,8 +171,9 @@ fn systemd_unit_is_hardened_and_shares_the_socket() {
     ] {
         assert!(has(line), "kms-plugin.service lacks {line:?}");
     }
-    assert!(!has("PrivateTmp=true"));
-    assert!(unit.contains(&format!("--listen {}", Endpoint::DEFAULT)));
+    assert!(!has("PrivateTmp=false"));
+    assert!(!unit.contains("ReadWritePaths=/tmp"));
+    assert!(unit.contains(&format!("--listen {SHIPPED_SOCKET}")));
     assert!(unit.contains(&format!("--key-file {DEFAULT_KEY_FILE}")));
     // ExecStart (with its `\` continuations) is a command line the binary accepts.
     let exec = unit
@@ -265,6 +274,7 @@ fn documented_command_lines_parse() {
     for file in [
         "../docs/operator-guide.md",
         "../deploy/kube-apiserver.patch.md",
+        "../docs/migrate.md",
     ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -314,4 +324,131 @@ fn documented_command_lines_parse() {
         }
     }
     assert!(checked >= 5, "only {checked} command lines found");
+}
+
+#[test]
+fn the_socket_directory_is_made_at_boot_writable_by_the_plugin_only() {
+    let conf = deploy("kms-plugin.tmpfiles.conf");
+    let lines: Vec<Vec<&str>> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 1, "{conf}");
+    let uid = static_pod()["spec"]["securityContext"]["runAsUser"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    // type path mode user group age
+    assert_eq!(lines[0][..5], ["d", SOCKET_DIR, "0750", uid.as_str(), "0"]);
+}
+
+#[test]
+fn every_shipped_file_names_the_same_socket() {
+    for file in [
+        "encryption-config.v1.yaml",
+        "encryption-config.v2.yaml",
+        "kube-apiserver.patch.md",
+        "kms-plugin.service",
+        "kms-plugin.static-pod.yaml",
+        "kms-plugin.vault.static-pod.yaml",
+    ] {
+        let text = deploy(file);
+        assert!(
+            text.contains(SHIPPED_SOCKET),
+            "{file} uses {SHIPPED_SOCKET}"
+        );
+        let other_endpoints = text
+            .match_indices("unix://")
+            .filter(|(i, _)| !text[*i..].starts_with(SHIPPED_SOCKET))
+            .filter(|(i, _)| !text[*i..].starts_with(Endpoint::DEFAULT))
+            .filter(|(i, _)| !text[*i..].starts_with("unix:///@name"))
+            .count();
+        assert_eq!(other_endpoints, 0, "{file}: one socket everywhere");
+    }
+    let patch = deploy("kube-apiserver.patch.md");
+    assert!(patch.contains(&format!("mountPath: {SOCKET_DIR}")));
+    assert!(patch.contains(&format!("path: {SOCKET_DIR}")));
+}
+
+/// The Vault variant: the image with the feature, https only, CA and token from read-only
+/// host mounts, no token in the spec, and the same socket and probes as the local pod.
+#[test]
+fn vault_static_pod_takes_the_token_from_a_mounted_file() {
+    let text = deploy("kms-plugin.vault.static-pod.yaml");
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    assert_eq!(docs.len(), 1);
+    let pod = &docs[0];
+    assert_eq!(pod["kind"].as_str(), Some("Pod"));
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(
+        spec["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
+    let c = &spec["containers"][0];
+    assert!(
+        c["image"].as_str().unwrap().ends_with("-vault"),
+        "the image built with --build-arg FEATURES=vault"
+    );
+    let command = strings(&c["command"]);
+    assert_eq!(&command[..2], ["/kms-plugin", "serve"]);
+    assert_eq!(listen_arg(&command), SHIPPED_SOCKET);
+    parses_as(&command, "serve");
+    let flag = |name: &str| -> &str {
+        command
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("--{name}= in {command:?}"))
+    };
+    assert_eq!(flag("provider"), "vault");
+    assert!(flag("vault-addr").starts_with("https://"));
+    assert!(
+        !command
+            .iter()
+            .any(|a| a.starts_with("--vault-insecure-http"))
+    );
+    // No secret in the spec: the token is neither an env value nor an argument.
+    let env = c["env"].as_vec().unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["KMS_KEY_ID"], "only the key name");
+    assert!(!text.contains("KMS_USER_ID:") && !text.contains("hvs."));
+    assert!(
+        !command
+            .iter()
+            .any(|a| a.contains("token=") && !a.starts_with("--token-file="))
+    );
+    // The token and CA files are inside read-only mounts of host directories.
+    let mounts = c["volumeMounts"].as_vec().unwrap();
+    let volumes = spec["volumes"].as_vec().unwrap();
+    for file in [flag("token-file"), flag("ca-file")] {
+        let mount = mounts
+            .iter()
+            .find(|m| file.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+            .unwrap_or_else(|| panic!("{file} is not under a mount"));
+        assert_eq!(mount["readOnly"].as_bool(), Some(true), "{file}");
+        let name = mount["name"].as_str().unwrap();
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap();
+        assert_eq!(
+            volume["hostPath"]["type"].as_str(),
+            Some("Directory"),
+            "{name}"
+        );
+    }
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let cmd = strings(&c[probe]["exec"]["command"]);
+        assert_eq!(listen_arg(&cmd), SHIPPED_SOCKET, "{probe}");
+        parses_as(&cmd, "probe");
+        // With a remote KMS above all: an outage makes it unready, never restarted.
+        let liveness_only = cmd.contains(&"--liveness");
+        assert_eq!(liveness_only, probe == "livenessProbe", "{probe}: {cmd:?}");
+    }
+    // The Dockerfile builds that image: a FEATURES build argument passed to cargo.
+    let dockerfile = deploy("Dockerfile");
+    assert!(dockerfile.contains("ARG FEATURES"));
+    assert!(dockerfile.contains("--features \"$FEATURES\""));
 }

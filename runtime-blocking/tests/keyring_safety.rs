@@ -402,3 +402,76 @@ fn staged_rotation_across_two_hosts_never_fails_a_decrypt() {
     assert_eq!(plugin_a.terminate(), 0);
     assert_eq!(plugin_b.terminate(), 0);
 }
+
+#[test]
+fn a_format_1_key_file_is_served_and_upgraded_by_the_next_write() {
+    let dir = TempDir::new("format-1");
+    let key_file = dir.join("keyring");
+    let v1_text = "kms-plugin-keyring v1\n\
+                   key default 1 AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk=\n";
+    replace_file(&key_file, v1_text.as_bytes());
+    let sock = dir.join("kms.sock");
+    let plugin = serve(&key_file, &sock, &[]);
+    support::wait_healthy(&format!("unix://{}", sock.display()));
+    let mut client = Client::connect(&sock);
+    let old = client.encrypt(b"under a format-1 file").unwrap();
+    assert!(
+        old.key_id.starts_with("local:default:v1:"),
+        "{}",
+        old.key_id
+    );
+
+    // The first write upgrades the file; the running plugin accepts it (nothing lost).
+    keys(&["rotate"], &key_file);
+    let written = String::from_utf8(std::fs::read(&key_file).unwrap()).unwrap();
+    assert!(written.starts_with("kms-plugin-keyring v2\n"), "{written}");
+    assert!(written.contains("AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk="));
+    assert!(written.lines().last().unwrap().starts_with("end 2 sha256:"));
+    // The reload, then (after it, so not the start-up one) the new key id.
+    plugin.wait_log("key file reloaded", WAIT);
+    plugin.wait_log("remote key id changed", WAIT);
+    let new = client.encrypt(b"under format 2").unwrap();
+    assert!(
+        new.key_id.starts_with("local:default:v2:"),
+        "{}",
+        new.key_id
+    );
+    assert_eq!(client.decrypt(&old).unwrap(), b"under a format-1 file");
+    assert_eq!(client.decrypt(&new).unwrap(), b"under format 2");
+    drop(client);
+    assert_eq!(plugin.terminate(), 0);
+}
+
+#[test]
+fn a_keys_command_waits_for_another_holding_the_lock_and_says_so() {
+    use std::io::BufRead;
+    let dir = TempDir::new("lock-wait");
+    let key_file = init_keys(&dir);
+    // Another `keys` command (played by this test) holds the write lock.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("keyring.lock"))
+        .unwrap();
+    #[allow(clippy::incompatible_msrv)] // the pinned toolchain (1.95) has File::lock
+    lock.lock().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["keys", "rotate", "--key-file", key_file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for") && line.contains("keyring.lock"),
+        "{line}"
+    );
+    // Nothing written while the other holds the lock.
+    assert_eq!(keys(&["list"], &key_file).lines().count(), 1);
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("default:v2"));
+    assert_eq!(keys(&["list"], &key_file).lines().count(), 2);
+}

@@ -18,36 +18,17 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kms_plugin_blocking::observe::metrics_server::{
-    Limits, MetricsServer, Probe, is_loopback, parse_addr,
+    Limits, MetricsServer, is_loopback, parse_addr,
 };
-use metrics_e2e::{get, http_raw};
-
-struct FakeProbe {
-    healthy: AtomicBool,
-}
-
-impl Probe for FakeProbe {
-    fn render_metrics(&self, out: &mut String) {
-        out.push_str("# HELP up fake\n# TYPE up gauge\nup 1\n");
-    }
-    fn readiness(&self) -> Result<(), String> {
-        if self.healthy.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err("remote kms unreachable: timeout".into())
-        }
-    }
-}
+use metrics_e2e::{FakeProbe, get, http_raw};
 
 fn fake(limits: Limits) -> (MetricsServer, Arc<FakeProbe>) {
-    let probe = Arc::new(FakeProbe {
-        healthy: AtomicBool::new(false),
-    });
+    let probe = FakeProbe::new();
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), probe.clone(), limits)
         .expect("bind 127.0.0.1:0");
     (server, probe)

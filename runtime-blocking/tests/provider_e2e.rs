@@ -160,6 +160,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
         "vault",
         "--vault-addr",
         url.as_str(),
+        "--vault-insecure-http",
         "--token-file",
         token_file.to_str().unwrap(),
         "--listen",
@@ -223,6 +224,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
             "vault",
             "--vault-addr",
             url.as_str(),
+            "--vault-insecure-http",
             "--token-file",
             token_file.to_str().unwrap(),
             "--listen",
@@ -285,7 +287,8 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
 /// With the remote KMS dead, the plugin is unready but alive: `probe --liveness` passes (so
 /// kubelet never restarts it), `probe` fails, and what it can decrypt from its in-memory KEKs
 /// (the current local KEK and the cache) keeps decrypting. Data under a trimmed Vault version
-/// fails with an error naming the version, never a generic one.
+/// fails with an error naming the version, never a generic one, and healthz (so `probe`) names
+/// it until a Decrypt under it succeeds again.
 #[cfg(feature = "vault")]
 #[test]
 fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
@@ -302,6 +305,7 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
                 "vault",
                 "--vault-addr",
                 url.as_str(),
+                "--vault-insecure-http",
                 "--token-file",
                 token_file.to_str().unwrap(),
                 "--listen",
@@ -367,6 +371,34 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
         err.message()
     );
     assert!(err.message().contains("version v1"), "{}", err.message());
+    let line = plugin.wait_log("remote key version missing", WAIT);
+    assert!(line.contains("version v1"), "{line}");
+    // healthz names the trimmed version (readiness fails, liveness passes) while Status keeps
+    // the same key id, so the apiserver keeps writing under v2.
+    let status = client.status();
+    assert!(
+        status.healthz.starts_with("key version missing: ")
+            && status.healthz.contains("key \"kms\" version v1"),
+        "{}",
+        status.healthz
+    );
+    assert_eq!(status.key_id, under_v2.key_id);
+    let (code, out) = probe(&[]);
+    assert_eq!(code, Some(1), "unready while v1 is missing: {out}");
+    assert!(
+        out.contains("key version missing") && out.contains("version v1"),
+        "{out}"
+    );
+    assert_eq!(probe(&["--liveness"]).0, Some(0));
+    assert_eq!(client.encrypt(6).unwrap().key_id, under_v2.key_id);
+
+    // The operator lowers min_decryption_version again: the next Decrypt under v1 succeeds,
+    // and healthz is ok again without a restart.
+    server.set_min_decryption_version("kms", 1);
+    assert_eq!(client.decrypt(&under_v1).unwrap(), vec![4; 32]);
+    assert_eq!(client.status().healthz, "ok");
+    let (code, out) = probe(&[]);
+    assert_eq!(code, Some(0), "ready once v1 is back: {out}");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }
@@ -390,6 +422,21 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
             vec![("KMS_KEY_ID", "kms"), ("KMS_USER_ID", "t")],
             "http",
         ),
+        // Plain http is refused unless asked for by name: the token and keys would be cleartext.
+        (
+            vec!["--provider", "vault", "--vault-addr", "http://127.0.0.1:9"],
+            vec![("KMS_KEY_ID", "kms"), ("KMS_USER_ID", "t")],
+            "--vault-insecure-http",
+        ),
+        (
+            vec!["--provider", "vault"],
+            vec![
+                ("KMS_KEY_ID", "kms"),
+                ("KMS_USER_ID", "t"),
+                ("VAULT_ADDR", "HTTP://127.0.0.1:9"),
+            ],
+            "cleartext",
+        ),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -405,6 +452,60 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+/// `--vault-insecure-http` is loud: a warning at start naming the cleartext, and a gauge.
+#[cfg(feature = "vault")]
+#[test]
+fn vault_over_plain_http_is_warned_about_and_reported() {
+    use std::io::{Read, Write};
+    let server = transit();
+    let dir = TempDir::new("e2e-vault-http");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_sock, listen) = listen(&dir);
+    let url = server.url();
+    let plugin = start(
+        &[
+            "--provider",
+            "vault",
+            "--vault-addr",
+            url.as_str(),
+            "--vault-insecure-http",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--listen",
+            listen.as_str(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[("KMS_KEY_ID", "kms")],
+    );
+    let (_, warning) = plugin.log.wait(0, "INSECURE", WAIT);
+    assert!(warning.contains("warn"), "{warning}");
+    assert!(warning.contains("cleartext"), "{warning}");
+    let (_, line) = plugin.log.wait(0, "serving metrics", WAIT);
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut scrape = String::new();
+    stream.read_to_string(&mut scrape).unwrap();
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "kms_plugin_vault_insecure_http 1"),
+        "{scrape}"
+    );
+    assert_eq!(plugin.terminate(), 0);
 }
 
 #[cfg(feature = "pkcs11")]

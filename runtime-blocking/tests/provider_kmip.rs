@@ -167,6 +167,17 @@ fn credentials_missing_keys_modes_and_outages() {
         "{err:?}"
     );
 
+    // A long rotation history: more keys of one name than Locate asks for; the newest is
+    // current.
+    let mut newest = String::new();
+    for _ in 0..=kms_plugin_core::kek::kmip::MAX_CANDIDATES {
+        newest = s.admin.create("long-history");
+    }
+    let id = provider(&s.pki, &s.server, "long-history")
+        .status(deadline())
+        .unwrap();
+    assert!(id.starts_with(&format!("kmip:{newest}:")), "{id}");
+
     // Missing key, and a key that is not AES.
     let err = provider(&s.pki, &s.server, "no-such-key")
         .status(deadline())
@@ -228,6 +239,118 @@ fn credentials_missing_keys_modes_and_outages() {
         p.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
         kek.expose()
     );
+}
+
+#[test]
+fn a_server_without_gcm_gets_nist_key_wrap_and_a_pinned_mode_it_lacks_is_refused() {
+    let dir = TempDir::new("kmip-keywrap");
+    let pki = Pki::generate(&dir.0);
+    let server = PyKmip::start_with(&pki, &["no-gcm"]);
+    let mut admin = Admin::new(&pki, &server);
+    let uid = admin.create("kube-kms");
+
+    // auto: GCM is refused, NIST key wrap (RFC 3394) is probed and used.
+    let p = provider(&pki, &server, "kube-kms");
+    let key_id = match p.probe_at_start(deadline()) {
+        ProbeOutcome::Ready(id) => id,
+        ProbeOutcome::Refused(why) => panic!("{why}\n{}", server.log()),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}\n{}", server.log()),
+    };
+    assert!(key_id.starts_with(&format!("kmip:{uid}:")), "{key_id}");
+    let kek = Secret32::from_bytes([9; 32]);
+    let blob = p.wrap(&key_id, &kek, deadline()).unwrap();
+    assert_eq!((blob[0], blob.len()), (0x02, 41), "RFC 3394 blob");
+    assert_eq!(
+        p.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+    let mut flipped = blob.clone();
+    flipped[10] ^= 1;
+    let err = p.unwrap(&key_id, &flipped, deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Corrupt, "{err:?}");
+
+    // Pinned key wrap with padding (RFC 5649): its own blob version; both kinds unwrap.
+    let mut padded = config(&pki, &server, "kube-kms", "client");
+    padded.mode = Some(WrapMode::KeyWrapPadding);
+    let p5649 = KmipProvider::new(padded).unwrap();
+    let blob5649 = p5649.wrap(&key_id, &kek, deadline()).unwrap();
+    assert_eq!(blob5649[0], 0x03);
+    assert_eq!(
+        p.unwrap(&key_id, &blob5649, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+    assert_eq!(
+        p5649.unwrap(&key_id, &blob, deadline()).unwrap().expose(),
+        kek.expose()
+    );
+
+    // Pinned GCM on this server: refused at start, naming the mode.
+    let mut gcm = config(&pki, &server, "kube-kms", "client");
+    gcm.mode = Some(WrapMode::Gcm);
+    match KmipProvider::new(gcm).unwrap().probe_at_start(deadline()) {
+        ProbeOutcome::Refused(why) => assert!(why.contains("AES-GCM"), "{why}"),
+        ProbeOutcome::Ready(id) => panic!("GCM wrapped under {id}"),
+        ProbeOutcome::NotReady(e) => panic!("{e:?}"),
+    }
+}
+
+/// Replaces `to` with a copy of `from` the way renewals do (write aside, rename over).
+fn replace_file(from: &std::path::Path, to: &std::path::Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn renewed_client_certificates_are_picked_up_without_a_restart() {
+    let mut s = setup("kmip-renewal");
+    s.admin.create("kube-kms");
+    let (cert, key) = (s.pki.path("live.pem"), s.pki.path("live.key"));
+    replace_file(&s.pki.path("client.pem"), &cert);
+    replace_file(&s.pki.path("client.key"), &key);
+    let mut config = config(&s.pki, &s.server, "kube-kms", "client");
+    config.client_cert = cert.clone();
+    config.client_key = key.clone();
+    let p = KmipProvider::new(config).unwrap();
+    let key_id = p.status(deadline()).unwrap();
+
+    // Half-way through a renewal (new certificate, old key) the previous pair stays in use.
+    replace_file(&s.pki.path("rogue.pem"), &cert);
+    assert_eq!(p.status(deadline()).unwrap(), key_id);
+    // The renewal completes with a certificate the server does not trust: auth, no restart.
+    replace_file(&s.pki.path("rogue.key"), &key);
+    let err = p.status(deadline()).err().unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Auth, "{err:?}");
+    // And back to a good one.
+    replace_file(&s.pki.path("client.pem"), &cert);
+    replace_file(&s.pki.path("client.key"), &key);
+    assert_eq!(p.status(deadline()).unwrap(), key_id);
+}
+
+#[test]
+fn a_hung_server_is_a_timeout_by_the_deadline() {
+    // A listener that never accepts: the TCP handshake completes (backlog), TLS never does.
+    let dir = TempDir::new("kmip-hung");
+    let pki = Pki::generate(&dir.0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = KmipConfig {
+        addr: listener.local_addr().unwrap().to_string(),
+        key: "kube-kms".into(),
+        client_cert: pki.path("client.pem"),
+        client_key: pki.path("client.key"),
+        ca_file: pki.path("ca.pem"),
+        credential: None,
+        mode: None,
+    };
+    let p = KmipProvider::new(config).unwrap();
+    let started = Instant::now();
+    let err = p
+        .status(Instant::now() + Duration::from_millis(300))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, RemoteErrorKind::Timeout, "{err:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "gave up after {took:?}");
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn tampered_blob_is_corrupt_and_trimmed_versions_are_refused() {
     let e = p.unwrap(&v1, &good, soon()).err().unwrap();
     assert_eq!(e.kind, RemoteErrorKind::KeyVersionMissing, "{}", e.detail);
     assert!(e.detail.contains("disallowed"), "{}", e.detail);
-    assert!(e.detail.contains("version v1"), "{}", e.detail);
+    assert!(e.detail.contains("key \"kms\" version v1"), "{}", e.detail);
     assert!(e.detail.contains("min_decryption_version"), "{}", e.detail);
 }
 

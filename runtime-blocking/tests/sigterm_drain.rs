@@ -104,6 +104,7 @@ fn sigterm_answers_the_in_flight_decrypt_then_exits_0() {
         "vault",
         "--vault-addr",
         url.as_str(),
+        "--vault-insecure-http",
         "--token-file",
         token_file.to_str().unwrap(),
         "--listen",

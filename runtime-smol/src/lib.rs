@@ -22,6 +22,7 @@
 //!     config: Default::default(),
 //!     provider: Arc::new(provider),
 //!     shutdown_grace: std::time::Duration::from_secs(5),
+//!     peer_gate: None,
 //! };
 //! smol::block_on(executor.run(serve(executor.clone(), listener, options, std::future::pending())))
 //! # }

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::TcpListener;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,17 @@ use kms_plugin_blocking::log::Logger;
 use kms_plugin_blocking::observe::metrics_server::Limits;
 use kms_plugin_blocking::provider::{self, KekProvider};
 use kms_plugin_blocking::serve::LINGER;
+use kms_plugin_blocking::socket::peer::PeerGate;
 use kms_plugin_core::{Config, ConnId, OpId, RemoteOp};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Executor, Task};
-use zeroize::Zeroize;
 
 use crate::observe::metrics_server;
+
+mod conn;
+
+use conn::{Outbox, connection};
 
 /// What [`serve`] needs besides the listener.
 pub struct ServeOptions {
@@ -41,30 +44,9 @@ pub struct ServeOptions {
     pub provider: Arc<dyn KekProvider>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
-}
-
-/// One connection's queued output and the doorbell that wakes its task.
-struct Outbox {
-    queue: Mutex<(VecDeque<Vec<u8>>, bool)>,
-    bell: Sender<()>,
-}
-
-impl Outbox {
-    fn push(&self, chunk: Option<Vec<u8>>) {
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        match chunk {
-            Some(c) => q.0.push_back(c),
-            None => q.1 = true,
-        }
-        drop(q);
-        let _ = self.bell.try_send(());
-    }
-
-    /// The next chunk, or whether the connection is closed once everything is written.
-    fn pop(&self) -> Result<Vec<u8>, bool> {
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        q.0.pop_front().ok_or(q.1)
-    }
+    /// Who may connect (`SO_PEERCRED`, checked before a byte is read); `None`: anyone the
+    /// socket file's mode lets in.
+    pub peer_gate: Option<Arc<PeerGate>>,
 }
 
 struct State {
@@ -213,7 +195,8 @@ pub async fn serve_observed(
     let timer = executor.spawn(timer_loop(shared.clone(), timer_rx));
     let metrics_task = observer.metrics_listener.map(|l| {
         let provider = shared.provider.clone();
-        let probe = DriverProbe::probe(shared.clone(), provider, |shared, f| {
+        let gate = options.peer_gate.clone();
+        let probe = DriverProbe::probe(shared.clone(), provider, gate, |shared, f| {
             f(&mut shared.lock().driver);
         });
         executor.spawn(metrics_server::serve(l, probe, observer.metrics_limits))
@@ -232,6 +215,15 @@ pub async fn serve_observed(
                     continue;
                 }
             };
+            // Before a byte is read: a refused peer's connection is just closed.
+            if let Some(gate) = &options.peer_gate
+                && let Err(refusal) = gate.admit(stream.get_ref())
+            {
+                if let Some(logger) = &logger {
+                    gate.log_refusal(logger, refusal, Instant::now());
+                }
+                continue;
+            }
             let (bell, rung) = smol::channel::bounded(1);
             let outbox = Arc::new(Outbox {
                 queue: Mutex::new((VecDeque::new(), false)),
@@ -284,93 +276,6 @@ async fn wait_until(
             return;
         }
     }
-}
-
-/// What woke a connection task.
-enum Wake {
-    Read(usize),
-    Output,
-}
-
-/// One connection: write what is queued, then wait for input (if the core wants it) or for
-/// more output; after the core closes it, half-close and linger.
-async fn connection(
-    shared: Arc<Shared>,
-    stream: Async<UnixStream>,
-    conn: ConnId,
-    outbox: Arc<Outbox>,
-    rung: Receiver<()>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    // What the core said after the last bytes it was fed (before the drain that queued their
-    // output, which is written first anyway).
-    let mut wants_read = true;
-    let closed = loop {
-        let closed = loop {
-            match outbox.pop() {
-                Ok(mut chunk) => {
-                    let ok = (&stream).write_all(&chunk).await.is_ok();
-                    chunk.zeroize();
-                    if !ok {
-                        break Some(false);
-                    }
-                }
-                Err(true) => break Some(true),
-                Err(false) => break None,
-            }
-        };
-        if let Some(clean) = closed {
-            break clean;
-        }
-        if !wants_read {
-            // Everything queued is written: ask again (false now only for a closed one).
-            wants_read = shared.lock().driver.plugin.wants_read(conn);
-        }
-        let output = async {
-            let _ = rung.recv().await;
-            Wake::Output
-        };
-        let wake = if wants_read {
-            async { Wake::Read((&stream).read(&mut buf).await.unwrap_or(0)) }
-                .or(output)
-                .await
-        } else {
-            output.await
-        };
-        if let Wake::Read(n) = wake {
-            wants_read = shared.with(|st| {
-                let now = st.driver.now();
-                let _ = if n == 0 {
-                    st.driver.plugin.handle_eof(conn, now)
-                } else {
-                    st.driver.plugin.handle_bytes(conn, &buf[..n], now)
-                };
-                st.driver.plugin.wants_read(conn)
-            });
-            buf[..n].zeroize();
-        }
-    };
-    if closed {
-        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-        let linger = async {
-            while matches!((&stream).read(&mut buf).await, Ok(n) if n > 0) {
-                buf.zeroize();
-            }
-        };
-        linger
-            .or(async {
-                Timer::after(LINGER).await;
-            })
-            .await;
-    } else {
-        shared.with(|st| {
-            let now = st.driver.now();
-            let _ = st.driver.plugin.handle_eof(conn, now);
-        });
-    }
-    drop(stream);
-    shared.lock().open_sockets -= 1;
-    let _ = shared.progress.try_send(());
 }
 
 async fn timer_loop(shared: Arc<Shared>, wake: Receiver<()>) {

@@ -13,7 +13,7 @@ mod metrics_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,46 +28,13 @@ use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_core::testing::sim::Sim;
 use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
+use metrics_e2e::{FakeProbe, get, http_raw};
 use metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
-fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    http_raw(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
-    )
-}
-
-struct FakeProbe {
-    healthy: AtomicBool,
-}
-
-impl Probe for FakeProbe {
-    fn render_metrics(&self, out: &mut String) {
-        out.push_str("# HELP up fake\n# TYPE up gauge\nup 1\n");
-    }
-    fn readiness(&self) -> Result<(), String> {
-        if self.healthy.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err("remote kms status stale".into())
-        }
-    }
+fn healthy_probe() -> Arc<FakeProbe> {
+    let probe = FakeProbe::new();
+    probe.healthy.store(true, Ordering::SeqCst);
+    probe
 }
 
 /// Starts the responder on the smol global executor; dropping the task stops it.
@@ -79,14 +46,12 @@ fn start(probe: Arc<dyn Probe>, limits: Limits) -> (smol::Task<std::io::Result<(
 
 #[test]
 fn livez_always_ok_and_readyz_follows_health() {
-    let probe = Arc::new(FakeProbe {
-        healthy: AtomicBool::new(false),
-    });
+    let probe = FakeProbe::new();
     let (task, addr) = start(probe.clone(), Limits::default());
     let (code, _, body) = get(addr, "/readyz");
     assert_eq!(
         (code, body.as_str()),
-        (503, "not ready: remote kms status stale\n")
+        (503, format!("not ready: {}\n", FakeProbe::CAUSE).as_str())
     );
     assert_eq!(get(addr, "/livez").0, 200);
     probe.healthy.store(true, Ordering::SeqCst);
@@ -95,10 +60,14 @@ fn livez_always_ok_and_readyz_follows_health() {
     let (code, head, body) = get(addr, "/metrics");
     assert_eq!(code, 200);
     assert!(
-        head.contains("content-type: text/plain; version=0.0.4"),
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
     assert_eq!(body, "# HELP up fake\n# TYPE up gauge\nup 1\n");
     drop(task);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -113,9 +82,7 @@ fn livez_always_ok_and_readyz_follows_health() {
 
 #[test]
 fn http_edge_cases() {
-    let probe = Arc::new(FakeProbe {
-        healthy: AtomicBool::new(true),
-    });
+    let probe = healthy_probe();
     let (_task, addr) = start(probe, Limits::default());
     assert_eq!(get(addr, "/nope").0, 404);
     let (code, head, _) = http_raw(
@@ -123,10 +90,16 @@ fn http_edge_cases() {
         b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(code, 405);
-    assert!(head.contains("allow: get, head"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
     let (code, head, body) = http_raw(addr, b"HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!((code, body.as_str()), (200, ""));
-    assert!(head.contains("content-length: 3"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 3"),
+        "{head}"
+    );
     let big = format!(
         "GET /livez HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
         "a".repeat(20_000)
@@ -138,9 +111,7 @@ fn http_edge_cases() {
 
 #[test]
 fn connection_limit_and_header_timeout() {
-    let probe = Arc::new(FakeProbe {
-        healthy: AtomicBool::new(true),
-    });
+    let probe = healthy_probe();
     let (_task, addr) = start(
         probe,
         Limits {

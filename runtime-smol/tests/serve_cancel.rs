@@ -60,6 +60,7 @@ fn a_remote_call_gets_the_core_deadline_and_serve_stops_on_shutdown() {
         config,
         provider: Arc::new(Hanging(Mutex::new(deadline_tx))),
         shutdown_grace: Duration::from_millis(200),
+        peer_gate: None,
     };
     let started = Instant::now();
     std::thread::spawn(move || {

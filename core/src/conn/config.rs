@@ -43,6 +43,9 @@ pub struct TransportConfig {
     pub reset_window: Duration,
     /// How long a graceful shutdown waits for in-flight streams before closing.
     pub shutdown_grace: Duration,
+    /// An open connection with no stream that receives nothing for this long is closed with
+    /// GOAWAY(NO_ERROR) (§6.8; gRPC clients reconnect on their next call).
+    pub idle_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -56,13 +59,17 @@ impl Default for TransportConfig {
             header_table_size: 4096,
             max_continuation_frames: 32,
             max_message_size: 4 << 20,
-            max_buffered_bytes: 16 << 20,
+            max_buffered_bytes: 8 << 20,
             max_pending_output: 1 << 20,
             settings_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
+            // A local client sends its preface right after connecting; a short handshake
+            // timeout frees the slots of half-open connections quickly.
+            handshake_timeout: Duration::from_secs(3),
             max_resets_per_window: 200,
             reset_window: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
+            // kube-apiserver calls Status at least every minute on its connection.
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -70,7 +77,7 @@ impl Default for TransportConfig {
 impl TransportConfig {
     /// Checks every value against the protocol's ranges.
     pub fn validate(&self) -> Result<(), &'static str> {
-        let checks: [(bool, &'static str); 8] = [
+        let checks: [(bool, &'static str); 9] = [
             (
                 (MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&self.max_frame_size),
                 "transport.max_frame_size must be 16384..=16777215 (RFC 9113 §6.5.2)",
@@ -103,6 +110,10 @@ impl TransportConfig {
             (
                 self.max_pending_output >= 16 << 10,
                 "transport.max_pending_output must be >= 16 KiB",
+            ),
+            (
+                !self.idle_timeout.is_zero(),
+                "transport.idle_timeout must be positive",
             ),
         ];
         checks

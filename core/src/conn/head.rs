@@ -2,7 +2,7 @@
 //!
 //! `:authority` is deliberately never validated: grpc-go sends the percent-encoded socket
 //! path (`%2Ftmp%2Fkms.sock`), older clients the raw path, abstract sockets `@name`, and
-//! kube >= 1.32's v2 client `localhost` (spec §1.3). All of them must reach the service.
+//! kube >= 1.32's v2 client `localhost` (docs/protocol.md §2). All of them must reach the service.
 
 use alloc::borrow::Cow;
 use alloc::string::String;
@@ -45,7 +45,7 @@ pub(crate) struct HeadCollector {
     encoding_ok: bool,
 }
 
-/// Paths interned to avoid an allocation per request (the KMS methods, spec §1.4).
+/// Paths interned to avoid an allocation per request (the KMS methods, docs/protocol.md §3).
 const KNOWN_PATHS: [&str; 6] = [
     "/v2.KeyManagementService/Status",
     "/v2.KeyManagementService/Encrypt",

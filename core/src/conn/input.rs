@@ -91,10 +91,10 @@ impl Connection {
                 Code::Unimplemented,
                 "more than one request message on a unary method",
             ))
-        } else if self.streams.buffered() > self.config.max_buffered_bytes {
+        } else if self.streams.buffered() > self.buffer_limit() {
             Some((
                 Code::ResourceExhausted,
-                "too many request bytes buffered on this connection",
+                "too many request bytes buffered (this connection's or the process-wide cap)",
             ))
         } else {
             None

@@ -1,4 +1,5 @@
-//! The per-message key schedule shared by both envelope formats (spec §4, architecture §4).
+//! The per-message key schedule shared by both envelope formats (docs/protocol.md §5,
+//! docs/ciphertext-format.md).
 //!
 //! `key = HKDF-SHA256-Expand(PRK = local KEK, info = 32 random bytes)` (no Extract: the local
 //! KEK is already uniform), then AES-256-GCM with a random 12-byte nonce and a 16-byte tag.
@@ -19,7 +20,7 @@ use super::{OpenError, SealError};
 use crate::rng::Rng;
 use crate::secret::Secret32;
 
-/// Length of the random HKDF `info` (`infoSizeExtendedNonceGCM`, spec §4).
+/// Length of the random HKDF `info` (`infoSizeExtendedNonceGCM`, docs/protocol.md §5).
 pub(crate) const INFO_LEN: usize = 32;
 /// AES-GCM nonce length.
 pub(crate) const NONCE_LEN: usize = 12;
@@ -29,7 +30,7 @@ pub(crate) const TAG_LEN: usize = 16;
 pub(crate) const SEAL_OVERHEAD: usize = INFO_LEN + NONCE_LEN + TAG_LEN;
 
 /// `HKDF-SHA256-Expand(PRK = kek, info, L = 32)` (RFC 5869 §2.3), as kube-apiserver derives
-/// its per-write DEKs from a seed (spec §4).
+/// its per-write DEKs from a seed (docs/protocol.md §5).
 ///
 /// Returns `None` only if HKDF rejects its inputs, which cannot happen for a 32-byte PRK and a
 /// 32-byte output; callers map it to their opaque error rather than panicking.

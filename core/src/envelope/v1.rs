@@ -11,7 +11,7 @@ use crate::rng::Rng;
 use crate::secret::Secret32;
 
 /// The largest ciphertext kube-apiserver can store for KMS v1: the stored format prefixes the
-/// encrypted DEK with a `u16` length (spec §5).
+/// encrypted DEK with a `u16` length (docs/protocol.md §6).
 pub const V1_MAX_CIPHERTEXT: usize = 65_535;
 
 /// Header bytes: magic and format.

@@ -11,7 +11,7 @@ use crate::annotations::{FORMAT_KEY, FORMAT_VALUE_V1, MAX_TOTAL_BYTES, WRAPPED_K
 use crate::rng::Rng;
 use crate::secret::Secret32;
 
-/// kube-apiserver's limit on `EncryptResponse.ciphertext` (spec §3.3,
+/// kube-apiserver's limit on `EncryptResponse.ciphertext` (docs/protocol.md §4,
 /// `encryptedDEKSourceMaxSize = 1 * 1024`).
 pub const V2_MAX_CIPHERTEXT: usize = 1024;
 
@@ -22,7 +22,7 @@ const HEADER_LEN: usize = 2;
 pub const V2_MAX_PLAINTEXT: usize = V2_MAX_CIPHERTEXT - HEADER_LEN - SEAL_OVERHEAD;
 
 /// The largest wrapped KEK that fits the annotations [`v2_annotations`] builds within
-/// kube-apiserver's 32 KiB budget (spec §3.3).
+/// kube-apiserver's 32 KiB budget (docs/protocol.md §4).
 pub const V2_MAX_WRAPPED_KEK: usize =
     MAX_TOTAL_BYTES - WRAPPED_KEK_KEY.len() - FORMAT_KEY.len() - FORMAT_VALUE_V1.len();
 
@@ -150,7 +150,7 @@ pub fn v2_annotations(wrapped_kek: &[u8]) -> [(&'static str, Vec<u8>); 2] {
 /// Strict: exactly the two keys [`v2_annotations`] writes, each once, with format `"1"` and a
 /// non-empty wrapped KEK of at most [`V2_MAX_WRAPPED_KEK`] bytes; anything else (a missing,
 /// repeated or unknown key) is the opaque [`OpenError`] — data this plugin did not write is
-/// never decrypted (spec §3.4).
+/// never decrypted (docs/protocol.md §4).
 pub fn wrapped_kek_from_annotations<'a>(
     annotations: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<&'a [u8], OpenError> {

@@ -45,7 +45,9 @@ pub const MAX_NAME_LEN: usize = 256;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest Result Message text quoted in a [`RemoteError`] detail.
 pub const MAX_ERROR_TEXT: usize = 300;
-/// Most keys one name may resolve to (Locate asks for one more, to notice more).
+/// Most keys of one name Locate asks for (Maximum Items). Servers list the newest first
+/// (PyKMIP sorts by Initial Date, newest first), so a long rotation history of one name keeps
+/// the current key among them.
 pub const MAX_CANDIDATES: usize = 16;
 /// The protocol version sent: 1.4 is the first with AES-GCM's additional data and tag fields.
 pub const PROTOCOL_VERSION: (i32, i32) = (1, 4);
@@ -233,7 +235,7 @@ fn request(
     w.finish().ok_or_else(|| invalid(op, "request too large"))
 }
 
-/// Locate: the symmetric keys whose Name is `name` (at most [`MAX_CANDIDATES`] + 1).
+/// Locate: the symmetric keys whose Name is `name` (at most [`MAX_CANDIDATES`]).
 pub fn locate_request(
     credential: Option<&Credential>,
     name: &str,
@@ -242,7 +244,7 @@ pub fn locate_request(
     request(Operation::Locate, credential, |w| {
         w.integer(
             tag::MAXIMUM_ITEMS,
-            i32::try_from(MAX_CANDIDATES + 1).unwrap_or(i32::MAX),
+            i32::try_from(MAX_CANDIDATES).unwrap_or(i32::MAX),
         );
         w.structure(tag::ATTRIBUTE, |w| {
             w.text(tag::ATTRIBUTE_NAME, "Object Type");
@@ -480,8 +482,9 @@ fn payload(op: Operation, message: &[u8]) -> Result<Item<'_>, RemoteError> {
     parse_response(op, message)?.ok_or_else(|| corrupt(op, "no response payload"))
 }
 
-/// The unique identifiers a Locate response lists (at most [`MAX_CANDIDATES`]; more is an
-/// error naming the problem, since the current key would be ambiguous).
+/// The unique identifiers a Locate response lists, the first [`MAX_CANDIDATES`] of them (a
+/// server that ignores Maximum Items is cut there, in its order; every host gets the same list
+/// and so picks the same key).
 pub fn parse_locate(message: &[u8]) -> Result<Vec<String>, RemoteError> {
     let op = Operation::Locate;
     let e = |err| ttlv_error(op, err);
@@ -495,12 +498,7 @@ pub fn parse_locate(message: &[u8]) -> Result<Vec<String>, RemoteError> {
             continue;
         }
         if uids.len() == MAX_CANDIDATES {
-            return Err(invalid(
-                op,
-                &format!(
-                    "more than {MAX_CANDIDATES} keys carry this name; give one unique identifier in KMS_KEY_ID"
-                ),
-            ));
+            break;
         }
         let uid = item.text().map_err(e)?;
         check_identifier(uid).map_err(|_| corrupt(op, "invalid unique identifier"))?;

@@ -354,9 +354,10 @@ pub fn name_missing_version(target: &TransitTarget, key_id: &str, e: RemoteError
     RemoteError::new(
         RemoteErrorKind::KeyVersionMissing,
         format!(
-            "transit key version v{version} can no longer decrypt ({}); lower the key's \
-             min_decryption_version to {version} or less to restore it",
-            e.detail
+            "vault transit key {:?} version v{version} is below its min_decryption_version and \
+             can no longer decrypt ({}); lower min_decryption_version to {version} or less to \
+             restore it",
+            target.key, e.detail
         ),
     )
 }

@@ -1,5 +1,5 @@
-//! healthz causes: short, bounded, non-secret strings (spec §3.2: anything but `ok` fails the
-//! apiserver's check and is shown in its `/readyz` output).
+//! healthz causes: short, bounded, non-secret strings (docs/protocol.md §4: anything but `ok`
+//! fails the apiserver's check and is shown in its `/readyz` output).
 
 use crate::effect::RemoteErrorKind;
 
@@ -13,6 +13,9 @@ pub const STATUS_STALE: &str = "remote kms status stale";
 pub const NO_LOCAL_KEK: &str = "no local KEK yet";
 /// The current local KEK reached `max_uses` or `max_age` and no fresh one is installed yet.
 pub const LOCAL_KEK_WORN_OUT: &str = "local KEK worn out, rotation pending";
+/// An unwrap answered `key_version_missing` and none under that remote key id has succeeded
+/// since. v2 Status names the version: healthz is this, `: `, and the remote's detail.
+pub const KEY_VERSION_MISSING: &str = "key version missing";
 
 /// Whether `cause` is a start-up stage (no remote answer or no local KEK yet, and no failure
 /// seen), which every plugin passes through before its first `ok`: logged at info, not warn.

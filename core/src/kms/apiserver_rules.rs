@@ -1,12 +1,12 @@
 //! kube-apiserver's own validation of plugin responses, re-implemented independently of the
 //! code that builds them, so debug assertions and tests can check every Encrypt and Status
-//! answer against the rules the real client applies (spec §3.2, §3.3).
+//! answer against the rules the real client applies (docs/protocol.md §4).
 
-/// `KeyIDMaxSize` (spec §3.1).
+/// `KeyIDMaxSize` (docs/protocol.md §4).
 pub const KEY_ID_MAX_SIZE: usize = 1024;
-/// `encryptedDEKSourceMaxSize` (spec §3.1).
+/// `encryptedDEKSourceMaxSize` (docs/protocol.md §4).
 pub const CIPHERTEXT_MAX_SIZE: usize = 1024;
-/// `annotationsMaxSize` (spec §3.1).
+/// `annotationsMaxSize` (docs/protocol.md §4).
 pub const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
 
 /// Which rule a response broke.
@@ -30,7 +30,7 @@ pub enum RuleViolation {
     HealthyWithoutKeyId,
 }
 
-/// `ValidateKeyID`: non-empty, at most 1024 bytes (spec §3.2).
+/// `ValidateKeyID`: non-empty, at most 1024 bytes (docs/protocol.md §4).
 pub fn check_key_id(key_id: &str) -> Result<(), RuleViolation> {
     if key_id.is_empty() {
         Err(RuleViolation::KeyIdEmpty)
@@ -41,7 +41,7 @@ pub fn check_key_id(key_id: &str) -> Result<(), RuleViolation> {
     }
 }
 
-/// apimachinery `IsFullyQualifiedDomainName` (spec §3.3 "FQDN rule"): one trailing dot
+/// apimachinery `IsFullyQualifiedDomainName` (docs/protocol.md §4 "FQDN rule"): one trailing dot
 /// stripped; a DNS-1123 subdomain of at most 253 chars with at least two labels of at most 63
 /// chars, each `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
 pub fn is_fqdn(key: &str) -> bool {
@@ -68,7 +68,7 @@ pub fn is_fqdn(key: &str) -> bool {
     labels >= 2
 }
 
-/// `ValidateEncryptedObject` on an EncryptResponse (spec §3.3 step 2).
+/// `ValidateEncryptedObject` on an EncryptResponse (docs/protocol.md §4 step 2).
 pub fn check_encrypt_response<'a>(
     ciphertext: &[u8],
     key_id: &str,
@@ -95,7 +95,7 @@ pub fn check_encrypt_response<'a>(
 }
 
 /// The Status checks of `isKMSv2ProviderHealthyAndMaybeRotateDEK` that concern the plugin's
-/// own consistency (spec §3.2): version `v2`/`v2beta1`; a healthy answer carries a valid
+/// own consistency (docs/protocol.md §4): version `v2`/`v2beta1`; a healthy answer carries a valid
 /// key id; a key id, when present, is at most 1024 bytes.
 pub fn check_status_response(
     version: &str,

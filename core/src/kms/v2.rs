@@ -28,12 +28,12 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
     if StatusRequest::decode(msg).is_err() {
         return malformed();
     }
-    let health = ks.health_at(now);
+    let healthz = ks.healthz_at(now);
     let (version, key_id) = (cfg.status_version.as_str(), ks.advertised_key_id());
-    debug_assert!(apiserver_rules::check_status_response(version, health.cause, key_id).is_ok());
-    let mut out = Vec::with_capacity(3 * 3 + version.len() + health.cause.len() + key_id.len());
+    debug_assert!(apiserver_rules::check_status_response(version, healthz, key_id).is_ok());
+    let mut out = Vec::with_capacity(3 * 3 + version.len() + healthz.len() + key_id.len());
     put_bytes_field(&mut out, 1, version.as_bytes());
-    put_bytes_field(&mut out, 2, health.cause.as_bytes());
+    put_bytes_field(&mut out, 2, healthz.as_bytes());
     put_bytes_field(&mut out, 3, key_id.as_bytes());
     Response::ok(SecretBytes::new(out))
 }

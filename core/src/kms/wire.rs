@@ -12,7 +12,7 @@ use crate::envelope::OpenError;
 use crate::rpc::{Code, Response};
 use crate::secret::SecretBytes;
 
-/// The message every crypto failure gets (opaque: no oracle).
+/// The message every crypto failure gets (opaque: no oracle, docs/threat-model.md).
 pub(crate) const DECRYPTION_FAILED: &str = "decryption failed";
 
 /// gRPC: a request message that does not decode is INVALID_ARGUMENT.

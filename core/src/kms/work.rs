@@ -110,7 +110,7 @@ fn seal_v2(cur: &LocalKek, rng: &mut Rng, plaintext: &[u8]) -> Option<Vec<u8>> {
     )
     .ok()?;
     let annotations = envelope::v2_annotations(wrapped);
-    // The apiserver discards answers that break these rules (spec §3.3 step 2).
+    // The apiserver discards answers that break these rules (docs/protocol.md §4 step 2).
     debug_assert!(
         apiserver_rules::check_encrypt_response(
             &ciphertext,
@@ -132,7 +132,7 @@ fn seal_v2(cur: &LocalKek, rng: &mut Rng, plaintext: &[u8]) -> Option<Vec<u8>> {
 /// into it.
 fn seal_v1(cur: &LocalKek, rng: &mut Rng, plaintext: &[u8]) -> Option<Vec<u8>> {
     let len = envelope::v1_sealed_len(cur.key_id(), cur.wrapped(), plaintext).ok()?;
-    // The apiserver length-prefixes the cipher with a u16 (spec §5).
+    // The apiserver length-prefixes the cipher with a u16 (docs/protocol.md §6).
     debug_assert!(u16::try_from(len).is_ok());
     let mut out = Vec::with_capacity(field_head_len(len) + len);
     put_field_head(&mut out, 1, len);

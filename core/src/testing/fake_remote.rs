@@ -1,7 +1,8 @@
 //! A fake remote KEK for simulations: a real [`Keyring`] behind knobs for latency, failures,
 //! outages and silence, counting every call.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
 
@@ -36,6 +37,9 @@ pub struct FakeRemote {
     down: Option<RemoteErrorKind>,
     /// While `Some((op, err))`, every operation of kind `op` fails with `err`.
     failing: Option<(RemoteOpKind, RemoteErrorKind)>,
+    /// Key ids whose version was removed (like a Vault version trimmed by
+    /// `min_decryption_version`): Unwrap under them fails with `KeyVersionMissing`.
+    removed: BTreeSet<String>,
     /// While true, operations are swallowed without any reply.
     pub never_reply: bool,
     /// Calls received so far.
@@ -64,6 +68,7 @@ impl FakeRemote {
             fail_next: VecDeque::new(),
             down: None,
             failing: None,
+            removed: BTreeSet::new(),
             never_reply: false,
             calls: RemoteCalls::default(),
         }
@@ -108,6 +113,17 @@ impl FakeRemote {
         self.failing = err.map(|e| (op, e));
     }
 
+    /// Unwrap under `key_id` fails with `KeyVersionMissing` (naming it) until
+    /// [`FakeRemote::restore_version`].
+    pub fn remove_version(&mut self, key_id: &str) {
+        self.removed.insert(String::from(key_id));
+    }
+
+    /// Undoes [`FakeRemote::remove_version`].
+    pub fn restore_version(&mut self, key_id: &str) {
+        self.removed.remove(key_id);
+    }
+
     /// Performs `op`; `None` means the remote never answers.
     pub fn answer(&mut self, op: &RemoteOp) -> Option<Result<RemoteReply, RemoteError>> {
         match op {
@@ -142,6 +158,12 @@ impl FakeRemote {
                 self.keyring
                     .wrap(key_id, kek, nonce)
                     .map(|wrapped| RemoteReply::Wrapped { wrapped })
+            }
+            RemoteOp::Unwrap { key_id, .. } if self.removed.contains(key_id) => {
+                Err(RemoteError::new(
+                    RemoteErrorKind::KeyVersionMissing,
+                    format!("fake key version {key_id} was removed; restore it"),
+                ))
             }
             RemoteOp::Unwrap { key_id, wrapped } => self
                 .keyring

@@ -1,5 +1,10 @@
 //! Drives one [`Connection`] against a [`TestClient`] in memory, with a closure standing in
 //! for the services, so transport tests need no KMS code. Time is virtual.
+//!
+//! Two ways to drive it: [`Harness::pump`] moves bytes both ways and answers requests (the
+//! client acknowledges SETTINGS, answers PING and returns flow-control credit), while
+//! [`Harness::feed`] delivers hand-built frames and only reads the server's answer, for tests
+//! that play a raw peer byte by byte.
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -69,6 +74,75 @@ impl Harness {
         h.send(&hs);
         h.pump(&mut echo);
         h
+    }
+
+    /// A connection whose handshake is complete, for raw-peer tests: the client returns no
+    /// flow-control credit by itself and the handshake's frames are forgotten.
+    pub fn raw_connected(config: &TransportConfig) -> Self {
+        let mut h = Self::connected(config);
+        h.client.auto_window_update = false;
+        h.client.frames.clear();
+        h
+    }
+
+    /// Delivers hand-built `bytes` and reads what the server answers ([`Harness::drain`]);
+    /// nothing the client owes is sent back.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.send(bytes);
+        self.drain();
+    }
+
+    /// [`Harness::feed`], one octet per call.
+    pub fn feed_bytewise(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.conn.handle_bytes(core::slice::from_ref(b), self.now);
+        }
+        self.drain();
+    }
+
+    /// Parks every request, collects events and cancellations, and hands the server's output
+    /// to the client (which parses and checks it); sends nothing back.
+    pub fn drain(&mut self) {
+        while let Some(req) = self.conn.poll_request() {
+            self.max_in_flight = self.max_in_flight.max(self.conn.in_flight());
+            self.parked.push(req);
+        }
+        self.collect();
+        let buf = self.take_server_output();
+        self.client.receive(&buf);
+    }
+
+    /// DATA payload octets the server sent on `stream` (padding included).
+    pub fn data(&self, stream: StreamId) -> Vec<u8> {
+        self.client
+            .frames
+            .iter()
+            .filter(|f| f.kind == 0x0 && f.stream == stream)
+            .flat_map(|f| f.payload.iter().copied())
+            .collect()
+    }
+
+    /// Whether the server ended `stream` (HEADERS or DATA with END_STREAM).
+    pub fn ended(&self, stream: StreamId) -> bool {
+        self.client
+            .frames
+            .iter()
+            .any(|f| f.kind <= 0x1 && f.stream == stream && f.flags & 0x1 != 0)
+    }
+
+    /// The error code of the server's RST_STREAM on `stream`, if any.
+    pub fn rst(&self, stream: StreamId) -> Option<u32> {
+        self.client
+            .frames
+            .iter()
+            .find(|f| f.kind == 0x3 && f.stream == stream)
+            .and_then(|f| f.payload.first_chunk::<4>())
+            .map(|c| u32::from_be_bytes(*c))
+    }
+
+    /// The error code of the server's last GOAWAY, if any.
+    pub fn goaway_code(&self) -> Option<u32> {
+        self.client.goaway().map(|(_, code)| code)
     }
 
     /// Feeds client bytes to the server in `feed_chunk`-sized pieces.

@@ -229,6 +229,11 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     ("kms_plugin_remote_operations_in_flight", "gauge", &[]),
+    (
+        "kms_plugin_remote_key_versions_missing",
+        "gauge",
+        &["provider"],
+    ),
     ("kms_plugin_unwrap_cache_hits_total", "counter", &[]),
     ("kms_plugin_unwrap_cache_misses_total", "counter", &[]),
     (
@@ -273,6 +278,13 @@ pub const LOCAL_PROVIDER_FAMILIES: &[(&str, &str, &[&str])] = &[
         "gauge",
         &["file", "versions"],
     ),
+];
+
+/// The blocking runtime's own families (its accept loop's peer-credential gate) and the Vault
+/// provider's.
+pub const RUNTIME_FAMILIES: &[(&str, &str, &[&str])] = &[
+    ("kms_plugin_peer_refused_total", "counter", &[]),
+    ("kms_plugin_vault_insecure_http", "gauge", &[]),
 ];
 
 /// Families whose samples appear only once something happened (no pre-initialised series).
@@ -378,6 +390,7 @@ pub fn check_bounded(exp: &Exposition) -> BTreeSet<String> {
         let (_, ty, names) = FAMILIES
             .iter()
             .chain(LOCAL_PROVIDER_FAMILIES)
+            .chain(RUNTIME_FAMILIES)
             .find(|(f, _, _)| *f == family)
             .unwrap_or_else(|| panic!("unknown family {family}"));
         assert_eq!(

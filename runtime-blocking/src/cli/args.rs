@@ -108,6 +108,16 @@ pub struct ServeArgs {
     /// Accept a --socket-mode that gives others access (lets any local user's processes connect).
     #[arg(long, env = "KMS_PLUGIN_FORCE_SOCKET_MODE", value_parser = clap::builder::BoolishValueParser::new())]
     pub force_socket_mode: bool,
+    /// Peer uids allowed to connect, checked with SO_PEERCRED on every connection (comma-separated
+    /// or repeated; the plugin's own uid is always allowed). Default: root and the plugin's own
+    /// uid on an abstract socket; on a path socket, whoever its mode lets in.
+    #[arg(
+        long,
+        value_name = "UID",
+        env = "KMS_PLUGIN_ALLOW_UID",
+        value_delimiter = ','
+    )]
+    pub allow_uid: Option<Vec<u32>>,
     /// Log line format.
     #[arg(long, value_name = "FORMAT", env = "KMS_PLUGIN_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Json)]
     pub log_format: LogFormatArg,

@@ -72,9 +72,12 @@ pub fn build_provider(args: &ServeArgs, logger: &Logger) -> Result<Arc<dyn KekPr
         kmip_client_key: args.kmip.kmip_client_key.clone(),
         kmip_password_file: args.kmip.kmip_password_file.clone(),
         kmip_mode: args.kmip.kmip_mode.clone(),
+        vault_insecure_http: args.vault.vault_insecure_http,
     };
     let provider = remote::build(remote, &flags, &|name| std::env::var(name).ok())?;
-    Ok(Arc::from(provider))
+    Ok(Arc::new(crate::provider::logged::LogMissingVersions::new(
+        provider, *logger,
+    )))
 }
 
 /// `serve`: runs until SIGTERM or SIGINT, then drains and unlinks the socket.
@@ -114,6 +117,20 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     // One grace for the process and for each connection's in-flight streams.
     config.transport.shutdown_grace = args.shutdown_grace;
     let provider = build_provider(args, &logger)?;
+    if args.provider == ProviderName::Vault && args.vault.vault_insecure_http {
+        let addr = args
+            .vault
+            .vault_addr
+            .clone()
+            .or_else(|| std::env::var("VAULT_ADDR").ok())
+            .unwrap_or_default();
+        if addr.trim().to_ascii_lowercase().starts_with("http://") {
+            logger.warn(
+                "INSECURE: --vault-insecure-http: the Vault token, the plaintext keys sent to wrap and the unwrapped keys cross the network in cleartext; anyone on the path can decrypt every Secret. Use https:// outside a test setup",
+                &[("vault_addr", &addr)],
+            );
+        }
+    }
     let server = Server::start(ServeOptions {
         endpoint: args.listen.listen.clone(),
         socket_mode: args.socket_mode,
@@ -122,7 +139,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         logger,
         shutdown_grace: args.shutdown_grace,
         remote_workers: 4,
+        allow_uids: args.allow_uid.clone(),
     })?;
+    if let Some(warning) = crate::socket::directory_warning(&args.listen.listen) {
+        logger.warn(&warning, &[]);
+    }
     let metrics = match args.metrics_addr {
         Some(addr) => match start_metrics(addr, &server, logger) {
             Ok(m) => Some(m),
@@ -227,16 +248,16 @@ pub fn encryption_config(args: &EncryptionConfigArgs) -> i32 {
     0
 }
 
-fn read_config(file: &std::path::Path) -> Result<String, String> {
+fn read_config(file: &std::path::Path, what: &str) -> Result<String, String> {
     let bytes = std::fs::read(file).map_err(|e| {
         format!(
-            "check-config: cannot read {}: {e}; pass the EncryptionConfiguration file kube-apiserver uses",
+            "check-config: cannot read {what}{}: {e}; pass the EncryptionConfiguration file kube-apiserver uses",
             file.display()
         )
     })?;
     String::from_utf8(bytes).map_err(|_| {
         format!(
-            "check-config: {} is not UTF-8 text; pass the EncryptionConfiguration YAML file",
+            "check-config: {what}{} is not UTF-8 text; pass the EncryptionConfiguration YAML file",
             file.display()
         )
     })
@@ -245,9 +266,16 @@ fn read_config(file: &std::path::Path) -> Result<String, String> {
 /// `check-config FILE`: prints every finding; exit 1 when any is an error, 0 otherwise.
 pub fn check_config(args: &CheckConfigArgs) -> Result<i32, String> {
     use crate::encryption_config::{check, has_errors};
-    let text = read_config(&args.file)?;
+    let text = read_config(&args.file, "")?;
+    let previous = match &args.previous {
+        Some(path) => Some(read_config(path, "--previous ")?),
+        None => None,
+    };
     let listen = args.listen.as_ref().map(ToString::to_string);
-    let findings = check(&text, listen.as_deref());
+    let mut findings = check(&text, listen.as_deref());
+    if let Some(previous) = previous {
+        findings.extend(crate::encryption_config::compare(&previous, &text));
+    }
     for f in &findings {
         println!("{f}");
     }

@@ -80,7 +80,8 @@ pub fn promote(path: &Path, name: &str) -> Result<Vec<String>, String> {
         )
     } else {
         format!(
-            "{name} v{} is already current in {} ({key_id}); nothing staged to promote; \
+            "{name} v{} is already current in {} ({key_id}); nothing staged to promote (if you \
+             expected a staged version, copy the key file from the host where `keys stage` ran); \
              fingerprint {fingerprint}",
             promotion.to,
             path.display()
@@ -118,4 +119,40 @@ pub fn create_if_absent(path: &Path, name: &str) -> Result<Option<String>, Strin
         return Ok(None); // a concurrent `keys init` created it meanwhile
     }
     super::init(path, name, false, &lock).map(|created| Some(created.key_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_if_absent;
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let mut seed = [0u8; 8];
+        getrandom::getrandom(&mut seed).unwrap();
+        let dir = std::env::temp_dir().join(format!("kms-{tag}-{:016x}", u64::from_le_bytes(seed)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_key_file_is_created_only_when_none_exists() {
+        let dir = temp_dir("create-if-absent");
+        let path = dir.join("keyring");
+        let key_id = create_if_absent(&path, "default").unwrap();
+        assert!(key_id.is_some_and(|id| id.starts_with("local:default:v1:")));
+        let first = std::fs::read(&path).unwrap();
+        assert_eq!(create_if_absent(&path, "default").unwrap(), None);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            first,
+            "an existing file is kept"
+        );
+        // Any error but "does not exist" (here: a regular file where a directory should be,
+        // ENOTDIR; as root, permissions cannot stand in for it) is refused, never answered
+        // with a new key.
+        let blocker = dir.join("not-a-dir");
+        std::fs::write(&blocker, b"").unwrap();
+        let err = create_if_absent(&blocker.join("keyring"), "default").unwrap_err();
+        assert!(err.contains("refusing to create"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

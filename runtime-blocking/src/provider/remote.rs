@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | Transit key name / PKCS#11 key label | | `KMS_KEY_ID` |
 //! | Vault token / PKCS#11 user PIN | `--token-file` / `--pin-file` | `KMS_USER_ID` |
-//! | Vault address | `--vault-addr` | `VAULT_ADDR` |
+//! | Vault address | `--vault-addr` (`http://` only with `--vault-insecure-http`) | `VAULT_ADDR` |
 //! | Transit mount | `--transit-mount` (default `transit`) | |
 //! | Vault namespace | `--vault-namespace` | `VAULT_NAMESPACE` |
 //! | CA bundle | `--ca-file` | `VAULT_CACERT` |
@@ -59,6 +59,8 @@ pub struct ProviderFlags {
     pub kmip_password_file: Option<PathBuf>,
     /// `--kmip-mode`.
     pub kmip_mode: Option<String>,
+    /// `--vault-insecure-http`: accept an `http://` Vault address.
+    pub vault_insecure_http: bool,
 }
 
 /// Flags that would put a secret on the command line; refused with a pointer to the
@@ -175,6 +177,13 @@ pub fn vault_config(flags: &ProviderFlags, env: Env<'_>) -> Result<VaultConfig, 
         (None, Some(token)) => TokenSource::Value(Zeroizing::new(token)),
         (None, None) => return Err("the Vault token must be in KMS_USER_ID or --token-file".into()),
     };
+    if addr.trim().to_ascii_lowercase().starts_with("http://") && !flags.vault_insecure_http {
+        return Err(format!(
+            "--vault-addr {addr}: plain http would send the Vault token, the plaintext key \
+             and the unwrapped key in cleartext; use https:// (with --ca-file for a private CA), \
+             or add --vault-insecure-http for a test setup on a trusted network"
+        ));
+    }
     Ok(VaultConfig {
         addr,
         namespace: flags
@@ -447,6 +456,13 @@ mod tests {
         let err = vault_config(&flags, &env).err().unwrap();
         assert!(err.contains("not both"), "{err}");
         let no_token = |k: &str| (k == "KMS_KEY_ID").then(|| "kms".to_owned());
+        // Plain http only when asked for by name.
+        let err = vault_config(&flags, &no_token).err().unwrap();
+        assert!(err.contains("--vault-insecure-http"), "{err}");
+        let flags = ProviderFlags {
+            vault_insecure_http: true,
+            ..flags
+        };
         let cfg = vault_config(&flags, &no_token).unwrap();
         assert_eq!(cfg.addr, "http://flag:8200");
         assert!(matches!(cfg.token, TokenSource::File(_)));

@@ -115,6 +115,10 @@ impl<P: KekProvider> KekProvider for ResilientProvider<P> {
         self.inner.name()
     }
 
+    fn render_metrics(&self, out: &mut String) {
+        self.inner.render_metrics(out);
+    }
+
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
         self.run(deadline, |d| self.inner.status(d))
     }

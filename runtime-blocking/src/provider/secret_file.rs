@@ -20,6 +20,17 @@ pub struct FileStamp {
     inode: u64,
 }
 
+impl FileStamp {
+    /// The stamp of a file's current version, from its metadata.
+    pub fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            len: meta.len(),
+            mtime_nanos: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+}
+
 fn auth(detail: String) -> RemoteError {
     RemoteError::new(RemoteErrorKind::Auth, detail)
 }
@@ -61,11 +72,7 @@ impl SecretFile {
         let shown = self.path.display();
         let meta =
             fs::metadata(&self.path).map_err(|e| auth(format!("{what} file {shown}: {e}")))?;
-        let stamp = FileStamp {
-            len: meta.len(),
-            mtime_nanos: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
-        };
+        let stamp = FileStamp::of(&meta);
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, secret)) = cached.as_ref().filter(|(s, _)| *s == stamp) {
             return Ok((stamp, Arc::clone(secret)));

@@ -78,6 +78,9 @@ pub struct VaultProvider {
     target: TransitTarget,
     agent: ureq::Agent,
     token: TokenReader,
+    /// The address is `http://` (allowed only with `--vault-insecure-http`): shown in
+    /// `kms_plugin_vault_insecure_http`.
+    insecure_http: bool,
 }
 
 impl VaultProvider {
@@ -114,9 +117,15 @@ impl VaultProvider {
             .user_agent("kms-plugin")
             .build()
             .new_agent();
+        let insecure_http = config
+            .addr
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("http://");
         Ok(Self {
             target,
             agent,
+            insecure_http,
             token: match config.token {
                 TokenSource::Value(v) => TokenReader::Value(v),
                 TokenSource::File(path) => TokenReader::File(SecretFile::new(path, "vault token")),
@@ -223,6 +232,22 @@ fn transport_error(op: TransitOp, e: &ureq::Error, deadline: Instant) -> RemoteE
 impl KekProvider for VaultProvider {
     fn name(&self) -> &'static str {
         "vault"
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        use kms_plugin_core::metrics::exposition::{Kind, header, sample};
+        header(
+            out,
+            "kms_plugin_vault_insecure_http",
+            Kind::Gauge,
+            "1 when Vault is reached over plain http (--vault-insecure-http): tokens and keys cross the network in cleartext.",
+        );
+        sample(
+            out,
+            "kms_plugin_vault_insecure_http",
+            &[],
+            u64::from(self.insecure_http),
+        );
     }
 
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {

@@ -2,13 +2,18 @@
 //! the plugin lock, written after it is released by whichever thread holds the socket, and
 //! output buffers recycled between drains.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
+use kms_plugin_core::{ConnId, OpId, RemoteOp};
 use zeroize::Zeroize;
+
+use super::{Job, Shared};
+use crate::driver::Sink;
 
 /// Capacity of a fresh output buffer: a batch of responses to one read fits without growing.
 pub(super) const OUT_BUFFER_BYTES: usize = 16 * 1024;
@@ -106,6 +111,47 @@ impl Drop for Flush {
     fn drop(&mut self) {
         for writer in self.0.drain(..) {
             writer.flush();
+        }
+    }
+}
+
+/// The blocking server's IO for a drain: bytes to connection writers (written once the lock
+/// is released), remote calls to the worker pool.
+pub(super) struct Outputs<'a> {
+    pub(super) writers: &'a mut HashMap<ConnId, Arc<ConnWriter>>,
+    pub(super) shared: &'a Shared,
+    pub(super) flush: Flush,
+}
+
+impl Sink for Outputs<'_> {
+    fn transmit(&mut self, conn: ConnId, bytes: &mut Vec<u8>) {
+        if let Some(writer) = self.writers.get(&conn) {
+            writer.push(Some(std::mem::replace(bytes, self.shared.pool.get())));
+            if !self.flush.0.iter().any(|w| Arc::ptr_eq(w, writer)) {
+                self.flush.0.push(writer.clone());
+            }
+        }
+    }
+
+    fn remote(&mut self, id: OpId, op: RemoteOp, deadline: Instant) {
+        let jobs = self
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = jobs.as_ref() {
+            let _ = tx.send(Job { id, op, deadline });
+        }
+    }
+
+    // The worker finishes the call; the core drops the late answer.
+    fn cancel(&mut self, _id: OpId) {}
+
+    fn close(&mut self, conn: ConnId) {
+        // After the bytes queued before it (GOAWAY, last responses).
+        if let Some(writer) = self.writers.remove(&conn) {
+            writer.push(None);
+            self.flush.0.push(writer);
         }
     }
 }

@@ -137,15 +137,23 @@ pub struct PyKmip {
     dir: PathBuf,
     child: Option<Child>,
     pub port: u16,
+    /// Extra arguments of `pykmip_server.py` (`no-gcm`).
+    extra: Vec<String>,
 }
 
 impl PyKmip {
     /// Starts the server on a free port.
     pub fn start(pki: &Pki) -> Self {
+        Self::start_with(pki, &[])
+    }
+
+    /// Starts the server with extra arguments (`no-gcm`: refuses AES-GCM, does key wrap).
+    pub fn start_with(pki: &Pki, extra: &[&str]) -> Self {
         let mut server = Self {
             dir: pki.dir.clone(),
             child: None,
             port: 0,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         server.spawn();
         server
@@ -158,6 +166,7 @@ impl PyKmip {
             .arg(script("pykmip_server.py"))
             .arg(&self.dir)
             .arg(self.port.to_string())
+            .args(&self.extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -210,6 +219,8 @@ impl Drop for PyKmip {
 
 /// A KMIP admin client (PyKMIP's), owning keys as the plugin's identity.
 pub struct Admin {
+    /// The server's log, quoted when a command fails.
+    server_log: PathBuf,
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
@@ -231,6 +242,7 @@ impl Admin {
         let stdin = child.stdin.take().unwrap();
         let lines = line_reader(child.stdout.take().unwrap());
         Self {
+            server_log: pki.dir.join("server.log"),
             child,
             stdin,
             lines,
@@ -246,7 +258,10 @@ impl Admin {
             .unwrap_or_else(|_| panic!("admin command {command:?} did not answer"));
         match line.strip_prefix("ok") {
             Some(result) => result.trim().to_owned(),
-            None => panic!("admin command {command:?}: {line}"),
+            None => panic!(
+                "admin command {command:?}: {line}\nserver log:\n{}",
+                std::fs::read_to_string(&self.server_log).unwrap_or_default()
+            ),
         }
     }
 

@@ -1,17 +1,60 @@
 """Starts a PyKMIP server for the KMIP provider's tests and prints its port.
 
-Usage: pykmip_server.py DIR [PORT]
+Usage: pykmip_server.py DIR [PORT [no-gcm]]
 DIR holds server.pem, server.key and ca.pem (written by the test) and receives the SQLite
 database and the log. The port (0 = any free one) is printed as `port N` on stdout once the
-server accepts connections; the server then runs until it is killed or its stdin closes (so it never
-outlives the test that started it).
+server accepts connections; the server then runs until it is killed or its stdin closes (so
+it never outlives the test that started it).
+
+`no-gcm` makes a server of the other kind the provider must handle: Encrypt/Decrypt refuse
+AES-GCM (Invalid Field) and do NIST AES key wrap (RFC 3394) and key wrap with padding
+(RFC 5649), which PyKMIP 0.11 does not implement itself; they are computed with the
+`cryptography` package's keywrap functions, as a server doing those modes computes them.
 """
 import logging
 import os
 import sys
 import threading
 
+from cryptography.hazmat.primitives import keywrap
+from kmip.core import enums, exceptions
 from kmip.services.server import KmipServer
+
+
+def key_wrap_instead_of_gcm(crypto):
+    """Makes `crypto` (the server's cryptography engine) refuse GCM and do the key wraps."""
+    encrypt, decrypt = crypto.encrypt, crypto.decrypt
+    wrap = {
+        enums.BlockCipherMode.NIST_KEY_WRAP: (
+            keywrap.aes_key_wrap,
+            keywrap.aes_key_unwrap,
+        ),
+        enums.BlockCipherMode.AES_KEY_WRAP_PADDING: (
+            keywrap.aes_key_wrap_with_padding,
+            keywrap.aes_key_unwrap_with_padding,
+        ),
+    }
+
+    def refuse_gcm(mode):
+        if mode == enums.BlockCipherMode.GCM:
+            raise exceptions.InvalidField("GCM is not supported by this server")
+
+    def encrypt_kw(algorithm, key, data, cipher_mode=None, **kwargs):
+        refuse_gcm(cipher_mode)
+        if cipher_mode in wrap:
+            return {"cipher_text": wrap[cipher_mode][0](key, data)}
+        return encrypt(algorithm, key, data, cipher_mode=cipher_mode, **kwargs)
+
+    def decrypt_kw(algorithm, key, data, cipher_mode=None, **kwargs):
+        refuse_gcm(cipher_mode)
+        if cipher_mode in wrap:
+            try:
+                return wrap[cipher_mode][1](key, data)
+            except keywrap.InvalidUnwrap:
+                raise exceptions.CryptographicFailure("the key does not unwrap")
+        return decrypt(algorithm, key, data, cipher_mode=cipher_mode, **kwargs)
+
+    crypto.encrypt, crypto.decrypt = encrypt_kw, decrypt_kw
 
 
 def main():
@@ -34,6 +77,22 @@ def main():
     # KmipServer treats port 0 as "not given"; the settings take it as is.
     server.config.settings["port"] = port
     server.start()
+    # PyKMIP 0.11's engine keeps the current database session in one attribute shared by
+    # every connection's thread, so two requests at once (the plugin's status timer beside an
+    # unwrap, or beside the admin client) can close each other's session: General Failure.
+    # A real KMIP server has no such limit; serialize requests here so tests see KMIP, not
+    # that race.
+    engine = server._engine
+    process_request = engine.process_request
+    lock = threading.Lock()
+
+    def serialized(*args, **kwargs):
+        with lock:
+            return process_request(*args, **kwargs)
+
+    engine.process_request = serialized
+    if "no-gcm" in sys.argv[3:]:
+        key_wrap_instead_of_gcm(engine._cryptography_engine)
     # serve() listens again (harmless); listening here makes the printed port connectable.
     server._socket.listen(5)
     print("port", server._socket.getsockname()[1], flush=True)

@@ -24,6 +24,35 @@ use kms_plugin_core::testing::kms_messages as msg;
 
 use crate::metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 
+/// A probe whose readiness a test flips; its metrics are one fixed gauge.
+pub struct FakeProbe {
+    pub healthy: std::sync::atomic::AtomicBool,
+}
+
+impl FakeProbe {
+    /// The cause `/readyz` reports while not healthy.
+    pub const CAUSE: &'static str = "remote kms unreachable: timeout";
+
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            healthy: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl kms_plugin_blocking::observe::metrics_server::Probe for FakeProbe {
+    fn render_metrics(&self, out: &mut String) {
+        out.push_str("# HELP up fake\n# TYPE up gauge\nup 1\n");
+    }
+    fn readiness(&self) -> Result<(), String> {
+        if self.healthy.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Self::CAUSE.into())
+        }
+    }
+}
+
 /// A real HTTP/1.1 GET (or any raw request); returns (status, headers, body).
 pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();

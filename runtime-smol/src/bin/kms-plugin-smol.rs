@@ -1,6 +1,7 @@
 //! Example binary of the smol runtime: `kms-plugin-smol [--listen unix:///path|unix:///@name]
 //! --key-file FILE [--key-name NAME] [--socket-mode 0600] [--status-refresh SECONDS]
-//! [--shutdown-grace SECONDS] [--metrics-addr [IP:]PORT] [--log-format json|text]
+//! [--shutdown-grace SECONDS] [--allow-uid UID,...] [--metrics-addr [IP:]PORT]
+//! [--log-format json|text]
 //! [--log-level LEVEL]`. The static production binary is `kms-plugin` (blocking runtime);
 //! this one shows how to embed the plugin in an async application. Socket, key file (re-read
 //! after `kms-plugin keys rotate`), logger and metrics are the same std layer as the static
@@ -15,6 +16,7 @@ use kms_plugin_blocking::endpoint::Endpoint;
 use kms_plugin_blocking::log::{Level, LogFormat, Logger};
 use kms_plugin_blocking::provider::local::LocalKeyFile;
 use kms_plugin_blocking::socket::BoundSocket;
+use kms_plugin_blocking::socket::peer::PeerGate;
 use kms_plugin_smol::observe::metrics_server;
 use kms_plugin_smol::serve::{Observer, ServeOptions, serve_observed};
 
@@ -79,6 +81,16 @@ fn run() -> Result<(), String> {
         .status_staleness
         .max(config.kms.status_refresh_interval * 3);
     let shutdown_grace = args.parse("--shutdown-grace", Duration::from_secs(5), seconds)?;
+    let allow_uids = args
+        .get("--allow-uid")
+        .map(|v| {
+            v.split(',')
+                .map(|u| u.trim().parse::<u32>())
+                .collect::<Result<Vec<u32>, _>>()
+                .map_err(|_| format!("--allow-uid {v:?}: give numeric uids, comma-separated"))
+        })
+        .transpose()?;
+    config.transport.shutdown_grace = shutdown_grace;
     let logger = Logger::new(format, level);
     let metrics_listener = match args.get("--metrics-addr") {
         Some(v) => {
@@ -118,15 +130,21 @@ fn run() -> Result<(), String> {
     });
 
     let executor = Arc::new(smol::Executor::new());
+    let gate = PeerGate::new(&endpoint, allow_uids.as_deref());
+    logger.info(
+        "listening",
+        &[
+            ("endpoint", &endpoint),
+            ("provider", &"local"),
+            ("allowed_uids", &gate.allowed_text()),
+        ],
+    );
     let options = ServeOptions {
         config,
         provider: Arc::new(provider),
         shutdown_grace,
+        peer_gate: Some(Arc::new(gate)),
     };
-    logger.info(
-        "listening",
-        &[("endpoint", &endpoint), ("provider", &"local")],
-    );
     let observer = Observer {
         logger: Some(logger),
         metrics_listener,
