@@ -553,7 +553,7 @@ impl ClientView {
         let credit = |s: u32| self.updates.get(&s).copied().unwrap_or(0);
         let connection = 65_535 + credit(0) - sent;
         let own = self.initial_window + credit(stream) - r.data.len() as i64;
-        !r.headers.is_empty() && (connection <= 0 || own <= 0)
+        connection <= 0 || own <= 0
     }
 }
 
