@@ -49,6 +49,8 @@ type Key = (ConnId, StreamId);
 pub(crate) struct ParkedSet {
     by_key: BTreeMap<Key, ParkedRequest>,
     by_deadline: BTreeSet<(Timestamp, ConnId, StreamId)>,
+    /// Request octets held by the parked requests ([`Work::held_bytes`]).
+    bytes: usize,
 }
 
 impl ParkedSet {
@@ -56,17 +58,25 @@ impl ParkedSet {
         self.by_key.len()
     }
 
+    /// Request octets the parked requests hold.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn insert(&mut self, p: ParkedRequest) {
         let key = (p.ctx.conn, p.ctx.stream);
         self.by_deadline.insert((p.deadline, key.0, key.1));
+        self.bytes += p.work.held_bytes();
         if let Some(old) = self.by_key.insert(key, p) {
             self.by_deadline.remove(&(old.deadline, key.0, key.1));
+            self.bytes -= old.work.held_bytes();
         }
     }
 
     pub(crate) fn remove(&mut self, conn: ConnId, stream: StreamId) -> Option<ParkedRequest> {
         let p = self.by_key.remove(&(conn, stream))?;
         self.by_deadline.remove(&(p.deadline, conn, stream));
+        self.bytes -= p.work.held_bytes();
         Some(p)
     }
 

@@ -51,6 +51,20 @@ pub(crate) struct DecryptWork {
     pub(crate) digest: Digest,
 }
 
+impl Work {
+    /// Octets of request data it holds (what counts against `Config::max_buffered_total`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        match self {
+            Self::Encrypt(w) => w.plaintext.len(),
+            Self::Decrypt(w) => match w.api {
+                Api::V2 => w.ciphertext.len() + w.wrapped.len(),
+                // `wrapped` is a view into the ciphertext.
+                Api::V1 => w.ciphertext.len(),
+            },
+        }
+    }
+}
+
 impl EncryptWork {
     /// Seals the plaintext under `cur` into the method's `EncryptResponse`.
     pub(crate) fn seal(&self, cur: &LocalKek, rng: &mut Rng) -> Response {
