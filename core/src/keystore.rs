@@ -162,6 +162,9 @@ struct RemoteStatus {
     last_success: Option<Timestamp>,
     /// Set when the last Status attempt failed.
     last_error: Option<RemoteErrorKind>,
+    /// healthz naming what is gone when the last Status failed with `key_version_missing`
+    /// (`<cause>: <the remote's detail>`, bounded); empty otherwise.
+    missing_named: String,
     failures: u32,
     next_at: Timestamp,
     in_flight: Option<OpId>,
@@ -212,6 +215,7 @@ impl Keystore {
                 key_id: None,
                 last_success: None,
                 last_error: None,
+                missing_named: String::new(),
                 failures: 0,
                 next_at: now,
                 in_flight: None,
@@ -259,12 +263,19 @@ impl Keystore {
     }
 
     /// The healthz string v2 Status reports at `now`: [`Keystore::health_at`]'s cause, except
-    /// that a missing remote key version is named (`key version missing: <the remote's
-    /// detail>`, the most recent of them). Bounded and non-secret.
+    /// that a missing remote key version is named with the remote's detail: `key version
+    /// missing: <detail>` (an unwrap under it failed; the most recent of them), or `remote kms
+    /// error: key_version_missing: <detail>` (Status itself fails: a key it reported is gone,
+    /// a key file was refused). Bounded and non-secret.
     pub fn healthz_at(&self, now: Timestamp) -> &str {
         let h = self.compute_health(now);
         if h.cause == health::KEY_VERSION_MISSING {
             self.missing.healthz()
+        } else if self.remote.last_error == Some(RemoteErrorKind::KeyVersionMissing)
+            && h.cause == health::remote_cause(RemoteErrorKind::KeyVersionMissing)
+            && !self.remote.missing_named.is_empty()
+        {
+            &self.remote.missing_named
         } else {
             h.cause
         }
@@ -589,20 +600,29 @@ impl Keystore {
     fn status_succeeded(&mut self, key_id: String, now: Timestamp) {
         self.remote.in_flight = None;
         if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
-            self.status_failed(RemoteErrorKind::Corrupt, now);
+            self.status_failed(RemoteErrorKind::Corrupt, "", now);
             return;
         }
         self.remote.key_id = Some(key_id);
         self.remote.last_success = Some(now);
         self.remote.last_error = None;
+        self.remote.missing_named.clear();
         self.remote.failures = 0;
         self.remote.next_at = now.saturating_add(self.cfg.status_refresh_interval);
         self.outcomes.push_back(Outcome::EncryptReadinessChanged);
     }
 
-    fn status_failed(&mut self, kind: RemoteErrorKind, now: Timestamp) {
+    fn status_failed(&mut self, kind: RemoteErrorKind, detail: &str, now: Timestamp) {
         self.remote.in_flight = None;
         self.remote.last_error = Some(kind);
+        self.remote.missing_named.clear();
+        if kind == RemoteErrorKind::KeyVersionMissing && !detail.is_empty() {
+            self.remote.missing_named = alloc::format!(
+                "{}: {}",
+                health::remote_cause(kind),
+                missing::truncate(detail, missing::MAX_DETAIL)
+            );
+        }
         self.remote.failures = self.remote.failures.saturating_add(1);
         let delay = self
             .cfg
@@ -680,7 +700,7 @@ impl Keystore {
         now: Timestamp,
     ) {
         match purpose {
-            Purpose::Status => self.status_failed(kind, now),
+            Purpose::Status => self.status_failed(kind, detail, now),
             Purpose::Wrap { .. } => self.wrap_failed(kind, now),
             Purpose::Unwrap { digest, key_id } => {
                 self.unwrap_flights.remove(digest);

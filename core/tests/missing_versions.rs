@@ -160,3 +160,27 @@ fn other_unwrap_failures_are_not_remembered_and_the_cap_bounds_what_is() {
     // A restart forgets: a fresh plugin starts with nothing remembered.
     assert_eq!(started(&cfg).service.keystore().missing_versions(), 0);
 }
+
+#[test]
+fn a_status_that_finds_its_key_gone_names_it_in_healthz_until_status_succeeds() {
+    let mut sim = started(&config());
+    // E.g. an HSM key Status reported was deleted, or a key file without a loaded version.
+    sim.driver.remote.set_failing(
+        RemoteOpKind::Status,
+        Some(RemoteErrorKind::KeyVersionMissing),
+    );
+    sim.advance(Duration::from_secs(11));
+    assert_eq!(
+        status(&mut sim).healthz,
+        "remote kms error: key_version_missing: injected failure"
+    );
+    // Other Status failures keep their bounded cause.
+    sim.driver
+        .remote
+        .set_failing(RemoteOpKind::Status, Some(RemoteErrorKind::Auth));
+    sim.advance(Duration::from_secs(31));
+    assert_eq!(status(&mut sim).healthz, "remote kms error: auth");
+    sim.driver.remote.set_failing(RemoteOpKind::Status, None);
+    sim.advance(Duration::from_secs(31));
+    assert_eq!(status(&mut sim).healthz, "ok");
+}

@@ -31,21 +31,65 @@ use args::{Cli, Command};
 /// Exit code for bad usage or configuration.
 pub const EXIT_USAGE: i32 = 2;
 
-/// `kms-plugin` without a command, or starting with a flag other than help/version, serves.
-fn with_default_command(argv: &[String]) -> Vec<String> {
-    let implicit_serve = match argv.first() {
-        None => true,
-        Some(first) => {
-            first.starts_with('-')
-                && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
-        }
-    };
+/// Whether `--long` takes a value in any command (flags are spelled alike everywhere).
+fn takes_value(root: &clap::Command, long: &str) -> bool {
+    root.get_arguments()
+        .chain(
+            root.get_subcommands()
+                .flat_map(clap::Command::get_arguments),
+        )
+        .chain(
+            root.get_subcommands()
+                .flat_map(clap::Command::get_subcommands)
+                .flat_map(clap::Command::get_arguments),
+        )
+        .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+}
+
+/// Puts the command first, as clap expects: `kms-plugin` alone or with flags only serves, and
+/// flags written before the command (`kms-plugin --key-file K keys list`, which the earlier
+/// parser accepted) move behind it.
+fn with_default_command(root: &clap::Command, argv: &[String]) -> Vec<String> {
     let mut full = Vec::with_capacity(argv.len() + 2);
     full.push("kms-plugin".to_string());
-    if implicit_serve {
+    let leading_flag = argv.first().is_some_and(|first| {
+        first.starts_with('-') && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
+    });
+    if argv.is_empty() {
         full.push("serve".to_string());
+        return full;
     }
-    full.extend_from_slice(argv);
+    if !leading_flag {
+        full.extend_from_slice(argv);
+        return full;
+    }
+    // The first token that is not a flag or a flag's value.
+    let mut i = 0;
+    let command_at = loop {
+        let Some(token) = argv.get(i) else { break None };
+        match token.strip_prefix("--") {
+            Some(long) if !long.contains('=') && takes_value(root, long) => i += 2,
+            Some(_) => i += 1,
+            None if token.starts_with('-') => i += 1,
+            None => break Some(i),
+        }
+    };
+    let Some(at) = command_at.filter(|&at| root.find_subcommand(&argv[at]).is_some()) else {
+        full.push("serve".to_string());
+        full.extend_from_slice(argv);
+        return full;
+    };
+    let mut rest = argv.to_vec();
+    let command = rest.remove(at);
+    let nested = root.find_subcommand(&command).is_some_and(|c| {
+        rest.get(at)
+            .is_some_and(|next| c.find_subcommand(next).is_some())
+    });
+    full.push(command);
+    if nested {
+        full.push(rest.remove(at));
+    }
+    full.extend(rest);
     full
 }
 
@@ -57,8 +101,8 @@ pub fn parse(argv: &[String]) -> Result<Cli, String> {
 
 /// As [`parse`], with the exit code a failure ends the process with (0 for help/version).
 fn parse_full(argv: &[String]) -> Result<Cli, (i32, String)> {
-    let full = with_default_command(argv);
     let mut command = Cli::command();
+    let full = with_default_command(&command, argv);
     let matches = command
         .try_get_matches_from_mut(&full)
         .map_err(|e| render_error(&e, &command, &full))?;

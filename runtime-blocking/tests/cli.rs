@@ -161,6 +161,24 @@ fn misuse_exits_2_with_one_line_naming_the_flag() {
 }
 
 #[test]
+fn flags_may_come_before_the_command_as_before() {
+    let dir = TempDir::new("cli-order");
+    let key_file = dir.join("keyring");
+    let path = key_file.to_str().unwrap();
+    let out = run(&["--key-file", path, "keys", "init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&[&format!("--key-file={path}"), "keys", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("default v1"));
+    let out = run(&["--api", "v1", "encryption-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("apiVersion: v1"));
+    // Flags alone still mean serve.
+    let out = run(&["--bogus"]);
+    assert!(text(&out.stderr).contains("for `serve`"));
+}
+
+#[test]
 fn flags_come_from_kms_plugin_environment_variables() {
     // A value in the environment is used...
     let out = run_env(&["encryption-config"], &[("KMS_PLUGIN_API", "v1")]);

@@ -9,7 +9,6 @@ mod support;
 #[path = "support/tonic_v2.rs"]
 mod tonic_v2;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -65,14 +64,6 @@ fn probe(sock: &Path) -> (Option<i32>, String) {
 }
 
 /// GET `path` from the metrics responder at `addr` (HTTP/1.0, whole body).
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
-}
 
 #[test]
 fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_restart() {
@@ -101,15 +92,7 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
         ],
     );
     let metrics_line = plugin.wait_log("serving metrics", WAIT);
-    let addr = metrics_line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let addr = support::metrics_addr(&metrics_line);
     support::wait_healthy(&format!("unix://{}", sock.display()));
     let mut client = Client::connect(&sock);
     let v2_key_id = client.status().key_id;
@@ -124,7 +107,16 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
     assert!(line.contains(key_file.to_str().unwrap()), "{line}");
     plugin.wait_log("cause=\"remote kms error: key_version_missing\"", WAIT);
     let status = client.status();
-    assert_eq!(status.healthz, "remote kms error: key_version_missing");
+    // healthz names the file and the version (the bounded cause is in the log line above).
+    assert!(
+        status
+            .healthz
+            .starts_with("remote kms error: key_version_missing: key file ")
+            && status.healthz.contains(key_file.to_str().unwrap())
+            && status.healthz.contains("default v2"),
+        "{}",
+        status.healthz
+    );
     assert_eq!(
         status.key_id, v2_key_id,
         "the plugin keeps the version it loaded"
@@ -136,7 +128,7 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
     let more = client.encrypt(b"more").unwrap();
     assert_eq!(more.key_id, v2_key_id);
     assert_eq!(client.decrypt(&secret).unwrap(), b"written under v2");
-    let scrape = http_get(&addr, "/metrics");
+    let scrape = support::http_get(&addr, "/metrics");
     let refused = scrape
         .lines()
         .find(|l| l.starts_with("kms_plugin_key_file_refused{"))
@@ -159,11 +151,18 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
         "{}",
         err.message()
     );
+    // ...and so does healthz, until a Decrypt under it succeeds.
+    let healthz = client.status().healthz;
+    assert!(
+        healthz.starts_with("key version missing: key file ") && healthz.contains("default v2"),
+        "{healthz}"
+    );
 
     // Restoring the newer file heals it without a restart.
     replace_file(&key_file, &newer);
     assert_eq!(client.decrypt(&secret).unwrap(), b"written under v2");
     assert_eq!(client.decrypt(&more).unwrap(), b"more");
+    assert_eq!(client.status().healthz, "ok");
     drop(client);
     assert_eq!(plugin.terminate(), 0);
 }

@@ -15,10 +15,44 @@ import logging
 import os
 import sys
 import threading
+import types
 
 from cryptography.hazmat.primitives import keywrap
 from kmip.core import enums, exceptions
 from kmip.services.server import KmipServer
+from kmip.services.server import server as server_module
+
+
+class InProcessManager:
+    """Stands in for multiprocessing.Manager: a plain dict, no manager process."""
+
+    def dict(self):
+        return {}
+
+    def shutdown(self):
+        pass
+
+
+class NoPolicyMonitor:
+    """Stands in for the policy directory monitor process (the tests load no policy files)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def join(self):
+        pass
+
+
+# KmipServer.start() forks a multiprocessing manager and a policy monitor process; killed with
+# the server, those would outlive the test. In one process, nothing does.
+server_module.multiprocessing = types.SimpleNamespace(Manager=InProcessManager)
+server_module.monitor = types.SimpleNamespace(PolicyDirectoryMonitor=NoPolicyMonitor)
 
 
 def key_wrap_instead_of_gcm(crypto):
