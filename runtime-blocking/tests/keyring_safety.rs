@@ -9,7 +9,6 @@ mod support;
 #[path = "support/tonic_v2.rs"]
 mod tonic_v2;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -65,14 +64,6 @@ fn probe(sock: &Path) -> (Option<i32>, String) {
 }
 
 /// GET `path` from the metrics responder at `addr` (HTTP/1.0, whole body).
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
-}
 
 #[test]
 fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_restart() {
@@ -101,15 +92,7 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
         ],
     );
     let metrics_line = plugin.wait_log("serving metrics", WAIT);
-    let addr = metrics_line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let addr = support::metrics_addr(&metrics_line);
     support::wait_healthy(&format!("unix://{}", sock.display()));
     let mut client = Client::connect(&sock);
     let v2_key_id = client.status().key_id;
@@ -145,7 +128,7 @@ fn a_reload_that_drops_a_version_is_refused_while_serving_and_named_after_a_rest
     let more = client.encrypt(b"more").unwrap();
     assert_eq!(more.key_id, v2_key_id);
     assert_eq!(client.decrypt(&secret).unwrap(), b"written under v2");
-    let scrape = http_get(&addr, "/metrics");
+    let scrape = support::http_get(&addr, "/metrics");
     let refused = scrape
         .lines()
         .find(|l| l.starts_with("kms_plugin_key_file_refused{"))

@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -29,36 +29,49 @@ fn running_as_root() -> bool {
     root
 }
 
-/// `kms-plugin probe` as uid/gid 65534 (`setpriv`, util-linux). The binary is run from a copy
-/// in `dir` (made world-readable and executable): the build directory may sit where that uid
-/// cannot reach it (e.g. under /root).
-fn probe_as_nobody(dir: &TempDir, listen: &str) -> Output {
+/// The binary where uid 65534 can run it: the build directory may sit where that uid cannot
+/// reach (e.g. under /root), so a world-executable hard link (or, across filesystems, a copy)
+/// in the test's directory, made world-readable.
+fn binary_for_nobody(dir: &TempDir) -> PathBuf {
     let bin = dir.join("kms-plugin-for-nobody");
     if !bin.exists() {
         std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::copy(BIN, &bin).unwrap();
+        if std::fs::hard_link(BIN, &bin).is_err() {
+            std::fs::copy(BIN, &bin).unwrap();
+        }
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-            bin.to_str().unwrap(),
-            "probe",
-            "--listen",
-            listen,
-            "--timeout",
-            "5",
-        ])
-        .output()
-        .expect("run setpriv (util-linux)");
-    // 0 or 1 are the probe's answers; anything else means it did not run at all.
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "the probe did not run as {NOBODY}: {out:?}"
-    );
-    out
+    bin
+}
+
+/// `kms-plugin probe` as uid/gid 65534 (`setpriv`, util-linux).
+fn probe_as_nobody(dir: &TempDir, listen: &str) -> Output {
+    let bin = binary_for_nobody(dir);
+    // A copied binary can be briefly "busy" (ETXTBSY) while a child another test thread forked
+    // still holds the copy's descriptor before its own exec; that ends within microseconds.
+    for _ in 0..1000 {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+            ])
+            .arg(&bin)
+            .args(["probe", "--listen", listen, "--timeout", "5"])
+            .output()
+            .expect("run setpriv (util-linux)");
+        if String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            std::thread::yield_now();
+            continue;
+        }
+        // 0 or 1 are the probe's answers; anything else means it did not run at all.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "the probe did not run as {NOBODY}: {out:?}"
+        );
+        return out;
+    }
+    panic!("{} stayed busy", bin.display());
 }
 
 fn probe_as_root(listen: &str) -> Output {
@@ -69,15 +82,6 @@ fn abstract_endpoint(tag: &str) -> String {
     let mut seed = [0u8; 8];
     getrandom::getrandom(&mut seed).unwrap();
     format!("unix:///@kms-{tag}-{:016x}", u64::from_le_bytes(seed))
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
 }
 
 fn start(dir: &TempDir, listen: &str, extra: &[&str]) -> (Plugin, String) {
@@ -99,20 +103,12 @@ fn start(dir: &TempDir, listen: &str, extra: &[&str]) -> (Plugin, String) {
         &["listening", " healthy", "serving metrics"],
     );
     let line = plugin.wait_log("serving metrics", WAIT);
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let addr = support::metrics_addr(&line);
     (plugin, addr)
 }
 
 fn refused_total(addr: &str) -> u64 {
-    let scrape = http_get(addr, "/metrics");
+    let scrape = support::http_get(addr, "/metrics");
     scrape
         .lines()
         .find_map(|l| l.strip_prefix("kms_plugin_peer_refused_total "))

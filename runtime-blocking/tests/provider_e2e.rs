@@ -458,7 +458,6 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
 #[cfg(feature = "vault")]
 #[test]
 fn vault_over_plain_http_is_warned_about_and_reported() {
-    use std::io::{Read, Write};
     let server = transit();
     let dir = TempDir::new("e2e-vault-http");
     let token_file = dir.join("token");
@@ -485,20 +484,8 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
     assert!(warning.contains("warn"), "{warning}");
     assert!(warning.contains("cleartext"), "{warning}");
     let (_, line) = plugin.log.wait(0, "serving metrics", WAIT);
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut scrape = String::new();
-    stream.read_to_string(&mut scrape).unwrap();
+    let addr = support::metrics_addr(&line);
+    let scrape = support::http_get(&addr, "/metrics");
     assert!(
         scrape
             .lines()

@@ -292,3 +292,26 @@ pub fn wait_healthy(listen: &str) {
         );
     }
 }
+
+/// The address in a `serving metrics addr=...` log line (`--metrics-addr 127.0.0.1:0`).
+pub fn metrics_addr(line: &str) -> String {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no addr= in {line:?}"))
+        .trim_matches('"')
+        .to_string()
+}
+
+/// One HTTP/1.0 GET (bounded by a 20 s read timeout): the whole response, head and body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
