@@ -15,8 +15,10 @@ pub struct Config {
     /// the oldest one still in its handshake, else of the one idle longest; with every
     /// connection busy it is closed at once (with an event).
     pub max_connections: usize,
-    /// Request octets buffered across all connections at most (each connection also has
-    /// `transport.max_buffered_bytes`); the stream that goes beyond gets RESOURCE_EXHAUSTED.
+    /// Request octets held at most: bodies buffered across all connections (each connection
+    /// also has `transport.max_buffered_bytes`) plus requests parked for a remote operation
+    /// (`kms.max_parked_requests` bounds their count). The stream that goes beyond gets
+    /// RESOURCE_EXHAUSTED.
     pub max_buffered_total: usize,
 }
 

@@ -87,6 +87,11 @@ impl KmsService {
         self.parked.len()
     }
 
+    /// Request octets held by requests waiting for a remote operation.
+    pub fn parked_bytes(&self) -> usize {
+        self.parked.bytes()
+    }
+
     /// Handles one complete request from `conn`. The answer comes out of
     /// [`KmsService::poll_answer`], now or later.
     pub fn handle_request(&mut self, conn: ConnId, req: Request, now: Timestamp) {

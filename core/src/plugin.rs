@@ -107,8 +107,12 @@ impl Plugin {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<(), UsageError> {
+        // Parked requests hold request data too: they share the budget.
         let others = self.buffered_total;
-        let budget = self.config.max_buffered_total;
+        let budget = self
+            .config
+            .max_buffered_total
+            .saturating_sub(self.kms.parked_bytes());
         let Some(c) = self.conn_mut(conn)? else {
             return Ok(());
         };

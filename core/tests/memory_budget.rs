@@ -192,3 +192,36 @@ fn a_full_table_evicts_half_open_then_idle_connections_and_refuses_only_when_all
     assert_eq!(b.refused, vec![refused]);
     assert_eq!(b.closed, vec![half_open, idle]);
 }
+
+#[test]
+fn parked_requests_count_against_the_budget() {
+    use kms_plugin_core::testing::kms_messages as msg;
+    // The start-up Status is never answered: no local KEK yet, so every Encrypt parks.
+    let config = Config {
+        max_buffered_total: (4 << 20) + 5,
+        ..Config::default()
+    };
+    let mut b = Bench::new(config);
+    let (conn, mut client) = b.open();
+    let opts = RequestOptions::default();
+    let mut streams = Vec::new();
+    for i in 0..5u8 {
+        let message = msg::v2_encrypt(&vec![i; 900_000], "big");
+        let (stream, bytes) = client.unary("/v2.KeyManagementService/Encrypt", &message, &opts);
+        b.feed(conn, &mut client, &bytes);
+        streams.push(stream);
+    }
+    assert_eq!(b.plugin.kms().parked_requests(), 4);
+    assert!(b.plugin.kms().parked_bytes() >= 4 * 900_000);
+    for &s in &streams[..4] {
+        assert!(client.take_response(s).is_none(), "parked, not answered");
+    }
+    let refused = client
+        .take_response(streams[4])
+        .expect("the fifth is answered");
+    assert_eq!(refused.grpc_status, Some(Code::ResourceExhausted.as_u8()));
+    // The connection ends: its parked requests go, and so do their octets.
+    b.plugin.handle_eof(conn, b.now).unwrap();
+    b.drain();
+    assert_eq!(b.plugin.kms().parked_bytes(), 0);
+}

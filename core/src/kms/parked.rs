@@ -47,6 +47,22 @@ pub(crate) enum Work {
     },
 }
 
+impl Work {
+    /// Octets of request data it holds (what counts against `Config::max_buffered_total`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        match self {
+            Self::V2Encrypt { plaintext } | Self::V1Encrypt { plaintext } => plaintext.len(),
+            Self::V2Decrypt {
+                ciphertext,
+                wrapped,
+                ..
+            } => ciphertext.len() + wrapped.len(),
+            // `wrapped` is a view into `cipher`.
+            Self::V1Decrypt { cipher, .. } => cipher.len(),
+        }
+    }
+}
+
 /// What a parked request waits for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
@@ -75,6 +91,8 @@ type Key = (ConnId, StreamId);
 pub(crate) struct ParkedSet {
     by_key: BTreeMap<Key, ParkedRequest>,
     by_deadline: BTreeSet<(Timestamp, ConnId, StreamId)>,
+    /// Request octets held by the parked requests ([`Work::held_bytes`]).
+    bytes: usize,
 }
 
 impl ParkedSet {
@@ -82,17 +100,25 @@ impl ParkedSet {
         self.by_key.len()
     }
 
+    /// Request octets the parked requests hold.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn insert(&mut self, p: ParkedRequest) {
         let key = (p.ctx.conn, p.ctx.stream);
         self.by_deadline.insert((p.deadline, key.0, key.1));
+        self.bytes += p.work.held_bytes();
         if let Some(old) = self.by_key.insert(key, p) {
             self.by_deadline.remove(&(old.deadline, key.0, key.1));
+            self.bytes -= old.work.held_bytes();
         }
     }
 
     pub(crate) fn remove(&mut self, conn: ConnId, stream: StreamId) -> Option<ParkedRequest> {
         let p = self.by_key.remove(&(conn, stream))?;
         self.by_deadline.remove(&(p.deadline, conn, stream));
+        self.bytes -= p.work.held_bytes();
         Some(p)
     }
 
