@@ -38,24 +38,10 @@ fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     kms_plugin_core::h2::frame::write_frame(out, FrameKind::from_u8(kind), flags, stream, payload);
 }
 
-/// The header block kube-apiserver's grpc-go client sends (docs/protocol.md §2), minus user-agent.
+/// The header block kube-apiserver's grpc-go client sends, minus user-agent (literals, no
+/// dynamic table).
 fn header_block(path: &str) -> Vec<u8> {
-    // The core's static-table encoder: `:method POST` and `:scheme http` indexed, the rest
-    // literals without indexing (RFC 7541 §6.1, §6.2.2).
-    let mut enc = kms_plugin_core::hpack::Encoder::new();
-    let mut h = Vec::new();
-    for (name, value) in [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", path),
-        (":authority", "localhost"),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-        ("grpc-timeout", "3000m"),
-    ] {
-        enc.encode_field(name.as_bytes(), value.as_bytes(), false, &mut h);
-    }
-    h
+    kms_plugin_benches::h2load::header_block(path, "3000m")
 }
 
 /// A plugin with one open connection, ready for unary calls.
