@@ -23,7 +23,8 @@ use kms_plugin_core::{Config, Timestamp};
 use kms_plugin_proto::{v1beta1, v2};
 use prost::Message;
 
-use kms_plugin_core::h2::{FrameKind, PREFACE};
+use kms_plugin_core::h2::frame::HEAD_LEN;
+use kms_plugin_core::h2::{FrameHead, FrameKind, PREFACE};
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
@@ -37,36 +38,10 @@ fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     kms_plugin_core::h2::frame::write_frame(out, FrameKind::from_u8(kind), flags, stream, payload);
 }
 
-/// HPACK (RFC 7541 §6.2.2) literal without indexing, indexed name (4-bit prefix), plain value.
-fn literal_indexed_name(out: &mut Vec<u8>, index: u8, value: &str) {
-    if index < 15 {
-        out.push(index);
-    } else {
-        out.push(0x0f);
-        out.push(index - 15);
-    }
-    out.push(u8::try_from(value.len()).expect("short value"));
-    out.extend_from_slice(value.as_bytes());
-}
-
-/// HPACK literal without indexing, new name.
-fn literal_new_name(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(0x00);
-    out.push(u8::try_from(name.len()).expect("short name"));
-    out.extend_from_slice(name.as_bytes());
-    out.push(u8::try_from(value.len()).expect("short value"));
-    out.extend_from_slice(value.as_bytes());
-}
-
-/// The header block kube-apiserver's grpc-go client sends (docs/protocol.md §2), minus user-agent.
+/// The header block kube-apiserver's grpc-go client sends, minus user-agent (literals, no
+/// dynamic table).
 fn header_block(path: &str) -> Vec<u8> {
-    let mut h = vec![0x83, 0x86]; // :method POST, :scheme http (static table 3, 6)
-    literal_indexed_name(&mut h, 4, path); // :path
-    literal_indexed_name(&mut h, 1, "localhost"); // :authority
-    literal_indexed_name(&mut h, 31, "application/grpc"); // content-type
-    literal_new_name(&mut h, "te", "trailers");
-    literal_new_name(&mut h, "grpc-timeout", "3000m");
-    h
+    kms_plugin_benches::h2load::header_block(path, "3000m")
 }
 
 /// A plugin with one open connection, ready for unary calls.
@@ -147,14 +122,10 @@ impl Bench {
 
     /// Adds up response DATA payloads so we can return the flow-control credit.
     fn count_data(&mut self) {
-        let mut rest = &self.response[..];
-        while rest.len() >= 9 {
-            let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-            if rest[3] == DATA {
-                self.unacked_data += len as u32;
-            }
-            rest = &rest[(9 + len).min(rest.len())..];
-        }
+        self.unacked_data += frames(&self.response)
+            .filter(|(head, _)| head.kind == FrameKind::Data)
+            .map(|(head, _)| head.len)
+            .sum::<u32>();
     }
 
     /// One unary call: HEADERS + DATA(END_STREAM) (+ a connection WINDOW_UPDATE returning
@@ -190,16 +161,21 @@ impl Bench {
 
     /// The gRPC message of the last response (first DATA frame, without the 5-byte prefix).
     fn last_message(&self) -> Vec<u8> {
-        let mut rest = &self.response[..];
-        while rest.len() >= 9 {
-            let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-            if rest[3] == DATA && len >= 5 {
-                return rest[9 + 5..9 + len].to_vec();
-            }
-            rest = &rest[(9 + len).min(rest.len())..];
-        }
-        panic!("no DATA frame in the response");
+        frames(&self.response)
+            .find(|(head, payload)| head.kind == FrameKind::Data && payload.len() >= 5)
+            .map(|(_, payload)| payload[5..].to_vec())
+            .expect("a DATA frame in the response")
     }
+}
+
+/// The whole frames in `bytes`, parsed with the core's frame head parser.
+fn frames(mut bytes: &[u8]) -> impl Iterator<Item = (FrameHead, &[u8])> {
+    core::iter::from_fn(move || {
+        let head = FrameHead::parse(bytes.first_chunk::<HEAD_LEN>()?);
+        let payload = bytes.get(HEAD_LEN..HEAD_LEN + head.len as usize)?;
+        bytes = &bytes[HEAD_LEN + payload.len()..];
+        Some((head, payload))
+    })
 }
 
 /// A plugin bench: warms up with one call (checked by `check`), then times `call`.

@@ -41,23 +41,32 @@ pub struct Call {
     data: Vec<u8>,
 }
 
+/// The request header block kube-apiserver's client sends for `path` (docs/protocol.md §2),
+/// minus `user-agent`, from the core's static-table HPACK encoder: `:method POST` and `:scheme
+/// http` indexed, every other field a literal without indexing (RFC 7541 §6.1, §6.2.2), so no
+/// HPACK state is needed and the same bytes can be sent again and again.
+pub fn header_block(path: &str, grpc_timeout: &str) -> Vec<u8> {
+    let mut hb = Vec::new();
+    let mut enc = Encoder::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("grpc-timeout", grpc_timeout),
+    ] {
+        enc.encode_field(name.as_bytes(), value.as_bytes(), false, &mut hb);
+    }
+    hb
+}
+
 impl Call {
     /// A call of `path` (e.g. `/v2.KeyManagementService/Status`) carrying `message`, with
     /// `:authority: localhost` and `grpc-timeout: 3S` as kube-apiserver sends.
     pub fn new(path: &str, message: &[u8]) -> Self {
-        let mut hb = Vec::new();
-        let mut enc = Encoder::new();
-        for (name, value) in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("grpc-timeout", "3S"),
-        ] {
-            enc.encode_field(name.as_bytes(), value.as_bytes(), false, &mut hb);
-        }
+        let hb = header_block(path, "3S");
         Self {
             path: path.to_owned(),
             header_block: hb,

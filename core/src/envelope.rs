@@ -26,13 +26,15 @@ use alloc::vec::Vec;
 use core::fmt;
 use sha2::{Digest, Sha256};
 
-pub use v1::{V1_MAX_CIPHERTEXT, V1Parts, open_v1, parse_v1, seal_v1};
-pub(crate) use v1::{open_v1_into, seal_v1_into, v1_sealed_len};
+pub use v1::{V1_MAX_CIPHERTEXT, V1Parts, open_v1_into, parse_v1, seal_v1_into, v1_sealed_len};
+#[cfg(any(test, feature = "testing"))]
+pub use v1::{open_v1, seal_v1};
 pub use v2::{
-    V2_MAX_CIPHERTEXT, V2_MAX_PLAINTEXT, V2_MAX_WRAPPED_KEK, open_v2, seal_v2, v2_annotations,
-    wrapped_kek_from_annotations,
+    V2_MAX_CIPHERTEXT, V2_MAX_PLAINTEXT, V2_MAX_WRAPPED_KEK, open_v2_into, seal_v2_into,
+    v2_annotations, v2_plaintext_len, wrapped_kek_from_annotations,
 };
-pub(crate) use v2::{open_v2_into, seal_v2_into, v2_plaintext_len};
+#[cfg(any(test, feature = "testing"))]
+pub use v2::{open_v2, seal_v2};
 
 /// First byte of every ciphertext this plugin writes (both formats).
 pub const MAGIC: u8 = 0xC7;

@@ -179,7 +179,7 @@ enum WrapState {
         last_error: Option<RemoteErrorKind>,
     },
     /// A wrap is in flight; `failures` counts the consecutive failed attempts before it.
-    AwaitingWrap { op: OpId, failures: u32 },
+    AwaitingWrap { failures: u32 },
 }
 
 /// See the module docs.
@@ -241,11 +241,6 @@ impl Keystore {
         ks
     }
 
-    /// The RNG (for envelope nonces and per-message info).
-    pub fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
-    }
-
     /// The key id v2 Status reports: the current local KEK's remote key id, or `""` before the
     /// first KEK is installed (healthz is then not `ok`).
     pub fn advertised_key_id(&self) -> &str {
@@ -285,14 +280,6 @@ impl Keystore {
     /// `key_version_missing` and none has succeeded since).
     pub fn missing_versions(&self) -> usize {
         self.missing.len()
-    }
-
-    /// The wrap (local KEK rotation) in flight, if any.
-    pub fn wrap_in_flight(&self) -> Option<OpId> {
-        match self.wrap {
-            WrapState::AwaitingWrap { op, .. } => Some(op),
-            WrapState::Idle { .. } => None,
-        }
     }
 
     /// The installed local KEK, if any.
@@ -397,20 +384,6 @@ impl Keystore {
         let id = self.issue(op, purpose, now);
         self.unwrap_flights.insert(digest, id);
         Ok((id, false))
-    }
-
-    /// Nobody waits for the unwrap of `digest` any more: cancel it.
-    pub fn abandon_unwrap(&mut self, digest: &Digest) {
-        if let Some(id) = self.unwrap_flights.remove(digest) {
-            self.ops.remove(&id);
-            self.remember_abandoned(id);
-            self.effects.push_back(Effect::CancelRemote { id });
-            self.events.push_back(Event::RemoteAbandoned {
-                id,
-                op: RemoteOpKind::Unwrap,
-                timed_out: false,
-            });
-        }
     }
 
     /// The answer to the remote operation `id`. Late replies (the keystore gave up on `id`)
@@ -753,7 +726,7 @@ impl Keystore {
             key_id: key_id.clone(),
             kek: kek.duplicate(),
         };
-        let id = self.issue(
+        self.issue(
             op,
             Purpose::Wrap {
                 key_id,
@@ -763,7 +736,7 @@ impl Keystore {
             now,
         );
         // Carry the failure count so the backoff keeps growing across failed attempts.
-        self.wrap = WrapState::AwaitingWrap { op: id, failures };
+        self.wrap = WrapState::AwaitingWrap { failures };
     }
 
     fn wrap_error(&self) -> Option<RemoteErrorKind> {

@@ -7,41 +7,44 @@
 //! has a deadline (the earlier of its `grpc-timeout` minus headroom and the remote timeout) by
 //! which it is answered: never a hang.
 //!
+//! # One path per method
+//!
+//! Every request message is decoded with prost (`v1`, `v2`) into a [`Step`]: an answer now
+//! (Status, Version, anything refused), or key-dependent [`Work`] that [`KmsService`] runs at
+//! once when its KEK is at hand (the steady state) or parks until it is. Running and the
+//! answers are the same code either way (`work`); responses are written by hand (`wire`).
+//!
 //! # Secrets
 //!
 //! Request plaintext (v2 Encrypt seeds, v1 DEKs) is copied out of the decoded prost message
 //! into a [`SecretBytes`](crate::secret::SecretBytes) at once and the decoded `Bytes` is
-//! wiped in place ([`wipe`]); a v1 Encrypt read in place (`request_view`) seals straight from
-//! the request buffer. Decrypt opens the ciphertext straight into its zeroizing response
-//! buffer ([`plaintext_response`]). Residual risk: prost's own temporaries and any `Bytes`
-//! that cannot be reclaimed uniquely are freed without zeroization; the request buffer itself
-//! is a `SecretBytes` owned by the transport.
+//! wiped in place. Decrypt opens the ciphertext straight into its zeroizing response buffer.
+//! Residual risk: prost's own temporaries and any `Bytes` that cannot be reclaimed uniquely
+//! are freed without zeroization; the request buffer itself is a `SecretBytes` owned by the
+//! transport.
 
 pub mod apiserver_rules;
 mod parked;
-mod request_view;
 mod v1;
 mod v2;
+mod wire;
+mod work;
 
 use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
-use alloc::string::String;
-
-use bytes::Bytes;
 
 use crate::config::KmsConfig;
 use crate::effect::{Effect, RemoteError, RemoteErrorKind, RemoteReply};
-use crate::envelope;
 use crate::error::UsageError;
 use crate::event::Event;
 pub use crate::ids::Method;
 use crate::ids::{ConnId, OpId};
 use crate::keystore::{self, DecryptLookup, EncryptReadiness, Keystore, Outcome};
 use crate::rpc::{Code, Request, Response, StreamId};
-use crate::secret::Secret32;
+use crate::secret::SecretBytes;
 use crate::time::{Timestamp, earliest};
-use parked::{ParkedRequest, ParkedSet, RequestCtx, Waiting, Work};
-use request_view::{DecryptView, V1EncryptView};
+use parked::{ParkedRequest, ParkedSet, RequestCtx, Waiting};
+use work::Work;
 
 /// The answer to one request, to be sent on `conn`'s `stream`.
 pub struct Answer {
@@ -53,8 +56,13 @@ pub struct Answer {
     pub response: Response,
 }
 
-/// The message every crypto failure gets (opaque: no oracle, docs/threat-model.md).
-pub(crate) const DECRYPTION_FAILED: &str = "decryption failed";
+/// What a decoded request needs next.
+enum Step {
+    /// Its answer, now: Status, Version, and every refused request.
+    Answer(Response),
+    /// Key-dependent work: done now if its KEK is at hand, else parked until it is.
+    Run(Work),
+}
 
 /// The KMS v1beta1 + v2 services with their keystore. See the module docs.
 pub struct KmsService {
@@ -103,91 +111,49 @@ impl KmsService {
             received: req.received,
             uid: None,
         };
-        let msg = req.message.expose();
-        let work = match method {
-            Method::Unknown => {
-                // gRPC: an unknown method is UNIMPLEMENTED (grpc doc/statuscodes.md).
-                let resp = Response::error(Code::Unimplemented, "unknown method");
-                return self.finish(ctx, resp, now, false);
-            }
-            Method::V2Status => {
-                let resp = v2::status(msg, &self.cfg, &self.keystore, now);
-                return self.finish(ctx, resp, now, false);
-            }
-            Method::V1Version => {
-                let resp = v1::version(msg, &self.cfg);
-                return self.finish(ctx, resp, now, false);
-            }
-            Method::V2Encrypt => v2::decode_encrypt(msg).map(|(w, uid)| {
-                ctx.uid = Some(uid);
-                w
-            }),
-            Method::V2Decrypt => match DecryptView::parse(msg) {
-                Some(view) => {
-                    ctx.uid = Some(String::from(view.uid));
-                    self.decrypt_view(&view)
-                }
-                None => v2::decode_decrypt(msg).map(|(w, uid)| {
-                    ctx.uid = Some(uid);
-                    w
-                }),
-            },
-            Method::V1Encrypt => match V1EncryptView::parse(msg) {
-                Some(view) => self.encrypt_v1_view(&view, now),
-                None => v1::decode_encrypt(msg),
-            },
-            Method::V1Decrypt => v1::decode_decrypt(msg),
-        };
         let req_deadline = req.deadline;
-        drop(req);
-        match work {
-            Ok(work) => {
+        let ks = &self.keystore;
+        let decoded = match method {
+            // gRPC: an unknown method is UNIMPLEMENTED (grpc doc/statuscodes.md).
+            Method::Unknown => Err(Response::error(Code::Unimplemented, "unknown method")),
+            Method::V2Status => Ok(Step::Answer(v2::status(
+                req.message.expose(),
+                &self.cfg,
+                ks,
+                now,
+            ))),
+            Method::V1Version => Ok(Step::Answer(v1::version(req.message.expose(), &self.cfg))),
+            // The request buffer moves into `Bytes`, which prost decodes in place. An Encrypt
+            // wipes it once its plaintext is copied out; a Decrypt request holds nothing
+            // secret (ciphertext, key id, wrapped KEK: all stored in etcd).
+            Method::V2Encrypt => v2::decode_encrypt(in_place(req.message)).map(|(work, uid)| {
+                ctx.uid = Some(uid);
+                Step::Run(Work::Encrypt(work))
+            }),
+            Method::V1Encrypt => {
+                v1::decode_encrypt(in_place(req.message)).map(|w| Step::Run(Work::Encrypt(w)))
+            }
+            Method::V2Decrypt => {
+                v2::decode_decrypt(in_place(req.message), |w| ks.wrapped_digest(w)).map(
+                    |(work, uid)| {
+                        ctx.uid = Some(uid);
+                        Step::Run(Work::Decrypt(work))
+                    },
+                )
+            }
+            Method::V1Decrypt => {
+                v1::decode_decrypt(in_place(req.message), |w| ks.wrapped_digest(w))
+                    .map(|w| Step::Run(Work::Decrypt(w)))
+            }
+        };
+        match decoded.unwrap_or_else(Step::Answer) {
+            Step::Answer(resp) => self.finish(ctx, resp, now, false),
+            Step::Run(work) => {
                 let deadline = self.park_deadline(req_deadline, now);
                 self.run(ctx, work, deadline, false, now);
+                self.process_outcomes(now);
             }
-            Err(resp) => self.finish(ctx, resp, now, false),
         }
-        self.process_outcomes(now);
-    }
-
-    /// v2 Decrypt of a request read in place ([`DecryptView`], the apiserver's shape). With
-    /// its local KEK cached (the steady state) the answer comes back at once, as `Err` like
-    /// every answer given now, having allocated nothing but its own buffer; otherwise the
-    /// owned [`Work`] to run or park.
-    fn decrypt_view(&mut self, view: &DecryptView<'_>) -> Result<Work, Response> {
-        let wrapped = v2::check_decrypt(view.key_id, view.ciphertext, view.annotations())?;
-        let digest = self.keystore.wrapped_digest(wrapped);
-        if let DecryptLookup::Hit(kek) = self.keystore.decrypt_lookup(&digest, view.key_id) {
-            return Err(v2::decrypt(kek, view.ciphertext, view.key_id, &digest));
-        }
-        Ok(Work::V2Decrypt {
-            ciphertext: Bytes::copy_from_slice(view.ciphertext),
-            key_id: String::from(view.key_id),
-            wrapped: Bytes::copy_from_slice(wrapped),
-            digest,
-        })
-    }
-
-    /// v1 Encrypt of a request read in place ([`V1EncryptView`]). With a usable local KEK
-    /// (the steady state) it is sealed straight from the request buffer and the answer comes
-    /// back at once, as `Err` like every answer given now; otherwise the owned [`Work`] (the
-    /// plaintext copied into a zeroizing buffer) to run or park.
-    fn encrypt_v1_view(
-        &mut self,
-        view: &V1EncryptView<'_>,
-        now: Timestamp,
-    ) -> Result<Work, Response> {
-        v1::check_version(view.version)?;
-        if matches!(
-            self.keystore.encrypt_readiness(now),
-            EncryptReadiness::Ready
-        ) && let Some((cur, rng)) = self.keystore.take_encrypt_use(now)
-        {
-            return Err(v1::encrypt(cur, rng, view.plain));
-        }
-        Ok(Work::V1Encrypt {
-            plaintext: crate::secret::SecretBytes::copy_from(view.plain),
-        })
     }
 
     /// The client cancelled `stream` (RST_STREAM) before its answer: forget it. A remote
@@ -345,84 +311,65 @@ impl KmsService {
         was_parked: bool,
         now: Timestamp,
     ) {
-        match &work {
-            Work::V2Encrypt { .. } | Work::V1Encrypt { .. } => {
-                match self.keystore.encrypt_readiness(now) {
-                    EncryptReadiness::Ready => {
-                        let Some((cur, rng)) = self.keystore.take_encrypt_use(now) else {
-                            let resp =
-                                Response::error(Code::Unavailable, keystore::health::NO_LOCAL_KEK);
-                            return self.finish(ctx, resp, now, was_parked);
-                        };
-                        let resp = match &work {
-                            Work::V2Encrypt { plaintext } => v2::encrypt(cur, rng, plaintext),
-                            Work::V1Encrypt { plaintext } => {
-                                v1::encrypt(cur, rng, plaintext.expose())
-                            }
-                            _ => Response::error(Code::Internal, "internal error"),
-                        };
-                        self.finish(ctx, resp, now, was_parked);
-                    }
-                    EncryptReadiness::Wait => {
-                        self.park(ctx, work, Waiting::Kek, deadline, client_deadline, now);
-                    }
-                    EncryptReadiness::Unavailable(cause) => {
-                        let resp = Response::error(Code::Unavailable, cause);
-                        self.finish(ctx, resp, now, was_parked);
-                    }
+        match work {
+            Work::Encrypt(w) => match self.keystore.encrypt_readiness(now) {
+                EncryptReadiness::Ready => {
+                    let resp = match self.keystore.take_encrypt_use(now) {
+                        Some((cur, rng)) => w.seal(cur, rng),
+                        None => Response::error(Code::Unavailable, keystore::health::NO_LOCAL_KEK),
+                    };
+                    self.finish(ctx, resp, now, was_parked);
                 }
-            }
-            Work::V2Decrypt {
-                key_id,
-                wrapped,
-                digest,
-                ..
-            }
-            | Work::V1Decrypt {
-                key_id,
-                wrapped,
-                digest,
-                ..
-            } => {
-                let resp = match self.keystore.decrypt_lookup(digest, key_id) {
-                    DecryptLookup::Hit(kek) => Some(open_work(kek, &work)),
-                    DecryptLookup::KeyMismatch => {
-                        Some(Response::error(Code::InvalidArgument, DECRYPTION_FAILED))
+                EncryptReadiness::Wait => {
+                    let work = Work::Encrypt(w);
+                    self.park(ctx, work, Waiting::Kek, deadline, client_deadline, now);
+                }
+                EncryptReadiness::Unavailable(cause) => {
+                    let resp = Response::error(Code::Unavailable, cause);
+                    self.finish(ctx, resp, now, was_parked);
+                }
+            },
+            Work::Decrypt(w) => {
+                let resp = match self.keystore.decrypt_lookup(&w.digest, &w.key_id) {
+                    DecryptLookup::Hit(kek) => w.open(kek),
+                    DecryptLookup::KeyMismatch => wire::decryption_failed(),
+                    DecryptLookup::Miss => {
+                        return self.unwrap_and_park(ctx, w, deadline, client_deadline, now);
                     }
-                    DecryptLookup::Miss => None,
                 };
-                if let Some(resp) = resp {
-                    return self.finish(ctx, resp, now, false);
-                }
-                if self.parked.len() >= self.cfg.max_parked_requests {
-                    // Refuse before starting remote work nobody could wait for.
-                    return self.refuse_parked_limit(ctx, now);
-                }
-                let digest = *digest;
-                let key_id = key_id.clone();
-                let wrapped = wrapped.clone();
-                match self
-                    .keystore
-                    .start_unwrap(&key_id, &wrapped[..], digest, now)
-                {
-                    Ok(_) => {
-                        self.park(
-                            ctx,
-                            work,
-                            Waiting::Unwrap(digest),
-                            deadline,
-                            client_deadline,
-                            now,
-                        );
-                    }
-                    Err(keystore::UnwrapRefused::TooManyInFlight) => {
-                        let resp = Response::error(
-                            Code::Unavailable,
-                            "too many remote kms operations in flight",
-                        );
-                        self.finish(ctx, resp, now, false);
-                    }
-                }
+                self.finish(ctx, resp, now, false);
+            }
+        }
+    }
+
+    /// Starts (or joins) the remote unwrap a Decrypt needs and parks it until then.
+    fn unwrap_and_park(
+        &mut self,
+        ctx: RequestCtx,
+        w: work::DecryptWork,
+        deadline: Timestamp,
+        client_deadline: bool,
+        now: Timestamp,
+    ) {
+        if self.parked.len() >= self.cfg.max_parked_requests {
+            // Refuse before starting remote work nobody could wait for.
+            return self.refuse_parked_limit(ctx, now);
+        }
+        match self
+            .keystore
+            .start_unwrap(&w.key_id, &w.wrapped, w.digest, now)
+        {
+            Ok(_) => {
+                let waiting = Waiting::Unwrap(w.digest);
+                let work = Work::Decrypt(w);
+                self.park(ctx, work, waiting, deadline, client_deadline, now);
+            }
+            Err(keystore::UnwrapRefused::TooManyInFlight) => {
+                let resp = Response::error(
+                    Code::Unavailable,
+                    "too many remote kms operations in flight",
+                );
+                self.finish(ctx, resp, now, false);
             }
         }
     }
@@ -437,8 +384,10 @@ impl KmsService {
                 }
                 Outcome::Unwrapped { digest, kek } => {
                     for p in self.parked.take_waiting(Waiting::Unwrap(digest)) {
-                        let resp = open_work(&kek, &p.work);
-                        self.finish(p.ctx, resp, now, true);
+                        // Only Decrypts wait for an unwrap.
+                        if let Work::Decrypt(w) = &p.work {
+                            self.finish(p.ctx, w.open(&kek), now, true);
+                        }
                     }
                 }
                 Outcome::UnwrapFailed {
@@ -455,20 +404,10 @@ impl KmsService {
     }
 }
 
-/// Opens a decrypt request's ciphertext with its unwrapped local KEK.
-fn open_work(kek: &Secret32, work: &Work) -> Response {
-    match work {
-        Work::V2Decrypt {
-            ciphertext,
-            key_id,
-            digest,
-            ..
-        } => v2::decrypt(kek, ciphertext, key_id, digest),
-        Work::V1Decrypt { cipher, digest, .. } => v1::decrypt(kek, cipher, digest),
-        Work::V2Encrypt { .. } | Work::V1Encrypt { .. } => {
-            Response::error(Code::Internal, "internal error")
-        }
-    }
+/// A request buffer as `Bytes` (no copy) for prost to decode in place. `Bytes` does not wipe
+/// on drop: the caller wipes it (`wire::wipe`) if it held a secret.
+fn in_place(message: SecretBytes) -> bytes::Bytes {
+    bytes::Bytes::from(core::mem::take(&mut *message.into_zeroizing()))
 }
 
 /// The longest remote detail copied into a Decrypt error message.
@@ -481,7 +420,7 @@ const MAX_ERROR_DETAIL: usize = 512;
 fn unwrap_failure(kind: RemoteErrorKind, detail: &str) -> Response {
     let cause: Cow<'static, str> = Cow::Borrowed(keystore::health::remote_cause(kind));
     match kind {
-        RemoteErrorKind::Corrupt => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
+        RemoteErrorKind::Corrupt => wire::decryption_failed(),
         RemoteErrorKind::KeyVersionMissing if !detail.is_empty() => {
             let mut end = detail.len().min(MAX_ERROR_DETAIL);
             while !detail.is_char_boundary(end) {
@@ -496,61 +435,4 @@ fn unwrap_failure(kind: RemoteErrorKind, detail: &str) -> Response {
         k if k.is_transient() => Response::error(Code::Unavailable, cause),
         _ => Response::error(Code::FailedPrecondition, cause),
     }
-}
-
-/// gRPC: a request message that does not decode is INVALID_ARGUMENT.
-pub(crate) fn malformed() -> Response {
-    Response::error(Code::InvalidArgument, "malformed request message")
-}
-
-/// Best-effort wipe of a decoded plaintext field. prost decodes `bytes` fields into a fresh,
-/// uniquely owned `Bytes`, which is turned back into a mutable buffer and zeroized. (Should
-/// the buffer be shared, it cannot be wiped; `bytes::Bytes` does not zeroize on drop, which is
-/// the residual risk documented in `docs`.)
-pub(crate) fn wipe(b: Bytes) {
-    if let Ok(mut m) = b.try_into_mut() {
-        zeroize::Zeroize::zeroize(m.as_mut());
-    }
-}
-
-/// Appends protobuf field `field` (wire type 2, length-delimited) holding `value`; proto3
-/// omits empty fields.
-pub(crate) fn put_bytes_field(out: &mut alloc::vec::Vec<u8>, field: u8, value: &[u8]) {
-    if value.is_empty() {
-        return;
-    }
-    put_field_head(out, field, value.len());
-    out.extend_from_slice(value);
-}
-
-/// Appends the tag (wire type 2) and varint length of a length-delimited field `field` whose
-/// `len` bytes the caller appends next.
-pub(crate) fn put_field_head(out: &mut alloc::vec::Vec<u8>, field: u8, len: usize) {
-    out.push((field << 3) | 2);
-    let mut len = len as u64;
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-}
-
-/// A response message whose only field is `bytes plaintext = 1` (v2 `DecryptResponse` and v1
-/// `DecryptResponse.plain` share this shape), with the `plain_len` plaintext bytes written by
-/// `open` straight into the zeroizing response buffer: one allocation, and the plaintext never
-/// sits anywhere else. `open` must append exactly `plain_len` bytes, or fail.
-pub(crate) fn plaintext_response(
-    plain_len: usize,
-    open: impl FnOnce(&mut alloc::vec::Vec<u8>) -> Result<(), envelope::OpenError>,
-) -> Result<crate::secret::SecretBytes, envelope::OpenError> {
-    let mut out = zeroize::Zeroizing::new(alloc::vec::Vec::with_capacity(plain_len + 11));
-    if plain_len > 0 {
-        put_field_head(&mut out, 1, plain_len);
-    }
-    let head = out.len();
-    open(&mut out)?;
-    if out.len() - head != plain_len {
-        return Err(envelope::OpenError);
-    }
-    Ok(crate::secret::SecretBytes::new(core::mem::take(&mut *out)))
 }

@@ -184,3 +184,57 @@ fn a_status_that_finds_its_key_gone_names_it_in_healthz_until_status_succeeds() 
     sim.advance(Duration::from_secs(31));
     assert_eq!(status(&mut sim).healthz, "ok");
 }
+
+/// The whole plugin: the probes' snapshot names the version and the metrics gauge counts it.
+#[test]
+fn the_status_snapshot_and_metrics_report_a_missing_version() {
+    use kms_plugin_core::config::Config;
+    use kms_plugin_core::metrics::Metrics;
+    use kms_plugin_core::testing::client::RequestOptions;
+    use kms_plugin_core::testing::sim::Sim;
+
+    let opts = RequestOptions::apiserver("localhost", Duration::from_secs(3));
+    let gauge = |sim: &Sim| {
+        let mut metrics = Metrics::new("fake");
+        metrics.observe(&sim.plugin, sim.now);
+        let mut text = String::new();
+        metrics.render(&mut text);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kms_plugin_remote_key_versions_missing{"))
+            .map(String::from);
+        line.unwrap_or_else(|| panic!("no gauge sample:\n{text}"))
+    };
+    let mut other = Sim::new(Config::default(), [8; 32], FakeRemote::new(REMOTE_SEED));
+    other.drive();
+    let oc = other.connect();
+    let foreign = other.call(oc, msg::V2_ENCRYPT, &msg::v2_encrypt(&seed(1), "u"), &opts);
+    let foreign = msg::decode_v2_encrypt(&foreign.to_rpc());
+
+    let mut sim = Sim::new(Config::default(), [7; 32], FakeRemote::new(REMOTE_SEED));
+    sim.drive();
+    let c = sim.connect();
+    assert_eq!(
+        gauge(&sim),
+        "kms_plugin_remote_key_versions_missing{provider=\"fake\"} 0"
+    );
+    sim.driver.remote.remove_version(&foreign.key_id);
+    let r = sim.call(c, msg::V2_DECRYPT, &msg::v2_decrypt(&foreign, "u"), &opts);
+    assert_eq!(r.to_rpc().code, Code::FailedPrecondition);
+    let snap = sim.plugin.status_snapshot(sim.now);
+    assert!(!snap.healthy);
+    assert!(snap.healthz.contains(&foreign.key_id), "{}", snap.healthz);
+    assert_eq!(
+        gauge(&sim),
+        "kms_plugin_remote_key_versions_missing{provider=\"fake\"} 1"
+    );
+
+    sim.driver.remote.restore_version(&foreign.key_id);
+    let r = sim.call(c, msg::V2_DECRYPT, &msg::v2_decrypt(&foreign, "u"), &opts);
+    assert_eq!(msg::decode_v2_plaintext(&r.to_rpc()), seed(1));
+    assert_eq!(sim.plugin.status_snapshot(sim.now).healthz, "ok");
+    assert_eq!(
+        gauge(&sim),
+        "kms_plugin_remote_key_versions_missing{provider=\"fake\"} 0"
+    );
+}

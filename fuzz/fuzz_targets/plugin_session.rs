@@ -16,6 +16,7 @@
 //!   its connection was closed or GOAWAY excluded its stream. "Fully received" means all its
 //!   frames were delivered and seen as frames: raw bytes may announce a longer frame than
 //!   they hold, and then the server rightly reads the next request as that frame's payload.
+//!   A response the client's own flow control holds back (no window left) is not owed.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -456,7 +457,7 @@ impl Session<'_> {
             if c.closed {
                 continue;
             }
-            let starts = frame_starts(&c.written[..c.delivered]);
+            let view = ClientView::parse(&c.written[..c.delivered]);
             for &(stream, _, end) in &c.requests {
                 if end > c.delivered || c.cancelled.contains(&stream) {
                     continue;
@@ -466,7 +467,13 @@ impl Session<'_> {
                 // and the server never saw a request (former false finding
                 // artifacts-regressions/plugin_session/crash-01de635a...).
                 let start = c.request_start.get(&stream).copied().unwrap_or(0);
-                if !starts.contains(&start) || !starts.contains(&end) {
+                if !view.starts.contains(&start) || !view.starts.contains(&end) {
+                    continue;
+                }
+                // A client may stop the server's DATA with its flow control (here: an initial
+                // window of 0 and no WINDOW_UPDATE; former false finding
+                // artifacts-regressions/plugin_session/crash-a2290969...).
+                if view.stalled(&c.out, stream) {
                     continue;
                 }
                 // A connection error (GOAWAY with an error code) abandons in-flight streams;
@@ -491,20 +498,63 @@ fn trace(line: &str) {
     }
 }
 
-/// The offsets at which the server's frame parser sees a frame begin in `bytes` (everything
-/// the client delivered), plus the end of the last whole frame; empty without the preface
-/// (the server then closes the connection with a connection error).
-fn frame_starts(bytes: &[u8]) -> BTreeSet<usize> {
-    let mut starts = BTreeSet::new();
-    let Some(mut pos) = bytes.starts_with(PREFACE).then_some(PREFACE.len()) else {
-        return starts;
-    };
-    while let Some(head) = bytes.get(pos..pos + 9) {
-        starts.insert(pos);
-        pos += 9 + u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+/// What the server's frame parser sees in everything a client delivered: where frames begin
+/// (plus the end of the last whole frame), and the flow-control credit the client gave for
+/// the server's DATA (RFC 9113 §6.9): its last SETTINGS_INITIAL_WINDOW_SIZE and its
+/// WINDOW_UPDATE increments per stream (0 = the connection). Nothing without the preface (the
+/// server then closes the connection with a connection error).
+struct ClientView {
+    starts: BTreeSet<usize>,
+    initial_window: i64,
+    updates: std::collections::BTreeMap<u32, i64>,
+}
+
+impl ClientView {
+    fn parse(bytes: &[u8]) -> Self {
+        let mut view = ClientView {
+            starts: BTreeSet::new(),
+            initial_window: 65_535,
+            updates: std::collections::BTreeMap::new(),
+        };
+        let Some(mut pos) = bytes.starts_with(PREFACE).then_some(PREFACE.len()) else {
+            return view;
+        };
+        while let Some(head) = bytes.get(pos..pos + 9) {
+            view.starts.insert(pos);
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            match bytes.get(pos + 9..pos + 9 + len) {
+                Some(p) if head[3] == ty::SETTINGS && head[4] & 1 == 0 && len % 6 == 0 => {
+                    // SETTINGS_INITIAL_WINDOW_SIZE is id 4.
+                    for e in p.chunks(6).filter(|e| e[..2] == [0, 4]) {
+                        let value = u32::from_be_bytes([e[2], e[3], e[4], e[5]]);
+                        view.initial_window = i64::from(value);
+                    }
+                }
+                Some(p) if head[3] == ty::WINDOW_UPDATE && len == 4 => {
+                    let inc = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff;
+                    *view.updates.entry(stream).or_default() += i64::from(inc);
+                }
+                _ => {}
+            }
+            pos += 9 + len;
+        }
+        view.starts.insert(pos);
+        view
     }
-    starts.insert(pos);
-    starts
+
+    /// Whether the server began answering `stream` but the client's flow control leaves it no
+    /// credit for more DATA, on the stream or on the connection: the client stalled it.
+    fn stalled(&self, out: &ServerOutput, stream: u32) -> bool {
+        let Some(r) = out.streams.get(&stream) else {
+            return false;
+        };
+        let sent: i64 = out.streams.values().map(|r| r.data.len() as i64).sum();
+        let credit = |s: u32| self.updates.get(&s).copied().unwrap_or(0);
+        let connection = 65_535 + credit(0) - sent;
+        let own = self.initial_window + credit(stream) - r.data.len() as i64;
+        connection <= 0 || own <= 0
+    }
 }
 
 fn finished(out: &ServerOutput) -> BTreeSet<u32> {

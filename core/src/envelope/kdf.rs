@@ -18,7 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{OpenError, SealError};
 use crate::rng::Rng;
-use crate::secret::{Secret32, SecretBytes};
+use crate::secret::Secret32;
 
 /// Length of the random HKDF `info` (`infoSizeExtendedNonceGCM`, docs/protocol.md §5).
 pub(crate) const INFO_LEN: usize = 32;
@@ -120,19 +120,6 @@ pub(crate) fn open_into(
         return Err(OpenError);
     }
     Ok(())
-}
-
-/// [`open_into`] a fresh zeroizing buffer.
-pub(crate) fn open(
-    kek: &Secret32,
-    aad: &[u8],
-    info: &[u8],
-    nonce: &[u8],
-    sealed: &[u8],
-) -> Result<SecretBytes, OpenError> {
-    let mut buffer = Zeroizing::new(Vec::with_capacity(sealed.len()));
-    open_into(kek, aad, info, nonce, sealed, &mut buffer)?;
-    Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
 }
 
 #[cfg(test)]

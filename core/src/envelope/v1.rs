@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::kdf::{self, INFO_LEN, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
-use super::{FORMAT_V1, MAGIC, OpenError, SealError, aad, key_id_len_ok, wrapped_kek_digest};
+use super::{FORMAT_V1, MAGIC, OpenError, SealError, aad, key_id_len_ok};
 use crate::rng::Rng;
-use crate::secret::{Secret32, SecretBytes};
+use crate::secret::Secret32;
 
 /// The largest ciphertext kube-apiserver can store for KMS v1: the stored format prefixes the
 /// encrypted DEK with a `u16` length (docs/protocol.md §6).
@@ -23,6 +23,7 @@ const HEADER_LEN: usize = 2;
 /// `key_id` and `wrapped_kek` from it; it opens with [`open_v1`] only under the same `kek`
 /// and with the header, key_id and wrapped KEK unchanged; two calls never return the same
 /// bytes.
+#[cfg(any(test, feature = "testing"))]
 pub fn seal_v1(
     kek: &Secret32,
     key_id: &str,
@@ -31,13 +32,13 @@ pub fn seal_v1(
     rng: &mut Rng,
 ) -> Result<Vec<u8>, SealError> {
     let mut out = Vec::with_capacity(v1_sealed_len(key_id, wrapped_kek, plaintext)?);
-    let digest = wrapped_kek_digest(wrapped_kek);
+    let digest = super::wrapped_kek_digest(wrapped_kek);
     seal_v1_into(kek, key_id, wrapped_kek, &digest, plaintext, rng, &mut out)?;
     Ok(out)
 }
 
 /// The exact length of a [`seal_v1`] ciphertext for these inputs, or why it cannot be sealed.
-pub(crate) fn v1_sealed_len(
+pub fn v1_sealed_len(
     key_id: &str,
     wrapped_kek: &[u8],
     plaintext: &[u8],
@@ -68,7 +69,7 @@ pub(crate) fn v1_sealed_len(
 /// [`seal_v1`], appending exactly [`v1_sealed_len`] bytes to `out`, with `digest` =
 /// [`wrapped_kek_digest`]`(wrapped_kek)` supplied by a caller that keeps it (the keystore
 /// does). On error `out` is unchanged.
-pub(crate) fn seal_v1_into(
+pub fn seal_v1_into(
     kek: &Secret32,
     key_id: &str,
     wrapped_kek: &[u8],
@@ -173,24 +174,22 @@ pub fn parse_v1(ciphertext: &[u8]) -> Result<V1Parts<'_>, OpenError> {
 ///
 /// The AAD is rebuilt from the parsed header, key_id and wrapped KEK, so editing any of them
 /// in the ciphertext makes this fail with the opaque [`OpenError`].
-pub fn open_v1(kek: &Secret32, parts: &V1Parts<'_>) -> Result<SecretBytes, OpenError> {
-    kdf::open(
-        kek,
-        aad(
-            FORMAT_V1,
-            parts.key_id,
-            &wrapped_kek_digest(parts.wrapped_kek),
-        )
-        .as_slice(),
-        parts.info,
-        parts.nonce,
-        parts.sealed,
-    )
+#[cfg(any(test, feature = "testing"))]
+pub fn open_v1(
+    kek: &Secret32,
+    parts: &V1Parts<'_>,
+) -> Result<crate::secret::SecretBytes, OpenError> {
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(parts.plaintext_len()));
+    let digest = super::wrapped_kek_digest(parts.wrapped_kek);
+    open_v1_into(kek, parts, &digest, &mut plain)?;
+    Ok(crate::secret::SecretBytes::new(core::mem::take(
+        &mut *plain,
+    )))
 }
 
 impl V1Parts<'_> {
     /// How many plaintext bytes these parts open to.
-    pub(crate) fn plaintext_len(&self) -> usize {
+    pub fn plaintext_len(&self) -> usize {
         self.sealed.len().saturating_sub(TAG_LEN)
     }
 }
@@ -198,7 +197,7 @@ impl V1Parts<'_> {
 /// [`open_v1`], appending the plaintext (`parts.sealed.len() - 16` bytes) to `out`, with
 /// `digest` = [`wrapped_kek_digest`]`(parts.wrapped_kek)` (the Decrypt path computed it for the
 /// cache lookup). On error `out` is unchanged.
-pub(crate) fn open_v1_into(
+pub fn open_v1_into(
     kek: &Secret32,
     parts: &V1Parts<'_>,
     digest: &[u8; 32],

@@ -4,13 +4,12 @@
 //! ([`v2_annotations`]), and its digest is bound by the AAD together with the key_id.
 
 use alloc::vec::Vec;
-use zeroize::Zeroizing;
 
 use super::kdf::{self, INFO_LEN, NONCE_LEN, SEAL_OVERHEAD};
-use super::{FORMAT_V2, MAGIC, OpenError, SealError, aad, key_id_len_ok, wrapped_kek_digest};
+use super::{FORMAT_V2, MAGIC, OpenError, SealError, aad, key_id_len_ok};
 use crate::annotations::{FORMAT_KEY, FORMAT_VALUE_V1, MAX_TOTAL_BYTES, WRAPPED_KEK_KEY};
 use crate::rng::Rng;
-use crate::secret::{Secret32, SecretBytes};
+use crate::secret::Secret32;
 
 /// kube-apiserver's limit on `EncryptResponse.ciphertext` (docs/protocol.md §4,
 /// `encryptedDEKSourceMaxSize = 1 * 1024`).
@@ -32,6 +31,7 @@ pub const V2_MAX_WRAPPED_KEK: usize =
 /// Guarantees: the output is 62 bytes longer than `plaintext` and at most
 /// [`V2_MAX_CIPHERTEXT`]; it opens with [`open_v2`] only under the same `kek`, `key_id` and
 /// `wrapped_kek`; two calls never return the same bytes (fresh random `info` and nonce).
+#[cfg(any(test, feature = "testing"))]
 pub fn seal_v2(
     kek: &Secret32,
     key_id: &str,
@@ -40,14 +40,14 @@ pub fn seal_v2(
     rng: &mut Rng,
 ) -> Result<Vec<u8>, SealError> {
     let mut out = Vec::with_capacity(HEADER_LEN + SEAL_OVERHEAD + plaintext.len());
-    let digest = wrapped_kek_digest(wrapped_kek);
+    let digest = super::wrapped_kek_digest(wrapped_kek);
     seal_v2_into(kek, key_id, wrapped_kek, &digest, plaintext, rng, &mut out)?;
     Ok(out)
 }
 
 /// [`seal_v2`], appending to `out`, with `digest` = [`wrapped_kek_digest`]`(wrapped_kek)`
 /// supplied by a caller that keeps it (the keystore does). On error `out` is unchanged.
-pub(crate) fn seal_v2_into(
+pub fn seal_v2_into(
     kek: &Secret32,
     key_id: &str,
     wrapped_kek: &[u8],
@@ -84,27 +84,30 @@ pub(crate) fn seal_v2_into(
 ///
 /// Any malformed, truncated, tampered or mismatched input gives the same [`OpenError`]; no
 /// input panics.
+#[cfg(any(test, feature = "testing"))]
 pub fn open_v2(
     kek: &Secret32,
     key_id: &str,
     wrapped_kek: &[u8],
     ciphertext: &[u8],
-) -> Result<SecretBytes, OpenError> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    let digest = wrapped_kek_digest(wrapped_kek);
+) -> Result<crate::secret::SecretBytes, OpenError> {
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    let digest = super::wrapped_kek_digest(wrapped_kek);
     open_v2_into(kek, key_id, &digest, ciphertext, &mut plain)?;
-    Ok(SecretBytes::new(core::mem::take(&mut *plain)))
+    Ok(crate::secret::SecretBytes::new(core::mem::take(
+        &mut *plain,
+    )))
 }
 
 /// The plaintext length a v2 `ciphertext` would open to, if it is long enough to be one.
-pub(crate) fn v2_plaintext_len(ciphertext: &[u8]) -> Option<usize> {
+pub fn v2_plaintext_len(ciphertext: &[u8]) -> Option<usize> {
     ciphertext.len().checked_sub(HEADER_LEN + SEAL_OVERHEAD)
 }
 
 /// [`open_v2`], appending the plaintext to `out`, with `digest` =
 /// [`wrapped_kek_digest`]`(wrapped_kek)` (the Decrypt path computed it for the cache lookup).
 /// On error `out` is unchanged.
-pub(crate) fn open_v2_into(
+pub fn open_v2_into(
     kek: &Secret32,
     key_id: &str,
     digest: &[u8; 32],

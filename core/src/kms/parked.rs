@@ -4,13 +4,11 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use bytes::Bytes;
-
+use super::work::Work;
 use crate::ids::ConnId;
 use crate::ids::Method;
 use crate::keystore::Digest;
 use crate::rpc::StreamId;
-use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
 /// Who asked, and when: enough to route the answer and report it.
@@ -21,46 +19,6 @@ pub(crate) struct RequestCtx {
     pub(crate) received: Timestamp,
     /// The v2 request uid (non-secret), for log correlation.
     pub(crate) uid: Option<String>,
-}
-
-/// The work a request still has to do once its wait is over.
-pub(crate) enum Work {
-    /// v2 Encrypt of `plaintext`.
-    V2Encrypt { plaintext: SecretBytes },
-    /// v1 Encrypt of `plaintext`.
-    V1Encrypt { plaintext: SecretBytes },
-    /// v2 Decrypt that has to wait. The buffers are prost's decoded ones (moved), or copied
-    /// once from a `DecryptView` on a cache miss; `digest` is `wrapped_kek_digest(wrapped)`,
-    /// computed once for the cache lookup and the AAD.
-    V2Decrypt {
-        ciphertext: Bytes,
-        key_id: String,
-        wrapped: Bytes,
-        digest: Digest,
-    },
-    /// v1 Decrypt of a self-describing ciphertext; `wrapped` is a view into `cipher`.
-    V1Decrypt {
-        cipher: Bytes,
-        key_id: String,
-        wrapped: Bytes,
-        digest: Digest,
-    },
-}
-
-impl Work {
-    /// Octets of request data it holds (what counts against `Config::max_buffered_total`).
-    pub(crate) fn held_bytes(&self) -> usize {
-        match self {
-            Self::V2Encrypt { plaintext } | Self::V1Encrypt { plaintext } => plaintext.len(),
-            Self::V2Decrypt {
-                ciphertext,
-                wrapped,
-                ..
-            } => ciphertext.len() + wrapped.len(),
-            // `wrapped` is a view into `cipher`.
-            Self::V1Decrypt { cipher, .. } => cipher.len(),
-        }
-    }
 }
 
 /// What a parked request waits for.

@@ -1,26 +1,29 @@
-//! KMS v2 handlers: Status (from cached state, never a remote call), Encrypt, Decrypt.
+//! KMS v2 requests: Status (from cached state, never a remote call), and the decoding of
+//! Encrypt and Decrypt into their [`Work`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
-use kms_plugin_proto::v2::{DecryptRequest, EncryptRequest, EncryptResponse, StatusRequest};
+use kms_plugin_proto::v2::{DecryptRequest, EncryptRequest, StatusRequest};
 use prost::Message;
 
-use super::parked::Work;
-use super::{
-    DECRYPTION_FAILED, apiserver_rules, malformed, plaintext_response, put_bytes_field, wipe,
-};
+use super::wire::{decryption_failed, malformed, put_bytes_field, wipe};
+use super::work::{Api, DecryptWork, EncryptWork};
 use crate::annotations::WRAPPED_KEK_KEY;
 use crate::config::KmsConfig;
 use crate::envelope;
-use crate::keystore::{Keystore, LocalKek, MAX_KEY_ID_LEN};
-use crate::rng::Rng;
+use crate::keystore::{Digest, Keystore, MAX_KEY_ID_LEN};
+use crate::kms::apiserver_rules;
 use crate::rpc::{Code, Response};
-use crate::secret::{Secret32, SecretBytes};
+use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
-/// `Status`: version (constant), healthz and the advertised key id, all from local state.
+#[cfg(doc)]
+use super::work::Work;
+
+/// `Status`: version (constant), healthz and the advertised key id, all from local state:
+/// `StatusResponse { string version = 1; string healthz = 2; string key_id = 3; }`.
 pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp) -> Response {
     if StatusRequest::decode(msg).is_err() {
         return malformed();
@@ -28,9 +31,6 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
     let healthz = ks.healthz_at(now);
     let (version, key_id) = (cfg.status_version.as_str(), ks.advertised_key_id());
     debug_assert!(apiserver_rules::check_status_response(version, healthz, key_id).is_ok());
-    // `StatusResponse { version = 1, healthz = 2, key_id = 3 }` (all strings), encoded by hand
-    // into one exactly sized buffer: Status is polled constantly (spec §3.2), so it allocates
-    // nothing but its answer. Tests decode it with the prost type.
     let mut out = Vec::with_capacity(3 * 3 + version.len() + healthz.len() + key_id.len());
     put_bytes_field(&mut out, 1, version.as_bytes());
     put_bytes_field(&mut out, 2, healthz.as_bytes());
@@ -38,109 +38,60 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
     Response::ok(SecretBytes::new(out))
 }
 
-/// Decodes an `EncryptRequest`; the plaintext moves into a zeroizing buffer at once.
+/// Decodes an `EncryptRequest` from the request buffer (plaintext decoded in place, copied
+/// into a zeroizing buffer, then the whole request buffer wiped). Returns the work and the
+/// request uid.
 ///
-/// An empty `uid` is accepted: real apiservers always send a UUID (spec §2.2), only the
-/// apiserver's own test mock rejects it (spec §6.3), and the reference plugin ignores it
-/// (spec §7).
-pub(super) fn decode_encrypt(msg: &[u8]) -> Result<(Work, String), Response> {
-    let EncryptRequest { plaintext, uid } = EncryptRequest::decode(msg).map_err(|_| malformed())?;
-    let secret = SecretBytes::copy_from(&plaintext);
-    wipe(plaintext);
-    if secret.is_empty() {
+/// An empty `uid` is accepted: real apiservers always send a UUID, only the apiserver's own
+/// test mock rejects it, and the plugin this one replaces ignores it.
+pub(super) fn decode_encrypt(msg: Bytes) -> Result<(EncryptWork, String), Response> {
+    let decoded = EncryptRequest::decode(msg.clone()).map(|r| {
+        let plaintext = SecretBytes::copy_from(&r.plaintext);
+        (plaintext, r.uid)
+    });
+    wipe(msg);
+    let (plaintext, uid) = decoded.map_err(|_| malformed())?;
+    if plaintext.is_empty() {
         return Err(Response::error(Code::InvalidArgument, "plaintext is empty"));
     }
-    Ok((Work::V2Encrypt { plaintext: secret }, uid))
-}
-
-/// Seals `plaintext` under the current local KEK.
-pub(super) fn encrypt(cur: &LocalKek, rng: &mut Rng, plaintext: &SecretBytes) -> Response {
-    let mut ciphertext = Vec::with_capacity(envelope::V2_MAX_CIPHERTEXT);
-    let sealed = envelope::seal_v2_into(
-        cur.kek(),
-        cur.key_id(),
-        cur.wrapped(),
-        cur.digest(),
-        plaintext.expose(),
-        rng,
-        &mut ciphertext,
-    );
-    if sealed.is_err() {
-        return Response::error(Code::InvalidArgument, "plaintext too large");
-    }
-    let resp = EncryptResponse {
-        ciphertext: Bytes::from(ciphertext),
-        key_id: String::from(cur.key_id()),
-        annotations: envelope::v2_annotations(cur.wrapped())
-            .into_iter()
-            .map(|(k, v)| (String::from(k), Bytes::from(v)))
-            .collect(),
+    let work = EncryptWork {
+        api: Api::V2,
+        plaintext,
     };
-    // The apiserver discards answers that break these rules (spec §3.3 step 2).
-    debug_assert!(
-        apiserver_rules::check_encrypt_response(&resp.ciphertext, &resp.key_id, &resp.annotations)
-            .is_ok()
-    );
-    Response::ok(SecretBytes::new(resp.encode_to_vec()))
+    Ok((work, uid))
 }
 
-/// Decodes a `DecryptRequest` and finds the wrapped local KEK in its annotations. The decoded
-/// buffers move into the [`Work`]; the wrapped KEK is hashed once, here.
-pub(super) fn decode_decrypt(msg: &[u8]) -> Result<(Work, String), Response> {
+/// Decodes a `DecryptRequest` and checks it: a key_id kube-apiserver itself would accept, a
+/// non-empty ciphertext, and exactly the annotations this plugin writes. The decoded buffers
+/// move into the work; `digest_of` hashes the wrapped KEK once, here. Returns the work and the
+/// request uid.
+pub(super) fn decode_decrypt(
+    msg: Bytes,
+    digest_of: impl FnOnce(&[u8]) -> Digest,
+) -> Result<(DecryptWork, String), Response> {
     let mut req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
+    // key_id: the apiserver's own rule also bounds what we accept back.
+    if req.key_id.is_empty() || req.key_id.len() > MAX_KEY_ID_LEN {
+        return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
+    }
+    if req.ciphertext.is_empty() {
+        return Err(Response::error(
+            Code::InvalidArgument,
+            "ciphertext is empty",
+        ));
+    }
     let annotations = req.annotations.iter().map(|(k, v)| (k.as_str(), &v[..]));
-    let wrapped = check_decrypt(&req.key_id, &req.ciphertext, annotations)?;
-    let digest = envelope::wrapped_kek_digest(wrapped);
-    // Present: check_decrypt found it under this key.
+    let wrapped =
+        envelope::wrapped_kek_from_annotations(annotations).map_err(|_| decryption_failed())?;
+    let digest = digest_of(wrapped);
+    // Present: wrapped_kek_from_annotations found it under this key.
     let wrapped = req.annotations.remove(WRAPPED_KEK_KEY).unwrap_or_default();
-    let work = Work::V2Decrypt {
+    let work = DecryptWork {
+        api: Api::V2,
         ciphertext: req.ciphertext,
         key_id: req.key_id,
         wrapped,
         digest,
     };
     Ok((work, req.uid))
-}
-
-/// The checks of a decoded v2 `DecryptRequest` (from prost or a [`DecryptView`]): a key_id
-/// kube-apiserver itself would accept (spec §3.2), a non-empty ciphertext, and annotations
-/// this plugin wrote. Returns the wrapped local KEK.
-///
-/// [`DecryptView`]: super::request_view::DecryptView
-pub(super) fn check_decrypt<'a>(
-    key_id: &str,
-    ciphertext: &[u8],
-    annotations: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> Result<&'a [u8], Response> {
-    // key_id: the apiserver's own rule (spec §3.2) also bounds what we accept back.
-    if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
-        return Err(Response::error(Code::InvalidArgument, "invalid key_id"));
-    }
-    if ciphertext.is_empty() {
-        return Err(Response::error(
-            Code::InvalidArgument,
-            "ciphertext is empty",
-        ));
-    }
-    envelope::wrapped_kek_from_annotations(annotations)
-        .map_err(|_| Response::error(Code::InvalidArgument, DECRYPTION_FAILED))
-}
-
-/// Opens a v2 ciphertext straight into the response; every failure is the same opaque answer.
-/// `digest` is `wrapped_kek_digest` of the request's wrapped KEK.
-pub(super) fn decrypt(
-    kek: &Secret32,
-    ciphertext: &[u8],
-    key_id: &str,
-    digest: &[u8; 32],
-) -> Response {
-    let opened = envelope::v2_plaintext_len(ciphertext).map(|len| {
-        plaintext_response(len, |out| {
-            envelope::open_v2_into(kek, key_id, digest, ciphertext, out)
-        })
-    });
-    match opened {
-        Some(Ok(body)) => Response::ok(body),
-        _ => Response::error(Code::InvalidArgument, DECRYPTION_FAILED),
-    }
 }

@@ -103,7 +103,11 @@ pub fn decode_status(resp: &Response) -> v2::StatusResponse {
 pub fn decode_v2_encrypt(resp: &Response) -> v2::EncryptResponse {
     let e: v2::EncryptResponse = decode_ok(resp);
     assert_eq!(
-        apiserver_rules::check_encrypt_response(&e.ciphertext, &e.key_id, &e.annotations),
+        apiserver_rules::check_encrypt_response(
+            &e.ciphertext,
+            &e.key_id,
+            e.annotations.iter().map(|(k, v)| (k.as_str(), &v[..]))
+        ),
         Ok(()),
     );
     e
