@@ -53,6 +53,27 @@ impl kms_plugin_blocking::observe::metrics_server::Probe for FakeProbe {
     }
 }
 
+/// `GET /metrics`: answered 200, every family present with its type, every label value
+/// bounded. Returns the parsed exposition and the body.
+pub fn scrape_checked(addr: SocketAddr) -> (crate::metrics_support::Exposition, String) {
+    let (code, _, body) = get(addr, "/metrics");
+    assert_eq!(code, 200);
+    let exp = parse(&body);
+    let seen = check_bounded(&exp);
+    for (family, ty, _) in FAMILIES {
+        assert_eq!(
+            exp.types.get(*family).map(String::as_str),
+            Some(*ty),
+            "{family}"
+        );
+        assert!(
+            seen.contains(*family) || !always_sampled(family),
+            "{family} missing:\n{body}"
+        );
+    }
+    (exp, body)
+}
+
 /// A real HTTP/1.1 GET (or any raw request); returns (status, headers, body).
 pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
@@ -294,21 +315,7 @@ pub fn session(
     }
 
     // The scrape: every family present, every label value bounded, counts as sent.
-    let (code, _, body) = get(addr, "/metrics");
-    assert_eq!(code, 200);
-    let exp = parse(&body);
-    let seen = check_bounded(&exp);
-    for (family, ty, _) in FAMILIES {
-        assert_eq!(
-            exp.types.get(*family).map(String::as_str),
-            Some(*ty),
-            "{family}"
-        );
-        assert!(
-            seen.contains(*family) || !always_sampled(family),
-            "{family} missing:\n{body}"
-        );
-    }
+    let (exp, body) = scrape_checked(addr);
     let n = |name: &str, labels: &[(&str, &str)]| exp.value(name, labels).unwrap_or(-1.0);
     let req = "kms_plugin_grpc_requests_total";
     assert_eq!(n(req, &[("method", "v2.Encrypt"), ("code", "OK")]), 3.0);
