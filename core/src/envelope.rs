@@ -4,10 +4,10 @@
 //! under `HKDF-SHA256-Expand(local KEK, info = 32 random bytes)` with AES-256-GCM and a random
 //! nonce (`envelope/kdf.rs`). Two formats share that schedule:
 //!
-//! - **v2** ([`seal_v2`] / [`open_v2`]): `header | info | nonce | AES-GCM(plaintext) | tag`,
+//! - **v2** ([`seal_v2_into`] / [`open_v2_into`]): `header | info | nonce | AES-GCM(plaintext) | tag`,
 //!   at most 1024 bytes (docs/protocol.md §4). The wrapped local KEK travels in the annotations
 //!   ([`v2_annotations`]).
-//! - **v1** ([`seal_v1`] / [`parse_v1`] / [`open_v1`]): KMS v1 has no annotations, so the
+//! - **v1** ([`seal_v1_into`] / [`parse_v1`] / [`open_v1_into`]): KMS v1 has no annotations, so the
 //!   ciphertext names its key itself: `header | key_id | wrapped KEK | info | nonce | … | tag`,
 //!   at most 65,535 bytes (docs/protocol.md §6).
 //!
@@ -59,7 +59,7 @@ pub fn wrapped_kek_digest(wrapped: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Why [`seal_v2`] / [`seal_v1`] refused (programming or configuration trouble, never secret).
+/// Why [`seal_v2_into`] / [`seal_v1_into`] refused (programming or configuration trouble, never secret).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SealError {
     /// The ciphertext would exceed its limit (1024 bytes for v2, 65,535 for v1): the plaintext

@@ -9,8 +9,8 @@
 //!
 //! # One path per method
 //!
-//! Every request message is decoded with prost (`v1`, `v2`) into a [`Step`]: an answer now
-//! (Status, Version, anything refused), or key-dependent [`Work`] that [`KmsService`] runs at
+//! Every request message is decoded with prost (`v1`, `v2`) into a `Step`: an answer now
+//! (Status, Version, anything refused), or key-dependent `Work` that [`KmsService`] runs at
 //! once when its KEK is at hand (the steady state) or parks until it is. Running and the
 //! answers are the same code either way (`work`); responses are written by hand (`wire`).
 //!

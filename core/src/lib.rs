@@ -6,6 +6,25 @@
 //! environment or files: `now` and RNG seeds are passed in, and every request to the outside
 //! world leaves as an [`effect::Effect`].
 //!
+//! # Public API
+//!
+//! What an embedder uses:
+//! - [`Plugin`] with its [`Config`] (including [`TransportConfig`]): one per listening
+//!   socket; it is fed through `handle_*` calls and drained through `poll_*` calls (below);
+//! - what comes out of it: [`Effect`]s for the driver to perform (remote KEK operations
+//!   answered with [`RemoteReply`] / [`RemoteError`], connection closes), [`Event`]s (with
+//!   [`ConnEvent`]) for logs and metrics (rendered by [`metrics`]), ids ([`ids`]) and the
+//!   driver's contract errors ([`error::UsageError`]);
+//! - the pure pieces a driver or tool needs on its own: the ciphertext formats ([`envelope`],
+//!   [`annotations`]), the local key file ([`keyring`]), the remote providers' wire codecs
+//!   ([`kek`]), and [`time::Timestamp`], [`secret`], [`rng`].
+//!
+//! The layers beneath [`Plugin`] (`conn`: one HTTP/2 connection, `kms`: the KMS services,
+//! `keystore`: the key hierarchy's state, plus [`h2`], [`hpack`], [`grpc`], [`rpc`]) stay
+//! public only so that the integration tests, fuzz targets and benchmarks can drive each one
+//! alone; `conn`, `kms` and `keystore` are hidden from the documentation and are not API.
+//! Their modules import each other without cycles (checked by `tests/module_graph.rs`).
+//!
 //! # Loop contract
 //!
 //! A driver (see the runtime crates) owns one [`plugin::Plugin`] and, after **every**
@@ -31,6 +50,7 @@ extern crate std;
 
 pub mod annotations;
 pub mod config;
+#[doc(hidden)]
 pub mod conn;
 pub mod effect;
 pub mod envelope;
@@ -42,7 +62,9 @@ pub mod hpack;
 pub mod ids;
 pub mod kek;
 pub mod keyring;
+#[doc(hidden)]
 pub mod keystore;
+#[doc(hidden)]
 pub mod kms;
 pub mod metrics;
 pub mod plugin;
@@ -54,6 +76,7 @@ pub mod testing;
 pub mod time;
 
 pub use config::Config;
+pub use conn::{ConnEvent, TransportConfig};
 pub use effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
 pub use event::Event;
 pub use plugin::{ConnId, Plugin};

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kms_plugin_core::conn::ConnEvent;
+use kms_plugin_core::ConnEvent;
 use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::{Config, ConnId, Effect, Event, OpId, Plugin, RemoteOp, Timestamp};
 use zeroize::Zeroize;

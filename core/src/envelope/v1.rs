@@ -20,7 +20,7 @@ const HEADER_LEN: usize = 2;
 /// Seals `plaintext` (a 32-byte DEK, or `"ping"` from the healthz probe) for KMS v1.
 ///
 /// Guarantees: the output is at most [`V1_MAX_CIPHERTEXT`] bytes; [`parse_v1`] recovers
-/// `key_id` and `wrapped_kek` from it; it opens with [`open_v1`] only under the same `kek`
+/// `key_id` and `wrapped_kek` from it; it opens with [`open_v1_into`] only under the same `kek`
 /// and with the header, key_id and wrapped KEK unchanged; two calls never return the same
 /// bytes.
 #[cfg(any(test, feature = "testing"))]
@@ -37,7 +37,7 @@ pub fn seal_v1(
     Ok(out)
 }
 
-/// The exact length of a [`seal_v1`] ciphertext for these inputs, or why it cannot be sealed.
+/// The exact length of a [`seal_v1_into`] ciphertext for these inputs, or why it cannot be sealed.
 pub fn v1_sealed_len(
     key_id: &str,
     wrapped_kek: &[u8],
@@ -66,9 +66,9 @@ pub fn v1_sealed_len(
     }
 }
 
-/// [`seal_v1`], appending exactly [`v1_sealed_len`] bytes to `out`, with `digest` =
-/// [`wrapped_kek_digest`]`(wrapped_kek)` supplied by a caller that keeps it (the keystore
-/// does). On error `out` is unchanged.
+/// Seals `plaintext` for KMS v1 (module docs), appending exactly [`v1_sealed_len`] bytes to
+/// `out`; `digest` is [`wrapped_kek_digest`](super::wrapped_kek_digest)`(wrapped_kek)`,
+/// supplied by a caller that keeps it (the keystore does). On error `out` is unchanged.
 pub fn seal_v1_into(
     kek: &Secret32,
     key_id: &str,
@@ -101,7 +101,7 @@ pub fn seal_v1_into(
 /// A v1 ciphertext split into its parts, borrowed from the input.
 ///
 /// `key_id` and `wrapped_kek` tell the keystore which local KEK to unwrap; the rest stays
-/// private and is consumed by [`open_v1`]. Holds no secrets (everything here is ciphertext
+/// private and is consumed by [`open_v1_into`]. Holds no secrets (everything here is ciphertext
 /// or public metadata).
 #[derive(Clone, Copy)]
 pub struct V1Parts<'a> {
@@ -194,9 +194,10 @@ impl V1Parts<'_> {
     }
 }
 
-/// [`open_v1`], appending the plaintext (`parts.sealed.len() - 16` bytes) to `out`, with
-/// `digest` = [`wrapped_kek_digest`]`(parts.wrapped_kek)` (the Decrypt path computed it for the
-/// cache lookup). On error `out` is unchanged.
+/// Opens a parsed v1 ciphertext with the local KEK `parts.wrapped_kek` unwraps to, appending
+/// the plaintext (`parts.sealed.len() - 16` bytes) to `out`; `digest` is
+/// [`wrapped_kek_digest`](super::wrapped_kek_digest)`(parts.wrapped_kek)` (the Decrypt path
+/// computed it for the cache lookup). On error `out` is unchanged.
 pub fn open_v1_into(
     kek: &Secret32,
     parts: &V1Parts<'_>,

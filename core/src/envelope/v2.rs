@@ -18,7 +18,7 @@ pub const V2_MAX_CIPHERTEXT: usize = 1024;
 /// Header bytes of a v2 ciphertext.
 const HEADER_LEN: usize = 2;
 
-/// The largest plaintext [`seal_v2`] accepts: 1024 − 2 − 32 − 12 − 16 = 962 bytes.
+/// The largest plaintext [`seal_v2_into`] accepts: 1024 − 2 − 32 − 12 − 16 = 962 bytes.
 pub const V2_MAX_PLAINTEXT: usize = V2_MAX_CIPHERTEXT - HEADER_LEN - SEAL_OVERHEAD;
 
 /// The largest wrapped KEK that fits the annotations [`v2_annotations`] builds within
@@ -29,7 +29,7 @@ pub const V2_MAX_WRAPPED_KEK: usize =
 /// Seals `plaintext` (the apiserver's 32-byte seed) for KMS v2.
 ///
 /// Guarantees: the output is 62 bytes longer than `plaintext` and at most
-/// [`V2_MAX_CIPHERTEXT`]; it opens with [`open_v2`] only under the same `kek`, `key_id` and
+/// [`V2_MAX_CIPHERTEXT`]; it opens with [`open_v2_into`] only under the same `kek`, `key_id` and
 /// `wrapped_kek`; two calls never return the same bytes (fresh random `info` and nonce).
 #[cfg(any(test, feature = "testing"))]
 pub fn seal_v2(
@@ -45,8 +45,9 @@ pub fn seal_v2(
     Ok(out)
 }
 
-/// [`seal_v2`], appending to `out`, with `digest` = [`wrapped_kek_digest`]`(wrapped_kek)`
-/// supplied by a caller that keeps it (the keystore does). On error `out` is unchanged.
+/// Seals `plaintext` for KMS v2 (module docs), appending to `out`; `digest` is
+/// [`wrapped_kek_digest`](super::wrapped_kek_digest)`(wrapped_kek)`, supplied by a caller
+/// that keeps it (the keystore does). On error `out` is unchanged.
 pub fn seal_v2_into(
     kek: &Secret32,
     key_id: &str,
@@ -80,7 +81,7 @@ pub fn seal_v2_into(
     sealed
 }
 
-/// Opens a [`seal_v2`] ciphertext, given the `key_id` and wrapped KEK the apiserver sent back.
+/// Opens a [`seal_v2_into`] ciphertext, given the `key_id` and wrapped KEK the apiserver sent back.
 ///
 /// Any malformed, truncated, tampered or mismatched input gives the same [`OpenError`]; no
 /// input panics.
@@ -104,9 +105,11 @@ pub fn v2_plaintext_len(ciphertext: &[u8]) -> Option<usize> {
     ciphertext.len().checked_sub(HEADER_LEN + SEAL_OVERHEAD)
 }
 
-/// [`open_v2`], appending the plaintext to `out`, with `digest` =
-/// [`wrapped_kek_digest`]`(wrapped_kek)` (the Decrypt path computed it for the cache lookup).
-/// On error `out` is unchanged.
+/// Opens a v2 ciphertext given the `key_id` and wrapped KEK the apiserver sent back,
+/// appending the plaintext to `out`; `digest` is
+/// [`wrapped_kek_digest`](super::wrapped_kek_digest)`(wrapped_kek)` (the Decrypt path
+/// computed it for the cache lookup). Any malformed, truncated, tampered or mismatched input
+/// gives the same [`OpenError`] and leaves `out` unchanged; no input panics.
 pub fn open_v2_into(
     kek: &Secret32,
     key_id: &str,
@@ -133,11 +136,11 @@ pub fn open_v2_into(
     )
 }
 
-/// The annotations a KMS v2 Encrypt returns beside a [`seal_v2`] ciphertext:
+/// The annotations a KMS v2 Encrypt returns beside a [`seal_v2_into`] ciphertext:
 /// `[(WRAPPED_KEK_KEY, wrapped_kek), (FORMAT_KEY, "1")]`.
 ///
 /// Both keys are valid FQDNs; with `wrapped_kek.len() <= V2_MAX_WRAPPED_KEK` (which
-/// [`seal_v2`] enforces) the total stays within 32 KiB.
+/// [`seal_v2_into`] enforces) the total stays within 32 KiB.
 pub fn v2_annotations(wrapped_kek: &[u8]) -> [(&'static str, Vec<u8>); 2] {
     [
         (WRAPPED_KEK_KEY, wrapped_kek.to_vec()),
