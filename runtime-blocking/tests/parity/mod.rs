@@ -208,20 +208,41 @@ pub fn peer_gate_refuses_other_uids(bin: Bin) {
         dir.0.file_name().unwrap().to_string_lossy()
     );
     let listen = format!("unix:///@{name}");
+    // The client is this test binary again, as uid 65534 (see `peer_gate_client`). The build
+    // directory may sit where that uid cannot reach (e.g. under /root), so it runs a
+    // world-executable hard link (or, across filesystems, a copy) in the test's directory.
+    let client = dir.join("gate-client");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    if std::fs::hard_link(&exe, &client).is_err() {
+        std::fs::copy(&exe, &client).unwrap();
+    }
+    std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).unwrap();
     let served = bin.start_in(dir, &["--listen", &listen]);
-    // The client is this test binary again, as uid 65534 (see `peer_gate_client`).
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "peer_gate_client",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(GATE_CLIENT, &name)
-        .output()
-        .expect("run setpriv (util-linux)");
+    // A copied client can be briefly "busy" (ETXTBSY) while a child that another test thread
+    // forked still holds the copy's descriptor before its own exec; that ends within microseconds.
+    let run_client = || {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&client)
+            .args([
+                "--exact",
+                "peer_gate_client",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(GATE_CLIENT, &name)
+            .output()
+            .expect("run setpriv (util-linux)")
+    };
+    let mut out = run_client();
+    for _ in 0..1000 {
+        if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            break;
+        }
+        std::thread::yield_now();
+        out = run_client();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("gate client: closed"),
