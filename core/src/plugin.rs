@@ -58,8 +58,6 @@ pub struct Plugin {
     to_close: VecDeque<ConnId>,
     events: VecDeque<Event>,
     shutting_down: bool,
-    /// Request octets buffered across every connection (`Config::max_buffered_total`).
-    buffered_total: usize,
 }
 
 impl Plugin {
@@ -77,7 +75,6 @@ impl Plugin {
             to_close: VecDeque::new(),
             events: VecDeque::new(),
             shutting_down: false,
-            buffered_total: 0,
         })
     }
 
@@ -107,8 +104,15 @@ impl Plugin {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<(), UsageError> {
+        // Request octets buffered on the other connections, summed when needed (a few connections in practice, `max_connections` at most) rather
+        // than kept as a running total that a path forgetting to update it would skew.
+        let others: usize = self
+            .conns
+            .iter()
+            .filter(|(id, _)| **id != conn)
+            .map(|(_, c)| c.buffered_request_bytes())
+            .sum();
         // Parked requests hold request data too: they share the budget.
-        let others = self.buffered_total;
         let budget = self
             .config
             .max_buffered_total
@@ -116,11 +120,8 @@ impl Plugin {
         let Some(c) = self.conn_mut(conn)? else {
             return Ok(());
         };
-        let before = c.buffered_request_bytes();
-        c.set_buffer_allowance(budget.saturating_sub(others - before));
+        c.set_buffer_allowance(budget.saturating_sub(others));
         c.handle_bytes(bytes, now);
-        let after = c.buffered_request_bytes();
-        self.buffered_total = others - before + after;
         self.pump(conn, now);
         Ok(())
     }
@@ -130,10 +131,7 @@ impl Plugin {
         let Some(c) = self.conn_mut(conn)? else {
             return Ok(());
         };
-        let before = c.buffered_request_bytes();
         c.handle_eof(now);
-        let after = c.buffered_request_bytes();
-        self.buffered_total = self.buffered_total - before + after;
         self.pump(conn, now);
         Ok(())
     }
@@ -162,9 +160,7 @@ impl Plugin {
             .collect();
         for id in due {
             if let Some(c) = self.conns.get_mut(&id) {
-                self.buffered_total -= c.buffered_request_bytes();
                 c.handle_timeout(now);
-                self.buffered_total += c.buffered_request_bytes();
             }
             self.pump(id, now);
         }
@@ -183,9 +179,7 @@ impl Plugin {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
-                self.buffered_total -= c.buffered_request_bytes();
                 c.start_shutdown(now);
-                self.buffered_total += c.buffered_request_bytes();
             }
             self.pump(id, now);
         }
@@ -283,7 +277,10 @@ impl Plugin {
 
     /// Request octets buffered across every connection now.
     pub fn buffered_total(&self) -> usize {
-        self.buffered_total
+        self.conns
+            .values()
+            .map(Connection::buffered_request_bytes)
+            .sum()
     }
 
     // --- internals ---------------------------------------------------------------------------
@@ -307,9 +304,7 @@ impl Plugin {
             return false;
         };
         if let Some(c) = self.conns.get_mut(&victim) {
-            self.buffered_total -= c.buffered_request_bytes();
             c.evict();
-            self.buffered_total += c.buffered_request_bytes();
         }
         self.pump(victim, now);
         true
