@@ -162,12 +162,12 @@ impl Connection {
         if config.header_table_size != 4096 {
             entries.push((settings::id::HEADER_TABLE_SIZE, config.header_table_size));
         }
-        out.settings(&entries);
+        settings::write_settings(out.frames(), &entries);
         let extra = config
             .connection_window_size
             .saturating_sub(frame::DEFAULT_WINDOW);
         if extra > 0 {
-            out.window_update(0, extra);
+            frame::write_window_update(out.frames(), 0, extra);
         }
         Self {
             config: config.clone(),
@@ -284,7 +284,11 @@ impl Connection {
 
     /// GOAWAY(NO_ERROR) naming the last stream (none is open), then closed (§6.8).
     fn go_away_idle(&mut self, reason: &'static str) {
-        self.out.goaway(self.streams.last_used(), Reason::NO_ERROR);
+        frame::write_goaway(
+            self.out.frames(),
+            self.streams.last_used(),
+            Reason::NO_ERROR,
+        );
         self.close(reason);
     }
 
@@ -377,7 +381,7 @@ impl Connection {
             Phase::ExpectPreface { .. } => self.close("shut down before the preface"),
             _ => {
                 let last_stream = self.streams.last_used();
-                self.out.goaway(last_stream, Reason::NO_ERROR);
+                frame::write_goaway(self.out.frames(), last_stream, Reason::NO_ERROR);
                 self.phase = Phase::Draining {
                     force_at: now.saturating_add(self.config.shutdown_grace),
                     last_stream,
@@ -441,7 +445,7 @@ impl Connection {
 
     /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
     fn send_reset(&mut self, id: StreamId, reason: Reason) {
-        self.out.rst_stream(id, reason);
+        frame::write_rst_stream(self.out.frames(), id, reason);
         self.streams.remember_closed(id, ClosedBy::UsWithReset);
     }
 
@@ -455,7 +459,7 @@ impl Connection {
             Phase::Draining { last_stream, .. } => last_stream,
             _ => self.streams.last_used(),
         };
-        self.out.goaway(last, reason);
+        frame::write_goaway(self.out.frames(), last, reason);
         self.events.push_back(ConnEvent::ProtocolError {
             stream: None,
             reason,

@@ -64,6 +64,13 @@ enum Step {
     Run(Work),
 }
 
+impl Step {
+    /// A decoded request's work, or the answer that refuses it.
+    fn of(decoded: Result<Work, Response>) -> Self {
+        decoded.map_or_else(Self::Answer, Self::Run)
+    }
+}
+
 /// The KMS v1beta1 + v2 services with their keystore. See the module docs.
 pub struct KmsService {
     cfg: KmsConfig,
@@ -111,45 +118,33 @@ impl KmsService {
             received: req.received,
             uid: None,
         };
-        let req_deadline = req.deadline;
+        let (deadline, msg) = (req.deadline, req.message);
         let ks = &self.keystore;
-        let decoded = match method {
+        let digest = |wrapped: &[u8]| ks.wrapped_digest(wrapped);
+        let uid = &mut ctx.uid;
+        // Encrypt and Decrypt requests move into `Bytes`, which prost decodes in place. An
+        // Encrypt wipes it once its plaintext is copied out; a Decrypt request holds nothing
+        // secret (ciphertext, key id, wrapped KEK: all stored in etcd).
+        let step = match method {
             // gRPC: an unknown method is UNIMPLEMENTED (grpc doc/statuscodes.md).
-            Method::Unknown => Err(Response::error(Code::Unimplemented, "unknown method")),
-            Method::V2Status => Ok(Step::Answer(v2::status(
-                req.message.expose(),
-                &self.cfg,
-                ks,
-                now,
-            ))),
-            Method::V1Version => Ok(Step::Answer(v1::version(req.message.expose(), &self.cfg))),
-            // The request buffer moves into `Bytes`, which prost decodes in place. An Encrypt
-            // wipes it once its plaintext is copied out; a Decrypt request holds nothing
-            // secret (ciphertext, key id, wrapped KEK: all stored in etcd).
-            Method::V2Encrypt => v2::decode_encrypt(in_place(req.message)).map(|(work, uid)| {
-                ctx.uid = Some(uid);
-                Step::Run(Work::Encrypt(work))
-            }),
-            Method::V1Encrypt => {
-                v1::decode_encrypt(in_place(req.message)).map(|w| Step::Run(Work::Encrypt(w)))
+            Method::Unknown => Step::Answer(Response::error(Code::Unimplemented, "unknown method")),
+            Method::V2Status => Step::Answer(v2::status(msg.expose(), &self.cfg, ks, now)),
+            Method::V1Version => Step::Answer(v1::version(msg.expose(), &self.cfg)),
+            Method::V2Encrypt => {
+                Step::of(v2::decode_encrypt(in_place(msg), uid).map(Work::Encrypt))
             }
+            Method::V1Encrypt => Step::of(v1::decode_encrypt(in_place(msg)).map(Work::Encrypt)),
             Method::V2Decrypt => {
-                v2::decode_decrypt(in_place(req.message), |w| ks.wrapped_digest(w)).map(
-                    |(work, uid)| {
-                        ctx.uid = Some(uid);
-                        Step::Run(Work::Decrypt(work))
-                    },
-                )
+                Step::of(v2::decode_decrypt(in_place(msg), digest, uid).map(Work::Decrypt))
             }
             Method::V1Decrypt => {
-                v1::decode_decrypt(in_place(req.message), |w| ks.wrapped_digest(w))
-                    .map(|w| Step::Run(Work::Decrypt(w)))
+                Step::of(v1::decode_decrypt(in_place(msg), digest).map(Work::Decrypt))
             }
         };
-        match decoded.unwrap_or_else(Step::Answer) {
+        match step {
             Step::Answer(resp) => self.finish(ctx, resp, now, false),
             Step::Run(work) => {
-                let deadline = self.park_deadline(req_deadline, now);
+                let deadline = self.park_deadline(deadline, now);
                 self.run(ctx, work, deadline, false, now);
                 self.process_outcomes(now);
             }

@@ -4,7 +4,7 @@
 use super::closed::ClosedBy;
 use super::streams::{Slot, StreamInput};
 use super::{ConnEvent, Connection, TransportConfig};
-use crate::h2::frame::{FrameHead, MAX_WINDOW, flags};
+use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
 use crate::time::Timestamp;
 
@@ -123,7 +123,7 @@ impl Connection {
         }
         self.out
             .set_peer_table_size(self.peer.header_table_size as usize);
-        self.out.settings_ack();
+        frame::write_settings_ack(self.out.frames());
         self.flush_streams();
     }
 
@@ -136,7 +136,7 @@ impl Connection {
             return self.connection_error(Reason::PROTOCOL_ERROR, "PING on a stream");
         }
         if !head.has(flags::ACK) {
-            self.out.ping_ack(*opaque);
+            frame::write_ping_ack(self.out.frames(), opaque);
         }
     }
 

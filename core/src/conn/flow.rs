@@ -60,13 +60,11 @@ impl StreamWindows {
     }
 }
 
-/// The connection's windows (§6.9.1).
+/// The connection's windows (§6.9.1): the same pair as a stream's, ours reopened up to
+/// `recv_target`.
 pub(crate) struct ConnWindows {
-    /// Ours, for all request DATA; reopened up to `recv_target`.
-    recv: i64,
-    recv_target: i64,
-    /// The peer's, for all our DATA.
-    send: i64,
+    windows: StreamWindows,
+    recv_target: u32,
 }
 
 impl ConnWindows {
@@ -74,45 +72,32 @@ impl ConnWindows {
     /// SETTINGS), the peer's at the RFC default.
     pub(crate) fn new(recv: u32) -> Self {
         Self {
-            recv: i64::from(recv),
-            recv_target: i64::from(recv),
-            send: i64::from(DEFAULT_WINDOW),
+            windows: StreamWindows::new(recv, DEFAULT_WINDOW),
+            recv_target: recv,
         }
     }
 
     /// `len` octets of DATA arrived. `Ok(Some(increment))`: send a connection WINDOW_UPDATE.
     pub(crate) fn receive(&mut self, len: u32) -> Result<Option<u32>, WindowError> {
-        self.recv -= i64::from(len);
-        if self.recv < 0 {
-            return Err(WindowError);
-        }
-        if self.recv > self.recv_target / 2 {
-            return Ok(None);
-        }
-        let increment = u32::try_from(self.recv_target - self.recv).unwrap_or(MAX_WINDOW);
-        self.recv = self.recv_target;
-        Ok(Some(increment))
+        self.windows.receive(len)?;
+        Ok(self.windows.replenish(self.recv_target))
     }
 
     /// The peer's connection WINDOW_UPDATE.
     pub(crate) fn grow_send(&mut self, increment: i64) -> Result<(), WindowError> {
-        self.send += increment;
-        if self.send > i64::from(MAX_WINDOW) {
-            return Err(WindowError);
-        }
-        Ok(())
+        self.windows.grow_send(increment)
     }
 
     /// How many octets of DATA (at most `want`) may be sent on `stream` now.
     pub(crate) fn sendable(&self, stream: &StreamWindows, want: usize) -> usize {
-        let window = self.send.min(stream.send);
+        let window = self.windows.send.min(stream.send);
         want.min(usize::try_from(window).unwrap_or(0))
     }
 
     /// `n` octets of DATA were sent on `stream` (at most what `sendable` allowed).
     pub(crate) fn sent(&mut self, stream: &mut StreamWindows, n: usize) {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        self.send -= n;
+        self.windows.send -= n;
         stream.send -= n;
     }
 }

@@ -29,7 +29,7 @@ impl Connection {
                     "DATA beyond the connection window",
                 );
             }
-            Ok(Some(increment)) => self.out.window_update(0, increment),
+            Ok(Some(increment)) => frame::write_window_update(self.out.frames(), 0, increment),
             Ok(None) => {}
         }
         let Some(content) = frame::strip_padding(payload, head.flags) else {
@@ -112,7 +112,7 @@ impl Connection {
             .get_mut(id)
             .and_then(|s| s.windows.replenish(initial))
         {
-            self.out.window_update(id, increment);
+            frame::write_window_update(self.out.frames(), id, increment);
         }
     }
 

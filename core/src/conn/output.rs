@@ -9,7 +9,6 @@ use zeroize::Zeroize;
 
 use crate::grpc;
 use crate::h2::frame::{self, FrameKind, HEAD_LEN, flags};
-use crate::h2::reason::Reason;
 use crate::hpack::Encoder;
 use crate::rpc::{Code, StreamId};
 
@@ -56,29 +55,10 @@ impl OutputQueue {
         self.encoder.set_peer_max_table_size(size);
     }
 
-    /// SETTINGS with `entries` (§6.5).
-    pub(crate) fn settings(&mut self, entries: &[(u16, u32)]) {
-        crate::h2::settings::write_settings(&mut self.bytes, entries);
-    }
-
-    pub(crate) fn settings_ack(&mut self) {
-        frame::write_settings_ack(&mut self.bytes);
-    }
-
-    pub(crate) fn ping_ack(&mut self, opaque: [u8; 8]) {
-        frame::write_ping_ack(&mut self.bytes, &opaque);
-    }
-
-    pub(crate) fn window_update(&mut self, stream: StreamId, increment: u32) {
-        frame::write_window_update(&mut self.bytes, stream, increment);
-    }
-
-    pub(crate) fn rst_stream(&mut self, stream: StreamId, reason: Reason) {
-        frame::write_rst_stream(&mut self.bytes, stream, reason);
-    }
-
-    pub(crate) fn goaway(&mut self, last_stream: StreamId, reason: Reason) {
-        frame::write_goaway(&mut self.bytes, last_stream, reason);
+    /// The queue, for the `h2::frame` writers of control frames (SETTINGS, PING ACK,
+    /// WINDOW_UPDATE, RST_STREAM, GOAWAY); every octet appended counts in [`Self::len`].
+    pub(crate) fn frames(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
     }
 
     /// Response headers (`:status`, `content-type`). With `grpc` set the stream ends here:

@@ -39,36 +39,40 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
 }
 
 /// Decodes an `EncryptRequest` from the request buffer (plaintext decoded in place, copied
-/// into a zeroizing buffer, then the whole request buffer wiped). Returns the work and the
-/// request uid.
+/// into a zeroizing buffer, then the whole request buffer wiped); `uid` receives the request
+/// uid.
 ///
 /// An empty `uid` is accepted: real apiservers always send a UUID, only the apiserver's own
 /// test mock rejects it, and the plugin this one replaces ignores it.
-pub(super) fn decode_encrypt(msg: Bytes) -> Result<(EncryptWork, String), Response> {
+pub(super) fn decode_encrypt(
+    msg: Bytes,
+    uid: &mut Option<String>,
+) -> Result<EncryptWork, Response> {
     let decoded = EncryptRequest::decode(msg.clone()).map(|r| {
         let plaintext = SecretBytes::copy_from(&r.plaintext);
         (plaintext, r.uid)
     });
     wipe(msg);
-    let (plaintext, uid) = decoded.map_err(|_| malformed())?;
+    let (plaintext, request_uid) = decoded.map_err(|_| malformed())?;
     if plaintext.is_empty() {
         return Err(Response::error(Code::InvalidArgument, "plaintext is empty"));
     }
-    let work = EncryptWork {
+    *uid = Some(request_uid);
+    Ok(EncryptWork {
         api: Api::V2,
         plaintext,
-    };
-    Ok((work, uid))
+    })
 }
 
 /// Decodes a `DecryptRequest` and checks it: a key_id kube-apiserver itself would accept, a
 /// non-empty ciphertext, and exactly the annotations this plugin writes. The decoded buffers
-/// move into the work; `digest_of` hashes the wrapped KEK once, here. Returns the work and the
+/// move into the work; `digest_of` hashes the wrapped KEK once, here; `uid` receives the
 /// request uid.
 pub(super) fn decode_decrypt(
     msg: Bytes,
     digest_of: impl FnOnce(&[u8]) -> Digest,
-) -> Result<(DecryptWork, String), Response> {
+    uid: &mut Option<String>,
+) -> Result<DecryptWork, Response> {
     let mut req = DecryptRequest::decode(msg).map_err(|_| malformed())?;
     // key_id: the apiserver's own rule also bounds what we accept back.
     if req.key_id.is_empty() || req.key_id.len() > MAX_KEY_ID_LEN {
@@ -86,12 +90,12 @@ pub(super) fn decode_decrypt(
     let digest = digest_of(wrapped);
     // Present: wrapped_kek_from_annotations found it under this key.
     let wrapped = req.annotations.remove(WRAPPED_KEK_KEY).unwrap_or_default();
-    let work = DecryptWork {
+    *uid = Some(req.uid);
+    Ok(DecryptWork {
         api: Api::V2,
         ciphertext: req.ciphertext,
         key_id: req.key_id,
         wrapped,
         digest,
-    };
-    Ok((work, req.uid))
+    })
 }

@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use bytes::Bytes;
+use prost::encoding::{self, WireType};
 use zeroize::Zeroizing;
 
 use crate::envelope::OpenError;
@@ -35,27 +36,11 @@ pub(crate) fn wipe(b: Bytes) {
     }
 }
 
-/// The octets [`put_field_head`] writes for a field of `len` octets.
-pub(crate) const fn field_head_len(len: usize) -> usize {
-    let mut n = 2;
-    let mut len = len >> 7;
-    while len > 0 {
-        n += 1;
-        len >>= 7;
-    }
-    n
-}
-
 /// Appends the tag (wire type 2) and varint length of a length-delimited field `field` whose
 /// `len` octets the caller appends next.
 pub(crate) fn put_field_head(out: &mut Vec<u8>, field: u8, len: usize) {
-    out.push((field << 3) | 2);
-    let mut len = len as u64;
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
+    encoding::encode_key(u32::from(field), WireType::LengthDelimited, out);
+    encoding::encode_varint(len as u64, out);
 }
 
 /// Appends field `field` holding `value`; proto3 omits empty fields.
@@ -70,12 +55,10 @@ pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u8, value: &[u8]) {
 /// Appends one entry of a `map<string, bytes>` field: an embedded message
 /// `{ key = 1; value = 2; }`.
 pub(crate) fn put_map_entry(out: &mut Vec<u8>, field: u8, key: &str, value: &[u8]) {
-    let entry_len = |v: &[u8]| {
-        if v.is_empty() {
-            0
-        } else {
-            field_head_len(v.len()) + v.len()
-        }
+    // Each non-empty field: a 1-octet tag, its varint length, its octets.
+    let entry_len = |v: &[u8]| match v.len() {
+        0 => 0,
+        n => 1 + encoding::encoded_len_varint(n as u64) + n,
     };
     put_field_head(out, field, entry_len(key.as_bytes()) + entry_len(value));
     put_bytes_field(out, 1, key.as_bytes());
@@ -100,18 +83,4 @@ pub(crate) fn plaintext_response(
         return Err(OpenError);
     }
     Ok(SecretBytes::new(core::mem::take(&mut *out)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_head_len_matches_what_is_written() {
-        for len in [0usize, 1, 127, 128, 16_383, 16_384, 1 << 21] {
-            let mut out = Vec::new();
-            put_field_head(&mut out, 1, len);
-            assert_eq!(out.len(), field_head_len(len), "{len}");
-        }
-    }
 }

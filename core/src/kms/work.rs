@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use super::wire::{decryption_failed, put_bytes_field, put_field_head, put_map_entry};
-use super::wire::{field_head_len, plaintext_response};
+use super::wire::{decryption_failed, plaintext_response};
+use super::wire::{put_bytes_field, put_field_head, put_map_entry};
 use crate::envelope;
 use crate::keystore::{Digest, LocalKek};
 use crate::kms::apiserver_rules;
@@ -148,7 +148,7 @@ fn seal_v1(cur: &LocalKek, rng: &mut Rng, plaintext: &[u8]) -> Option<Vec<u8>> {
     let len = envelope::v1_sealed_len(cur.key_id(), cur.wrapped(), plaintext).ok()?;
     // The apiserver length-prefixes the cipher with a u16 (docs/protocol.md §6).
     debug_assert!(u16::try_from(len).is_ok());
-    let mut out = Vec::with_capacity(field_head_len(len) + len);
+    let mut out = Vec::with_capacity(len + 4);
     put_field_head(&mut out, 1, len);
     let (kek, key_id, wrapped) = (cur.kek(), cur.key_id(), cur.wrapped());
     envelope::seal_v1_into(kek, key_id, wrapped, cur.digest(), plaintext, rng, &mut out).ok()?;
