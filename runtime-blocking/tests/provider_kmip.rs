@@ -169,10 +169,25 @@ fn credentials_missing_keys_modes_and_outages() {
 
     // A long rotation history: more keys of one name than Locate asks for; the newest is
     // current.
-    let mut newest = String::new();
-    for _ in 0..=kms_plugin_core::kek::kmip::MAX_CANDIDATES {
-        newest = s.admin.create("long-history");
+    for _ in 0..kms_plugin_core::kek::kmip::MAX_CANDIDATES {
+        s.admin.create("long-history");
     }
+    // PyKMIP dates keys to the second and lists equal dates in ascending uid order, so when all
+    // of them share one second the newest can fall past Locate's cut. Rotations are never that
+    // close in practice: the newest key is made in a later second than every other one.
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    let last_second = secs().as_secs();
+    while secs().as_secs() <= last_second {
+        std::thread::sleep(
+            Duration::from_secs(1)
+                .saturating_sub(Duration::from_nanos(u64::from(secs().subsec_nanos()))),
+        );
+    }
+    let newest = s.admin.create("long-history");
     let id = provider(&s.pki, &s.server, "long-history")
         .status(deadline())
         .unwrap();
