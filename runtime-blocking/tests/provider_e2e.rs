@@ -31,6 +31,25 @@ const WAIT: Duration = Duration::from_secs(30);
 const HEALTHY: &str = "info  healthy";
 const UNHEALTHY: &str = "warn  unhealthy";
 
+/// Starts the plugin on the Vault provider at `url` (plain http: the fake Transit server),
+/// token from `token_file`, listening on `listen`, with `extra` flags after those.
+fn start_vault(url: &str, token_file: &Path, listen: &str, extra: &[&str]) -> Plugin {
+    let token_file = token_file.to_str().unwrap();
+    let mut args = vec![
+        "--provider",
+        "vault",
+        "--vault-addr",
+        url,
+        "--vault-insecure-http",
+        "--token-file",
+        token_file,
+        "--listen",
+        listen,
+    ];
+    args.extend_from_slice(extra);
+    start(&args, &[("KMS_KEY_ID", "kms")])
+}
+
 /// Starts `kms-plugin serve` with `args` and `env`, waiting for its "listening" line.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Plugin {
     let mut cmd = Command::new(BIN);
@@ -155,19 +174,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     std::fs::write(&token_file, TOKEN).unwrap();
     let (sock, listen) = listen(&dir);
     let url = server.url();
-    let args = [
-        "--provider",
-        "vault",
-        "--vault-addr",
-        url.as_str(),
-        "--vault-insecure-http",
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--listen",
-        listen.as_str(),
-    ];
-    let env = [("KMS_KEY_ID", "kms")];
-    let plugin = start(&args, &env);
+    let plugin = start_vault(&url, &token_file, &listen, &[]);
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
     let s1 = client.status();
@@ -195,7 +202,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     // A fresh process has no cached local KEKs: decrypting the v1 ciphertext needs a real
     // Transit unwrap under version 1.
     let before = server.count("/decrypt/kms");
-    let plugin = start(&args, &env);
+    let plugin = start_vault(&url, &token_file, &listen, &[]);
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
     assert_eq!(client.status().key_id, s2.key_id);
@@ -218,20 +225,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     let url = server.url();
     // Remote down at start: the plugin still binds its socket and answers Status.
     server.stop();
-    let plugin = start(
-        &[
-            "--provider",
-            "vault",
-            "--vault-addr",
-            url.as_str(),
-            "--vault-insecure-http",
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--listen",
-            listen.as_str(),
-        ],
-        &[("KMS_KEY_ID", "kms")],
-    );
+    let plugin = start_vault(&url, &token_file, &listen, &[]);
     let mut client = Client::connect(&sock);
     assert_ne!(client.status().healthz, "ok", "down at start is not ok");
     assert!(
@@ -298,22 +292,7 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
     std::fs::write(&token_file, TOKEN).unwrap();
     let (sock, listen) = listen(&dir);
     let url = server.url();
-    let start_plugin = || {
-        start(
-            &[
-                "--provider",
-                "vault",
-                "--vault-addr",
-                url.as_str(),
-                "--vault-insecure-http",
-                "--token-file",
-                token_file.to_str().unwrap(),
-                "--listen",
-                listen.as_str(),
-            ],
-            &[("KMS_KEY_ID", "kms")],
-        )
-    };
+    let start_plugin = || start_vault(&url, &token_file, &listen, &[]);
     let plugin = start_plugin();
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
@@ -464,21 +443,11 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
     std::fs::write(&token_file, TOKEN).unwrap();
     let (_sock, listen) = listen(&dir);
     let url = server.url();
-    let plugin = start(
-        &[
-            "--provider",
-            "vault",
-            "--vault-addr",
-            url.as_str(),
-            "--vault-insecure-http",
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--listen",
-            listen.as_str(),
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-        &[("KMS_KEY_ID", "kms")],
+    let plugin = start_vault(
+        &url,
+        &token_file,
+        &listen,
+        &["--metrics-addr", "127.0.0.1:0"],
     );
     let (_, warning) = plugin.log.wait(0, "INSECURE", WAIT);
     assert!(warning.contains("warn"), "{warning}");
@@ -577,7 +546,7 @@ mod pkcs11 {
             listen.as_str(),
         ];
         let env = [("KMS_KEY_ID", "kms-key"), ("SOFTHSM2_CONF", conf)];
-        let plugin = start(&args, &env);
+        let plugin = start_vault(&url, &token_file, &listen, &[]);
         let line = plugin.wait_log(UNHEALTHY, WAIT);
         assert!(line.contains("auth"), "{line}");
         let mut client = Client::connect(&sock);
@@ -599,7 +568,7 @@ mod pkcs11 {
         drop(client);
         drop(plugin);
         // A restarted plugin unwraps through the HSM.
-        let plugin = start(&args, &env);
+        let plugin = start_vault(&url, &token_file, &listen, &[]);
         plugin.wait_log(HEALTHY, WAIT);
         let mut client = Client::connect(&sock);
         assert_eq!(client.decrypt(&enc).unwrap(), vec![4; 32]);
