@@ -546,7 +546,7 @@ mod pkcs11 {
             listen.as_str(),
         ];
         let env = [("KMS_KEY_ID", "kms-key"), ("SOFTHSM2_CONF", conf)];
-        let plugin = start_vault(&url, &token_file, &listen, &[]);
+        let plugin = start(&args, &env);
         let line = plugin.wait_log(UNHEALTHY, WAIT);
         assert!(line.contains("auth"), "{line}");
         let mut client = Client::connect(&sock);
@@ -568,7 +568,7 @@ mod pkcs11 {
         drop(client);
         drop(plugin);
         // A restarted plugin unwraps through the HSM.
-        let plugin = start_vault(&url, &token_file, &listen, &[]);
+        let plugin = start(&args, &env);
         plugin.wait_log(HEALTHY, WAIT);
         let mut client = Client::connect(&sock);
         assert_eq!(client.decrypt(&enc).unwrap(), vec![4; 32]);
