@@ -267,9 +267,9 @@ fn bench_core(c: &mut Criterion) {
 /// The KMS services alone (decoded request in, encoded response out), to separate the
 /// transport's share of the plugin numbers.
 fn bench_service(c: &mut Criterion) {
-    use kms_plugin_core::kms::KmsService;
     use kms_plugin_core::rpc::Request;
     use kms_plugin_core::secret::SecretBytes;
+    use kms_plugin_core::testing::KmsService;
 
     fn ready_service() -> (KmsService, FakeRemote, Timestamp) {
         let now = Timestamp::from_millis(1);
@@ -469,7 +469,7 @@ fn bench_decode(c: &mut Criterion) {
 /// The HTTP/2 + gRPC transport alone: one unary exchange with a 100-byte message through one
 /// connection (HEADERS + DATA in, HEADERS + DATA + trailers out), echoed without KMS work.
 fn bench_transport(c: &mut Criterion) {
-    use kms_plugin_core::conn::TransportConfig;
+    use kms_plugin_core::TransportConfig;
     use kms_plugin_core::h2::frame::{DEFAULT_WINDOW, MAX_WINDOW, write_window_update};
     use kms_plugin_core::rpc::Response;
     use kms_plugin_core::testing::client::grpc_message;

@@ -4,11 +4,13 @@ use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
+pub use crate::conn::TransportConfig;
+
 /// The plugin's configuration: transport limits, KMS service behaviour and the connection cap.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// HTTP/2 + gRPC limits of one connection.
-    pub transport: crate::conn::TransportConfig,
+    pub transport: TransportConfig,
     /// KMS service, key hierarchy and remote KEK behaviour.
     pub kms: KmsConfig,
     /// Open connections at most. When the table is full, a new connection takes the place of
@@ -25,7 +27,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            transport: crate::conn::TransportConfig::default(),
+            transport: TransportConfig::default(),
             kms: KmsConfig::default(),
             max_connections: 256,
             // With the default caches (unwrap cache, parked requests) and about 40 KiB of

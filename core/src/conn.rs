@@ -403,12 +403,14 @@ impl Connection {
     }
 
     /// Complete requests not yet answered: handed out by `poll_request` or queued for it.
+    #[cfg(any(test, feature = "testing"))]
     pub fn in_flight(&self) -> usize {
         self.streams.in_flight()
     }
 
     /// Octets of a partial frame held between `handle_bytes` calls; never more than one
     /// frame head plus our SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2).
+    #[cfg(any(test, feature = "testing"))]
     pub fn buffered_input(&self) -> usize {
         self.inbuf.len()
     }
@@ -420,6 +422,7 @@ impl Connection {
     }
 
     /// Octets queued for the socket and not yet taken by `poll_transmit`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending_output(&self) -> usize {
         self.out.len()
     }

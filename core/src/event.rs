@@ -7,7 +7,7 @@
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::conn::ConnEvent;
+pub use crate::conn::ConnEvent;
 use crate::effect::{RemoteErrorKind, RemoteOpKind};
 use crate::ids::{ConnId, Method, OpId};
 use crate::rpc::Code;

@@ -11,7 +11,6 @@
 //! - Every remote operation has a deadline; past it the keystore gives up (and says so).
 
 mod cache;
-pub mod health;
 mod missing;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -25,21 +24,21 @@ use crate::effect::{
 };
 use crate::error::UsageError;
 use crate::event::{Event, RotationReason};
+use crate::health::{self, Health};
 use crate::rng::Rng;
 use crate::secret::Secret32;
 use crate::time::Timestamp;
 use cache::KekCache;
-pub use health::Health;
 use missing::MissingVersions;
 
 /// SHA-256 digest of a wrapped local KEK (`envelope::wrapped_kek_digest`).
-pub type Digest = [u8; 32];
+pub(crate) type Digest = [u8; 32];
 
 /// Largest wrapped-KEK blob accepted from the remote (it must fit a v2 annotation and a v1
 /// ciphertext with room to spare).
-pub const MAX_WRAPPED_LEN: usize = 4096;
+pub(crate) const MAX_WRAPPED_LEN: usize = 4096;
 /// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, docs/protocol.md §4).
-pub const MAX_KEY_ID_LEN: usize = 1024;
+pub(crate) const MAX_KEY_ID_LEN: usize = 1024;
 /// Abandoned operation ids remembered so that their late replies are told from duplicates.
 const ABANDONED_MEMORY: usize = 1024;
 
@@ -245,11 +244,6 @@ impl Keystore {
     /// first KEK is installed (healthz is then not `ok`).
     pub fn advertised_key_id(&self) -> &str {
         self.current.as_ref().map_or("", |c| c.key_id.as_str())
-    }
-
-    /// The cached healthz verdict (recomputed after every input).
-    pub fn health(&self) -> Health {
-        self.health
     }
 
     /// The healthz verdict at `now` (the cached one, with time-based causes re-checked).

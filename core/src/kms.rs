@@ -23,7 +23,7 @@
 //! are freed without zeroization; the request buffer itself is a `SecretBytes` owned by the
 //! transport.
 
-pub mod apiserver_rules;
+pub(crate) mod apiserver_rules;
 mod parked;
 mod v1;
 mod v2;
@@ -37,8 +37,7 @@ use crate::config::KmsConfig;
 use crate::effect::{Effect, RemoteError, RemoteErrorKind, RemoteReply};
 use crate::error::UsageError;
 use crate::event::Event;
-pub use crate::ids::Method;
-use crate::ids::{ConnId, OpId};
+use crate::ids::{ConnId, Method, OpId};
 use crate::keystore::{self, DecryptLookup, EncryptReadiness, Keystore, Outcome};
 use crate::rpc::{Code, Request, Response, StreamId};
 use crate::secret::SecretBytes;
@@ -173,7 +172,7 @@ impl KmsService {
         self.answers.retain(|a| a.conn != conn);
     }
 
-    /// The result of a remote operation (see [`Keystore::handle_remote`]).
+    /// The result of a remote operation (see `Keystore::handle_remote`).
     pub fn handle_remote(
         &mut self,
         id: OpId,
@@ -311,7 +310,7 @@ impl KmsService {
                 EncryptReadiness::Ready => {
                     let resp = match self.keystore.take_encrypt_use(now) {
                         Some((cur, rng)) => w.seal(cur, rng),
-                        None => Response::error(Code::Unavailable, keystore::health::NO_LOCAL_KEK),
+                        None => Response::error(Code::Unavailable, crate::health::NO_LOCAL_KEK),
                     };
                     self.finish(ctx, resp, now, was_parked);
                 }
@@ -413,7 +412,7 @@ const MAX_ERROR_DETAIL: usize = 512;
 /// key version that is gone is FAILED_PRECONDITION with the remote's detail, which names the
 /// version and the fix (it holds no secrets: `RemoteError::detail`'s contract).
 fn unwrap_failure(kind: RemoteErrorKind, detail: &str) -> Response {
-    let cause: Cow<'static, str> = Cow::Borrowed(keystore::health::remote_cause(kind));
+    let cause: Cow<'static, str> = Cow::Borrowed(crate::health::remote_cause(kind));
     match kind {
         RemoteErrorKind::Corrupt => wire::decryption_failed(),
         RemoteErrorKind::KeyVersionMissing if !detail.is_empty() => {

@@ -13,17 +13,19 @@
 //!   socket; it is fed through `handle_*` calls and drained through `poll_*` calls (below);
 //! - what comes out of it: [`Effect`]s for the driver to perform (remote KEK operations
 //!   answered with [`RemoteReply`] / [`RemoteError`], connection closes), [`Event`]s (with
-//!   [`ConnEvent`]) for logs and metrics (rendered by [`metrics`]), ids ([`ids`]) and the
-//!   driver's contract errors ([`error::UsageError`]);
+//!   [`ConnEvent`], and the healthz causes of [`health`]) for logs and metrics (rendered by
+//!   [`metrics`]), ids ([`ids`]) and the driver's contract errors ([`error::UsageError`]);
 //! - the pure pieces a driver or tool needs on its own: the ciphertext formats ([`envelope`],
 //!   [`annotations`]), the local key file ([`keyring`]), the remote providers' wire codecs
-//!   ([`kek`]), and [`time::Timestamp`], [`secret`], [`rng`].
+//!   ([`kek`]), the wire layers a probe or test client builds requests with ([`h2`],
+//!   [`hpack`], [`grpc`], [`rpc`]), and [`time::Timestamp`], [`secret`], [`rng`].
 //!
-//! The layers beneath [`Plugin`] (`conn`: one HTTP/2 connection, `kms`: the KMS services,
-//! `keystore`: the key hierarchy's state, plus [`h2`], [`hpack`], [`grpc`], [`rpc`]) stay
-//! public only so that the integration tests, fuzz targets and benchmarks can drive each one
-//! alone; `conn`, `kms` and `keystore` are hidden from the documentation and are not API.
-//! Their modules import each other without cycles (checked by `tests/module_graph.rs`).
+//! The layers beneath [`Plugin`] are crate-private: `conn` (one HTTP/2 connection), `kms`
+//! (the KMS services) and `keystore` (the key hierarchy's state). With the `testing`
+//! feature, the `testing` module re-exports the first two (`Connection`, `KmsService`) so
+//! that integration tests, fuzz targets and benchmarks can drive each one alone; a
+//! production build has no path to them. The modules import each other without cycles
+//! (checked by `tests/module_graph.rs`).
 //!
 //! # Loop contract
 //!
@@ -50,22 +52,25 @@ extern crate std;
 
 pub mod annotations;
 pub mod config;
-#[doc(hidden)]
-pub mod conn;
+// `pub` inside these three means "reachable through `testing`": without that feature nothing
+// reaches them, which `unreachable_pub` would flag item by item.
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+mod conn;
 pub mod effect;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod grpc;
 pub mod h2;
+pub mod health;
 pub mod hpack;
 pub mod ids;
 pub mod kek;
 pub mod keyring;
-#[doc(hidden)]
-pub mod keystore;
-#[doc(hidden)]
-pub mod kms;
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+mod keystore;
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+mod kms;
 pub mod metrics;
 pub mod plugin;
 pub mod rng;
@@ -75,9 +80,8 @@ pub mod secret;
 pub mod testing;
 pub mod time;
 
-pub use config::Config;
-pub use conn::{ConnEvent, TransportConfig};
+pub use config::{Config, TransportConfig};
 pub use effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
-pub use event::Event;
+pub use event::{ConnEvent, Event};
 pub use plugin::{ConnId, Plugin};
 pub use time::Timestamp;

@@ -1,7 +1,7 @@
 //! The entry type: one [`Plugin`] per listening socket.
 //!
-//! A `Plugin` owns every connection's HTTP/2 state machine ([`Connection`]) and the KMS
-//! services ([`KmsService`]). Drivers feed it accepted connections, bytes, EOFs, remote
+//! A `Plugin` owns every connection's HTTP/2 state machine (`Connection`) and the KMS
+//! services (`KmsService`). Drivers feed it accepted connections, bytes, EOFs, remote
 //! replies and timer expiries, and after **every** `handle_*` call drain, in this order,
 //! `poll_transmit` until `None`, `poll_effect` until `None`, `poll_event` until `None`, then
 //! ask `poll_timeout` for the next deadline (the crate-level loop contract), and read a
@@ -270,8 +270,8 @@ impl Plugin {
         }
     }
 
-    /// The KMS service (read-only, for tests and diagnostics).
-    pub fn kms(&self) -> &KmsService {
+    /// The KMS service (read-only, for the metrics' gauges).
+    pub(crate) fn kms(&self) -> &KmsService {
         &self.kms
     }
 
@@ -281,6 +281,12 @@ impl Plugin {
             .values()
             .map(Connection::buffered_request_bytes)
             .sum()
+    }
+
+    /// Request octets held by requests parked on a remote operation now (they count against
+    /// `max_buffered_total` too).
+    pub fn parked_bytes(&self) -> usize {
+        self.kms.parked_bytes()
     }
 
     // --- internals ---------------------------------------------------------------------------

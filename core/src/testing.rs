@@ -11,3 +11,10 @@ pub mod kms_messages;
 pub mod remote_driver;
 pub mod service_sim;
 pub mod sim;
+
+/// One server-side HTTP/2 connection alone (crate-private otherwise), for the transport's
+/// conformance tests, the `h2_frames` fuzz target and the benchmarks.
+pub use crate::conn::Connection;
+/// The KMS services alone, without the transport (crate-private otherwise), for
+/// [`service_sim`] and the benchmarks.
+pub use crate::kms::KmsService;

@@ -1,7 +1,7 @@
 //! `:authority` is never validated (docs/protocol.md §2): every form kube-apiserver's KMS clients send
 //! reaches the service. This is why the product has its own HTTP/2 server.
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::testing::client::RequestOptions;
 use kms_plugin_core::testing::h2_harness::Harness;
 

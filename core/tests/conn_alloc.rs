@@ -7,9 +7,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use kms_plugin_core::Timestamp;
-use kms_plugin_core::conn::{Connection, TransportConfig};
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::testing::Connection;
 use kms_plugin_core::testing::client::{
     RequestOptions, TestClient, raw_frame, settings_frame, window_update_frame,
 };

@@ -1,6 +1,6 @@
 //! HEADERS + CONTINUATION (RFC 9113 §6.10) and its flood protection.
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};

@@ -1,12 +1,12 @@
 //! Malformed requests (RFC 9113 §8.1.1, §8.2, §8.3), stream states (§5.1), stream ids
 //! (§5.1.1), HPACK errors (§4.3), unknown frames (§4.1), RST_STREAM and GOAWAY both ways.
 
-use kms_plugin_core::conn::{ConnEvent, TransportConfig};
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::testing::client::{
     RequestOptions, goaway_frame, grpc_message, raw_frame, rst_stream_frame,
 };
 use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
+use kms_plugin_core::{ConnEvent, TransportConfig};
 
 const PATH: &str = "/v2.KeyManagementService/Status";
 

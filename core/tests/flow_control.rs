@@ -1,6 +1,5 @@
 //! Flow control in both directions (RFC 9113 §5.2, §6.9).
 
-use kms_plugin_core::conn::{ConnEvent, TransportConfig};
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
@@ -8,6 +7,7 @@ use kms_plugin_core::testing::client::{
     RequestOptions, grpc_message, raw_frame, settings_frame, window_update_frame,
 };
 use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
+use kms_plugin_core::{ConnEvent, TransportConfig};
 
 const PATH: &str = "/v2.KeyManagementService/Encrypt";
 

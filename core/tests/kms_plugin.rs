@@ -309,7 +309,7 @@ fn status_snapshot_reports_health_and_key_id() {
 
 #[test]
 fn protocol_errors_surface_as_typed_transport_events_and_close_the_connection() {
-    use kms_plugin_core::conn::ConnEvent;
+    use kms_plugin_core::ConnEvent;
     let mut sim = started(Config::default());
     let c = sim.connect();
     ok(&sim.call(c, msg::V2_STATUS, &msg::v2_status(), &opts("localhost")));

@@ -6,7 +6,7 @@ mod common;
 use common::{APISERVER_TIMEOUT, config, decrypt, encrypt, seed, started, status};
 use kms_plugin_core::config::StatusVersion;
 use kms_plugin_core::event::Event;
-use kms_plugin_core::kms::Method;
+use kms_plugin_core::ids::Method;
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_proto::v1beta1;

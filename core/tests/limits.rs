@@ -1,7 +1,6 @@
 //! Caps on everything the connection buffers (RFC 9113 §4.2, §5.1.2, §6.5.2; gRPC message
 //! size) and rapid-reset protection (CVE-2023-44487).
 
-use kms_plugin_core::conn::{ConnEvent, TransportConfig};
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
@@ -9,6 +8,7 @@ use kms_plugin_core::testing::client::{
     RequestOptions, grpc_message, ping_frame, raw_frame, raw_head, rst_stream_frame,
 };
 use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
+use kms_plugin_core::{ConnEvent, TransportConfig};
 
 const PATH: &str = "/v2.KeyManagementService/Decrypt";
 

@@ -4,8 +4,8 @@ use core::time::Duration;
 
 use kms_plugin_core::RemoteErrorKind;
 use kms_plugin_core::event::Event;
-use kms_plugin_core::keystore::health;
-use kms_plugin_core::kms::Method;
+use kms_plugin_core::health;
+use kms_plugin_core::ids::Method;
 use kms_plugin_core::metrics::hash_key_id;
 use kms_plugin_core::metrics::log::{
     Level, LogFormat, MAX_UID_CHARS, Value, event_level, format_event, format_line,
@@ -152,7 +152,7 @@ fn format_line_types_values() {
 
 #[test]
 fn transport_events_name_kind_code_and_stream() {
-    use kms_plugin_core::conn::ConnEvent;
+    use kms_plugin_core::ConnEvent;
     use kms_plugin_core::h2::reason::Reason;
     let conn_error = Event::Transport {
         conn: ConnId(9),

@@ -4,11 +4,11 @@
 
 use core::time::Duration;
 
-use kms_plugin_core::conn::ConnEvent;
+use kms_plugin_core::ConnEvent;
 use kms_plugin_core::effect::{OpId, RemoteErrorKind, RemoteOpKind};
 use kms_plugin_core::event::{Event, RotationReason};
 use kms_plugin_core::h2::reason::Reason;
-use kms_plugin_core::kms::Method;
+use kms_plugin_core::ids::Method;
 use kms_plugin_core::metrics::{Metrics, hash_key_id};
 use kms_plugin_core::plugin::ConnId;
 use kms_plugin_core::rpc::Code;

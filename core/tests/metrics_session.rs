@@ -413,7 +413,7 @@ fn health_polling_is_debug_and_failures_are_warnings() {
             } => {
                 assert!(line.contains("\"cause\":"), "{line}");
                 // Start-up stages every plugin passes through are info; failures warn.
-                if kms_plugin_core::keystore::health::is_startup_stage(cause) {
+                if kms_plugin_core::health::is_startup_stage(cause) {
                     assert_eq!(level, Level::Info, "{line}");
                 } else {
                     assert_eq!(level, Level::Warn, "{line}");

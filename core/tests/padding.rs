@@ -1,6 +1,6 @@
 //! PADDED and PRIORITY flags (RFC 9113 §6.1, §6.2) and PRIORITY frames (§6.3).
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::testing::client::{RequestOptions, grpc_message, raw_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};

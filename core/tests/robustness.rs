@@ -3,9 +3,10 @@
 //! with tight limits, and with the default configuration and every deadline fired.
 
 use kms_plugin_core::Timestamp;
-use kms_plugin_core::conn::{Connection, TransportConfig};
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::testing::Connection;
 use kms_plugin_core::testing::client::{RequestOptions, TestClient, raw_frame};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::testing::client::{
     RequestOptions, grpc_message, ping_frame, raw_frame, settings_frame,

@@ -2,8 +2,9 @@
 //! cancellation contract of `poll_request` / `poll_cancelled`.
 
 use kms_plugin_core::Timestamp;
-use kms_plugin_core::conn::{Connection, TransportConfig};
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
+use kms_plugin_core::testing::Connection;
 use kms_plugin_core::testing::client::{RequestOptions, grpc_message, raw_frame, rst_stream_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
 

@@ -1,7 +1,7 @@
 //! Whole-conversation transcripts: the exact sequence of frames the server sends for a
 //! handshake, calls, a PING, flow-control credit and a graceful shutdown.
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::testing::client::{FrameSeen, RequestOptions, ping_frame};
 use kms_plugin_core::testing::h2_harness::{Harness, echo};

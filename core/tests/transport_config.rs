@@ -1,7 +1,7 @@
 //! `TransportConfig::validate` accepts the defaults and rejects values outside the
 //! protocol's ranges (RFC 9113 §6.5.2, §6.9.1) or inconsistent caps.
 
-use kms_plugin_core::conn::TransportConfig;
+use kms_plugin_core::TransportConfig;
 
 #[test]
 fn defaults_are_valid_and_documented_values() {

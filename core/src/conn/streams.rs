@@ -219,6 +219,7 @@ impl StreamTable {
     }
 
     /// Complete requests not yet answered.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
     }

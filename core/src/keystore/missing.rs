@@ -12,7 +12,7 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 
-use super::health::KEY_VERSION_MISSING;
+use crate::health::KEY_VERSION_MISSING;
 
 /// Longest remote detail kept per missing version (bytes, cut at a char boundary).
 pub(super) const MAX_DETAIL: usize = 384;

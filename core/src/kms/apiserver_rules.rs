@@ -3,15 +3,15 @@
 //! answer against the rules the real client applies (docs/protocol.md §4).
 
 /// `KeyIDMaxSize` (docs/protocol.md §4).
-pub const KEY_ID_MAX_SIZE: usize = 1024;
+pub(crate) const KEY_ID_MAX_SIZE: usize = 1024;
 /// `encryptedDEKSourceMaxSize` (docs/protocol.md §4).
-pub const CIPHERTEXT_MAX_SIZE: usize = 1024;
+pub(crate) const CIPHERTEXT_MAX_SIZE: usize = 1024;
 /// `annotationsMaxSize` (docs/protocol.md §4).
-pub const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
+pub(crate) const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
 
 /// Which rule a response broke.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleViolation {
+pub(crate) enum RuleViolation {
     /// `ValidateKeyID`: empty.
     KeyIdEmpty,
     /// `ValidateKeyID`: longer than 1024 bytes.
@@ -31,7 +31,7 @@ pub enum RuleViolation {
 }
 
 /// `ValidateKeyID`: non-empty, at most 1024 bytes (docs/protocol.md §4).
-pub fn check_key_id(key_id: &str) -> Result<(), RuleViolation> {
+pub(crate) fn check_key_id(key_id: &str) -> Result<(), RuleViolation> {
     if key_id.is_empty() {
         Err(RuleViolation::KeyIdEmpty)
     } else if key_id.len() > KEY_ID_MAX_SIZE {
@@ -44,7 +44,7 @@ pub fn check_key_id(key_id: &str) -> Result<(), RuleViolation> {
 /// apimachinery `IsFullyQualifiedDomainName` (docs/protocol.md §4 "FQDN rule"): one trailing dot
 /// stripped; a DNS-1123 subdomain of at most 253 chars with at least two labels of at most 63
 /// chars, each `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
-pub fn is_fqdn(key: &str) -> bool {
+pub(crate) fn is_fqdn(key: &str) -> bool {
     let name = key.strip_suffix('.').unwrap_or(key);
     if name.is_empty() || name.len() > 253 {
         return false;
@@ -69,7 +69,7 @@ pub fn is_fqdn(key: &str) -> bool {
 }
 
 /// `ValidateEncryptedObject` on an EncryptResponse (docs/protocol.md §4 step 2).
-pub fn check_encrypt_response<'a>(
+pub(crate) fn check_encrypt_response<'a>(
     ciphertext: &[u8],
     key_id: &str,
     annotations: impl IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -97,7 +97,7 @@ pub fn check_encrypt_response<'a>(
 /// The Status checks of `isKMSv2ProviderHealthyAndMaybeRotateDEK` that concern the plugin's
 /// own consistency (docs/protocol.md §4): version `v2`/`v2beta1`; a healthy answer carries a valid
 /// key id; a key id, when present, is at most 1024 bytes.
-pub fn check_status_response(
+pub(crate) fn check_status_response(
     version: &str,
     healthz: &str,
     key_id: &str,

@@ -242,7 +242,7 @@ pub fn event_level(event: &Event) -> Level {
             }
         }
         Event::HealthChanged { healthy, cause } => {
-            if *healthy || crate::keystore::health::is_startup_stage(cause) {
+            if *healthy || crate::health::is_startup_stage(cause) {
                 Level::Info
             } else {
                 Level::Warn

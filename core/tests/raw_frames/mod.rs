@@ -3,18 +3,19 @@
 //! is parsed and checked by the shared test client.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub use kms_plugin_core::conn::{ConnEvent, Connection, TransportConfig};
 pub use kms_plugin_core::h2::PREFACE;
 pub use kms_plugin_core::h2::reason::Reason;
 pub use kms_plugin_core::hpack::Encoder;
 pub use kms_plugin_core::rpc::{Code, Request, Response};
 pub use kms_plugin_core::secret::SecretBytes;
+pub use kms_plugin_core::testing::Connection;
 pub use kms_plugin_core::testing::client::{
     grpc_message, pad_payload, ping_frame, raw_frame, rst_stream_frame, settings_frame,
     window_update_frame,
 };
 pub use kms_plugin_core::testing::h2_harness::Harness;
 pub use kms_plugin_core::time::Timestamp;
+pub use kms_plugin_core::{ConnEvent, TransportConfig};
 
 /// The request fields grpc-go sends.
 pub const GOOD: &[(&str, &str)] = &[
