@@ -588,6 +588,3 @@ pub fn parse_decrypt(message: &[u8]) -> Result<Secret32, RemoteError> {
         .map_err(e)?;
     Secret32::from_slice(data).ok_or_else(|| corrupt(op, "unwrapped key is not 32 bytes"))
 }
-
-#[cfg(test)]
-mod tests;

@@ -583,5 +583,3 @@ pub fn error_from_response(op: TransitOp, status: u16, body: &[u8]) -> RemoteErr
 }
 
 pub mod capabilities;
-#[cfg(test)]
-mod tests;

@@ -1,6 +1,11 @@
-use super::ttlv::{Item, TtlvError, Writer, read_item};
-use super::*;
-use alloc::vec;
+//! The KMIP codec (`kek::kmip`) against hand-built TTLV: the spec's encoding examples, request
+//! shapes, response parsing, error mapping and truncation.
+
+use kms_plugin_core::RemoteErrorKind;
+use kms_plugin_core::kek::kmip::ttlv::{Item, TtlvError, Writer, read_item};
+use kms_plugin_core::kek::kmip::*;
+use kms_plugin_core::secret::Secret32;
+use zeroize::Zeroizing;
 
 /// Bytes of `s`, hex with `|` and whitespace as separators for readability.
 fn hex(s: &str) -> Vec<u8> {
