@@ -60,28 +60,3 @@ impl Health {
         Self { ok: false, cause }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn causes_are_short_and_name_the_kind() {
-        for kind in [
-            RemoteErrorKind::Auth,
-            RemoteErrorKind::NotFound,
-            RemoteErrorKind::KeyVersionMissing,
-            RemoteErrorKind::Permission,
-            RemoteErrorKind::Throttled,
-            RemoteErrorKind::Unavailable,
-            RemoteErrorKind::Timeout,
-            RemoteErrorKind::Corrupt,
-            RemoteErrorKind::Other,
-        ] {
-            let cause = remote_cause(kind);
-            assert!(cause.ends_with(kind.name()), "{cause}");
-            assert!(cause.len() < 64);
-            assert_ne!(cause, OK);
-        }
-    }
-}

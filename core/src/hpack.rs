@@ -155,27 +155,3 @@ pub fn decode_integer(input: &[u8], prefix_bits: u8) -> Result<(usize, usize), H
 fn prefix_max(prefix_bits: u8) -> usize {
     (1usize << prefix_bits.clamp(1, 8)) - 1
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::vec;
-
-    #[test]
-    fn rfc_integer_examples() {
-        // C.1.1: 10 with a 5-bit prefix; C.1.2: 1337 with a 5-bit prefix; C.1.3: 42 at 8 bits.
-        for (value, prefix, bytes) in [
-            (10, 5, vec![0x0a]),
-            (1337, 5, vec![0x1f, 0x9a, 0x0a]),
-            (42, 8, vec![0x2a]),
-            (31, 5, vec![0x1f, 0x00]),
-            (MAX_INTEGER, 1, vec![0x01, 0xfe, 0xff, 0xff, 0xff, 0x0f]),
-        ] {
-            let mut out = Vec::new();
-            encode_integer(value, prefix, 0, &mut out);
-            assert_eq!(out, bytes, "{value}");
-            assert_eq!(decode_integer(&bytes, prefix), Ok((value, bytes.len())));
-        }
-        assert_eq!(decode_integer(&[0xea], 5), Ok((10, 1)));
-    }
-}

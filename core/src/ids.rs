@@ -67,27 +67,3 @@ impl Method {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_round_trip() {
-        for (m, p) in Method::ALL {
-            assert_eq!(Method::from_path(p), m);
-            assert_eq!(m.path(), Some(p));
-        }
-        for bad in [
-            "",
-            "/",
-            "/v2.KeyManagementService/status",
-            "/v2alpha1.KeyManagementService/Status",
-            "/v2.KeyManagementService/Status/",
-            "v2.KeyManagementService/Status",
-        ] {
-            assert_eq!(Method::from_path(bad), Method::Unknown, "{bad}");
-        }
-        assert_eq!(Method::Unknown.path(), None);
-    }
-}

@@ -406,3 +406,61 @@ fn request_body_split_across_many_data_frames() {
         Some(b"fragmented".to_vec())
     );
 }
+
+/// The `grpc` helpers alone: `grpc-timeout` units, content types, percent-encoding.
+mod helpers {
+    use core::time::Duration;
+
+    use kms_plugin_core::grpc::*;
+
+    #[test]
+    fn timeouts_in_every_unit() {
+        assert_eq!(parse_timeout(b"3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_timeout(b"1M"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_timeout(b"2999m"), Some(Duration::from_millis(2999)));
+        assert_eq!(
+            parse_timeout(b"99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(parse_timeout(b"5n"), Some(Duration::from_nanos(5)));
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"1s",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            &b"application/grpc"[..],
+            b"application/grpc+proto",
+            b"application/grpc;charset=utf-8",
+            b"Application/GRPC",
+        ] {
+            assert!(is_grpc_content_type(ok));
+        }
+        for bad in [
+            &b"application/json"[..],
+            b"application/grpcx",
+            b"",
+            b"application/grp",
+        ] {
+            assert!(!is_grpc_content_type(bad));
+        }
+    }
+
+    #[test]
+    fn percent_encoding() {
+        let mut s = String::new();
+        percent_encode("a 100% é\n", &mut s);
+        assert_eq!(s, "a 100%25 %C3%A9%0A");
+    }
+}

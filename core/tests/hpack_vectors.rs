@@ -121,3 +121,133 @@ fn rfc7541_appendix_c_decodes_exactly() {
     std::eprintln!("RFC 7541 Appendix C: {stories} stories, {blocks} blocks");
     assert_eq!((stories, blocks), (8, 16));
 }
+
+/// The Huffman code (RFC 7541 Appendix B) alone.
+mod huffman {
+    use kms_plugin_core::hpack::HpackError;
+    use kms_plugin_core::hpack::huffman::*;
+
+    #[test]
+    fn code_is_canonical() {
+        // Canonical Huffman: sorted by (length, symbol), each code is the previous plus one,
+        // shifted left by the length increase. This pins the transcription of Appendix B.
+        let mut order: Vec<usize> = (0..257).collect();
+        order.sort_by_key(|&s| (CODES[s].1, s));
+        let mut expected: u32 = 0;
+        let mut prev_len = CODES[order[0]].1;
+        for (i, &s) in order.iter().enumerate() {
+            let (code, len) = CODES[s];
+            if i > 0 {
+                expected = (expected + 1) << (len - prev_len);
+            }
+            assert_eq!(code, expected, "symbol {s}");
+            prev_len = len;
+        }
+        assert_eq!(CODES[256], (0x3fff_ffff, 30)); // EOS
+    }
+
+    #[test]
+    fn rfc_examples() {
+        // RFC 7541 C.4.1: "www.example.com".
+        let mut out = Vec::new();
+        encode(b"www.example.com", &mut out);
+        assert_eq!(
+            out,
+            [
+                0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff
+            ]
+        );
+        let mut back = Vec::new();
+        decode(&out, &mut back).unwrap();
+        assert_eq!(back, b"www.example.com");
+    }
+
+    #[test]
+    fn every_byte_round_trips() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut enc = Vec::new();
+        encode(&all, &mut enc);
+        assert_eq!(enc.len(), encoded_len(&all));
+        let mut dec = Vec::new();
+        decode(&enc, &mut dec).unwrap();
+        assert_eq!(dec, all);
+        for b in 0..=255u8 {
+            let mut enc = Vec::new();
+            encode(&[b; 3], &mut enc);
+            let mut dec = Vec::new();
+            decode(&enc, &mut dec).unwrap();
+            assert_eq!(dec, vec![b; 3]);
+        }
+    }
+
+    #[test]
+    fn every_symbol_with_its_padding_and_with_too_much() {
+        for b in 0..=255u8 {
+            let mut enc = Vec::new();
+            encode(&[b], &mut enc);
+            let padding = enc.len() * 8 - usize::from(CODES[usize::from(b)].1);
+            assert!(padding < 8);
+            let mut dec = Vec::new();
+            assert_eq!(decode(&enc, &mut dec), Ok(()), "{b}");
+            assert_eq!(dec, [b]);
+            // Eight more one-bits make the padding at least 8 bits long (§5.2).
+            enc.push(0xff);
+            assert_eq!(
+                decode(&enc, &mut dec),
+                Err(HpackError::InvalidHuffman),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn padding_and_eos_are_rejected() {
+        let mut out = Vec::new();
+        assert_eq!(decode(&[], &mut out), Ok(()));
+        // 8 one-bits of padding alone: too long.
+        assert_eq!(decode(&[0xff], &mut out), Err(HpackError::InvalidHuffman));
+        // '0' (00000) + padding 111: valid; padding 000 / 110 is not all ones.
+        assert_eq!(decode(&[0b0000_0111], &mut out), Ok(()));
+        assert_eq!(
+            decode(&[0b0000_0000], &mut out),
+            Err(HpackError::InvalidHuffman)
+        );
+        assert_eq!(
+            decode(&[0b0000_0110], &mut out),
+            Err(HpackError::InvalidHuffman)
+        );
+        // EOS (30 ones) then 2 bits of padding.
+        assert_eq!(
+            decode(&[0xff; 4], &mut out),
+            Err(HpackError::InvalidHuffman)
+        );
+        // '0' then EOS: the EOS symbol itself is an error even when followed by valid bits.
+        assert_eq!(
+            decode(&[0x07, 0xff, 0xff, 0xff, 0xff], &mut out),
+            Err(HpackError::InvalidHuffman)
+        );
+    }
+}
+
+/// Integer representation (RFC 7541 §5.1, Appendix C.1).
+mod integers {
+    use kms_plugin_core::hpack::*;
+
+    #[test]
+    fn rfc_integer_examples() {
+        // C.1.1: 10 with a 5-bit prefix; C.1.2: 1337 with a 5-bit prefix; C.1.3: 42 at 8 bits.
+        for (value, prefix, bytes) in [
+            (10, 5, vec![0x0a]),
+            (1337, 5, vec![0x1f, 0x9a, 0x0a]),
+            (42, 8, vec![0x2a]),
+            (31, 5, vec![0x1f, 0x00]),
+            (MAX_INTEGER, 1, vec![0x01, 0xfe, 0xff, 0xff, 0xff, 0x0f]),
+        ] {
+            let mut out = Vec::new();
+            encode_integer(value, prefix, 0, &mut out);
+            assert_eq!(out, bytes, "{value}");
+            assert_eq!(decode_integer(&bytes, prefix), Ok((value, bytes.len())));
+        }
+        assert_eq!(decode_integer(&[0xea], 5), Ok((10, 1)));
+    }
+}

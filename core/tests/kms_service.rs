@@ -347,3 +347,27 @@ fn random_and_mutated_messages_never_panic_and_always_get_an_answer() {
     assert_eq!(status(&mut sim).healthz, "ok");
     assert_eq!(msg::decode_v2_plaintext(&decrypt(&mut sim, &enc)), seed(1));
 }
+
+/// `ids::Method` and the gRPC paths it routes by.
+mod method_paths {
+    use kms_plugin_core::ids::*;
+
+    #[test]
+    fn paths_round_trip() {
+        for (m, p) in Method::ALL {
+            assert_eq!(Method::from_path(p), m);
+            assert_eq!(m.path(), Some(p));
+        }
+        for bad in [
+            "",
+            "/",
+            "/v2.KeyManagementService/status",
+            "/v2alpha1.KeyManagementService/Status",
+            "/v2.KeyManagementService/Status/",
+            "v2.KeyManagementService/Status",
+        ] {
+            assert_eq!(Method::from_path(bad), Method::Unknown, "{bad}");
+        }
+        assert_eq!(Method::Unknown.path(), None);
+    }
+}

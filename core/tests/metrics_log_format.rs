@@ -183,3 +183,29 @@ fn transport_events_name_kind_code_and_stream() {
         "1763856000.123456 debug peer reset a stream reason=CANCEL conn=9 stream=5\n"
     );
 }
+
+/// The healthz causes (`health`) themselves.
+mod health_causes {
+    use kms_plugin_core::RemoteErrorKind;
+    use kms_plugin_core::health::*;
+
+    #[test]
+    fn causes_are_short_and_name_the_kind() {
+        for kind in [
+            RemoteErrorKind::Auth,
+            RemoteErrorKind::NotFound,
+            RemoteErrorKind::KeyVersionMissing,
+            RemoteErrorKind::Permission,
+            RemoteErrorKind::Throttled,
+            RemoteErrorKind::Unavailable,
+            RemoteErrorKind::Timeout,
+            RemoteErrorKind::Corrupt,
+            RemoteErrorKind::Other,
+        ] {
+            let cause = remote_cause(kind);
+            assert!(cause.ends_with(kind.name()), "{cause}");
+            assert!(cause.len() < 64);
+            assert_ne!(cause, OK);
+        }
+    }
+}

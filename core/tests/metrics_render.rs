@@ -185,3 +185,50 @@ fn key_id_hash_is_sha256_prefix() {
     // sha256("abc") = ba7816bf8f01cfea...
     assert_eq!(hash_key_id("abc"), "sha256:ba7816bf8f01cfea");
 }
+
+/// The exposition helpers alone: histogram bounds, label escaping, bucket edges.
+mod exposition {
+    use core::time::Duration;
+
+    use kms_plugin_core::metrics::exposition::*;
+
+    #[test]
+    #[allow(clippy::cast_precision_loss)]
+    fn bounds_strictly_increase_and_labels_match_nanos() {
+        for bounds in [GRPC_LATENCY_BOUNDS, REMOTE_LATENCY_BOUNDS] {
+            for w in bounds.windows(2) {
+                assert!(w[0].0 < w[1].0, "{w:?}");
+            }
+            for (nanos, le) in bounds {
+                let secs: f64 = le.parse().unwrap();
+                assert!((secs * 1e9 - *nanos as f64).abs() < 1.0, "{le} vs {nanos}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        let mut s = String::new();
+        push_label_value(&mut s, "a\\b\"c\nd");
+        assert_eq!(s, "a\\\\b\\\"c\\nd");
+        let mut s = String::new();
+        header(&mut s, "x", Kind::Gauge, "say \"hi\"\\\n");
+        assert_eq!(s, "# HELP x say \"hi\"\\\\\\n\n# TYPE x gauge\n");
+    }
+
+    #[test]
+    fn bucket_edges_are_inclusive() {
+        let mut h = Histogram::new(GRPC_LATENCY_BOUNDS);
+        h.observe(Duration::from_micros(500)); // exactly on 0.0005
+        h.observe(Duration::from_nanos(500_001)); // just above
+        h.observe(Duration::from_secs(60)); // above every bound
+        let mut s = String::new();
+        h.render(&mut s, "h", &[]);
+        assert!(s.contains("h_bucket{le=\"0.0005\"} 1\n"), "{s}");
+        assert!(s.contains("h_bucket{le=\"0.001\"} 2\n"), "{s}");
+        assert!(s.contains("h_bucket{le=\"10\"} 2\n"), "{s}");
+        assert!(s.contains("h_bucket{le=\"+Inf\"} 3\n"), "{s}");
+        assert!(s.contains("h_sum 60.001000001\n"), "{s}");
+        assert!(s.contains("h_count 3\n"), "{s}");
+    }
+}

@@ -423,3 +423,58 @@ fn parsers_never_panic_on_arbitrary_or_mutated_input() {
         }
     }
 }
+
+/// The token capability check (`kek::vault::capabilities`).
+mod capabilities {
+    use super::*;
+    use kms_plugin_core::kek::vault::capabilities::*;
+
+    fn target() -> TransitTarget {
+        TransitTarget::new("http://127.0.0.1:8200", None, "kms/transit", "k").unwrap()
+    }
+
+    #[test]
+    fn body_lists_encrypt_and_decrypt_paths() {
+        let v: Value = serde_json::from_slice(&capabilities_body(&target())).unwrap();
+        assert_eq!(v["paths"][0], "kms/transit/encrypt/k");
+        assert_eq!(v["paths"][1], "kms/transit/decrypt/k");
+        assert_eq!(
+            target().path(TransitOp::Capabilities),
+            "/v1/sys/capabilities-self"
+        );
+    }
+
+    #[test]
+    fn update_or_root_passes_and_read_only_is_permission() {
+        let t = target();
+        let ok =
+            br#"{"kms/transit/encrypt/k":["update"],"kms/transit/decrypt/k":["create","update"]}"#;
+        assert!(check_capabilities(&t, 200, ok).is_ok());
+        let root =
+            br#"{"data":{"kms/transit/encrypt/k":["root"],"kms/transit/decrypt/k":["root"]}}"#;
+        assert!(check_capabilities(&t, 200, root).is_ok());
+        let ro = br#"{"kms/transit/encrypt/k":["read"],"kms/transit/decrypt/k":["update"]}"#;
+        let e = check_capabilities(&t, 200, ro).unwrap_err();
+        assert_eq!(e.kind, RemoteErrorKind::Permission);
+        assert!(e.detail.contains("kms/transit/encrypt/k"), "{}", e.detail);
+        let deny = br#"{"data":{"kms/transit/decrypt/k":["deny"]}}"#;
+        assert_eq!(
+            check_capabilities(&t, 200, deny).unwrap_err().kind,
+            RemoteErrorKind::Permission
+        );
+    }
+
+    #[test]
+    fn anything_uninterpretable_is_left_to_the_real_calls() {
+        let t = target();
+        for (status, body) in [
+            (403, &br#"{"errors":["permission denied"]}"#[..]),
+            (500, b""),
+            (200, b"not json"),
+            (200, b"{}"),
+            (200, br#"{"kms/transit/encrypt/k":"update"}"#),
+        ] {
+            assert!(check_capabilities(&t, status, body).is_ok(), "{status}");
+        }
+    }
+}

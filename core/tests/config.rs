@@ -104,3 +104,68 @@ fn out_of_range_values_are_rejected() {
     };
     assert_eq!(edge.validate(), Ok(()));
 }
+
+/// The whole plugin's `Config` and `KmsConfig`: defaults, rejected values, retry backoff.
+mod plugin_config {
+    use core::time::Duration;
+
+    use kms_plugin_core::config::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_reference_limits() {
+        let c = KmsConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.suggested_uses, 1 << 21);
+        assert_eq!(c.max_uses, (1 << 22) - 1);
+        assert_eq!(c.max_age, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.unwrap_cache_capacity, 1000);
+        assert_eq!(c.status_version.as_str(), "v2");
+        assert_eq!(StatusVersion::V2Beta1.as_str(), "v2beta1");
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected() {
+        let bad: [fn(&mut KmsConfig); 7] = [
+            |c| c.remote_timeout = Duration::ZERO,
+            |c| c.suggested_uses = c.max_uses + 1,
+            |c| c.suggested_age = c.max_age + Duration::from_secs(1),
+            |c| c.unwrap_cache_capacity = 0,
+            |c| c.missing_versions_remembered = 0,
+            |c| c.status_staleness = c.status_refresh_interval / 2,
+            |c| c.max_in_flight_remote = 2,
+        ];
+        for f in bad {
+            let mut c = KmsConfig::default();
+            f(&mut c);
+            assert!(c.validate().is_err());
+        }
+    }
+
+    #[test]
+    fn plugin_config_checks_every_part() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let c = Config {
+            max_connections: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.transport.max_frame_size = 1;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.kms.max_uses = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        };
+        assert_eq!(b.delay(1), Duration::from_millis(500));
+        assert_eq!(b.delay(2), Duration::from_secs(1));
+        assert_eq!(b.delay(8), Duration::from_secs(30));
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(30));
+    }
+}
