@@ -12,16 +12,15 @@
 
 mod cache;
 mod missing;
+mod ops;
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::config::KmsConfig;
-use crate::effect::{
-    Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, RemoteReply,
-};
+use crate::effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
 use crate::error::UsageError;
 use crate::event::{Event, RotationReason};
 use crate::health::{self, Health};
@@ -30,6 +29,7 @@ use crate::secret::Secret32;
 use crate::time::Timestamp;
 use cache::KekCache;
 use missing::MissingVersions;
+use ops::{NotPending, Purpose, RemoteOps};
 
 /// SHA-256 digest of a wrapped local KEK (`envelope::wrapped_kek_digest`).
 pub(crate) type Digest = [u8; 32];
@@ -39,8 +39,6 @@ pub(crate) type Digest = [u8; 32];
 pub(crate) const MAX_WRAPPED_LEN: usize = 4096;
 /// Largest remote key id accepted (the apiserver's `KeyIDMaxSize`, docs/protocol.md §4).
 pub(crate) const MAX_KEY_ID_LEN: usize = 1024;
-/// Abandoned operation ids remembered so that their late replies are told from duplicates.
-const ABANDONED_MEMORY: usize = 1024;
 
 /// The installed local KEK that Encrypt uses.
 pub struct LocalKek {
@@ -125,35 +123,6 @@ pub enum UnwrapRefused {
 }
 
 /// What a pending remote operation is for.
-enum Purpose {
-    Status,
-    Wrap {
-        key_id: String,
-        kek: Secret32,
-        reason: RotationReason,
-    },
-    Unwrap {
-        digest: Digest,
-        key_id: String,
-    },
-}
-
-struct PendingOp {
-    purpose: Purpose,
-    started: Timestamp,
-    deadline: Timestamp,
-}
-
-impl PendingOp {
-    fn kind(&self) -> RemoteOpKind {
-        match self.purpose {
-            Purpose::Status => RemoteOpKind::Status,
-            Purpose::Wrap { .. } => RemoteOpKind::Wrap,
-            Purpose::Unwrap { .. } => RemoteOpKind::Unwrap,
-        }
-    }
-}
-
 /// What the keystore knows of the remote KEK's status.
 struct RemoteStatus {
     /// Key id from the last successful Status (not advertised until a KEK is wrapped under it).
@@ -189,11 +158,8 @@ pub struct Keystore {
     cache: KekCache,
     remote: RemoteStatus,
     wrap: WrapState,
-    ops: BTreeMap<OpId, PendingOp>,
+    ops: RemoteOps,
     unwrap_flights: BTreeMap<Digest, OpId>,
-    abandoned: BTreeSet<OpId>,
-    abandoned_order: VecDeque<OpId>,
-    next_op: u64,
     health: Health,
     missing: MissingVersions,
     last_now: Timestamp,
@@ -224,11 +190,8 @@ impl Keystore {
                 failures: 0,
                 last_error: None,
             },
-            ops: BTreeMap::new(),
+            ops: RemoteOps::new(),
             unwrap_flights: BTreeMap::new(),
-            abandoned: BTreeSet::new(),
-            abandoned_order: VecDeque::new(),
-            next_op: 0,
             health: Health::failing(health::AWAITING_STATUS),
             missing: MissingVersions::new(cfg.missing_versions_remembered),
             last_now: now,
@@ -389,17 +352,13 @@ impl Keystore {
         now: Timestamp,
     ) -> Result<(), UsageError> {
         self.observe(now);
-        let Some(op) = self.ops.remove(&id) else {
-            if self.abandoned.remove(&id) {
-                self.abandoned_order.retain(|x| *x != id);
+        let op = match self.ops.complete(id) {
+            Ok(op) => op,
+            Err(NotPending::Late) => {
                 self.events.push_back(Event::LateRemoteReplyDropped { id });
                 return Ok(());
             }
-            return Err(if id.0 < self.next_op {
-                UsageError::DuplicateRemoteReply(id)
-            } else {
-                UsageError::UnknownRemoteOp(id)
-            });
+            Err(NotPending::Misuse(e)) => return Err(e),
         };
         let kind = op.kind();
         self.events.push_back(Event::RemoteCompleted {
@@ -444,23 +403,14 @@ impl Keystore {
     /// health changes. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.observe(now);
-        let expired: Vec<OpId> = self
-            .ops
-            .iter()
-            .filter(|(_, op)| op.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(op) = self.ops.remove(&id) {
-                self.events.push_back(Event::RemoteAbandoned {
-                    id,
-                    op: op.kind(),
-                    timed_out: true,
-                });
-                self.effects.push_back(Effect::CancelRemote { id });
-                self.remember_abandoned(id);
-                self.op_failed(&op.purpose, RemoteErrorKind::Timeout, "", now);
-            }
+        for (id, op) in self.ops.expire(now) {
+            self.events.push_back(Event::RemoteAbandoned {
+                id,
+                op: op.kind(),
+                timed_out: true,
+            });
+            self.effects.push_back(Effect::CancelRemote { id });
+            self.op_failed(&op.purpose, RemoteErrorKind::Timeout, "", now);
         }
         if self.remote.in_flight.is_none() && self.remote.next_at <= now {
             if self.ops.len() < self.cfg.max_in_flight_remote {
@@ -483,8 +433,8 @@ impl Keystore {
         if self.remote.in_flight.is_none() {
             consider(self.remote.next_at);
         }
-        for op in self.ops.values() {
-            consider(op.deadline);
+        for deadline in self.ops.deadlines() {
+            consider(deadline);
         }
         // Edge-triggered timers: only those still ahead of the last `now` (else they would fire
         // forever).
@@ -531,32 +481,12 @@ impl Keystore {
     }
 
     fn issue(&mut self, op: RemoteOp, purpose: Purpose, now: Timestamp) -> OpId {
-        let id = OpId(self.next_op);
-        self.next_op += 1;
         let deadline = now.saturating_add(self.cfg.remote_timeout);
         let kind = op.kind();
-        self.ops.insert(
-            id,
-            PendingOp {
-                purpose,
-                started: now,
-                deadline,
-            },
-        );
+        let id = self.ops.start(purpose, now, deadline);
         self.effects.push_back(Effect::Remote { id, op, deadline });
         self.events.push_back(Event::RemoteStarted { id, op: kind });
         id
-    }
-
-    fn remember_abandoned(&mut self, id: OpId) {
-        if self.abandoned.insert(id) {
-            self.abandoned_order.push_back(id);
-        }
-        while self.abandoned_order.len() > ABANDONED_MEMORY {
-            if let Some(old) = self.abandoned_order.pop_front() {
-                self.abandoned.remove(&old);
-            }
-        }
     }
 
     fn usable(&self, cur: &LocalKek, now: Timestamp) -> bool {
