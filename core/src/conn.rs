@@ -26,60 +26,19 @@ use core::mem;
 
 use zeroize::Zeroize;
 
-use closed::ClosedBy;
 pub use config::TransportConfig;
 use control::ResetBudget;
 use flow::ConnWindows;
 use output::OutputQueue;
 use streams::{StreamInput, StreamTable};
 
+use crate::event::ConnEvent;
 use crate::h2::frame;
 use crate::h2::reason::Reason;
 use crate::h2::settings::{self, PeerSettings};
 use crate::hpack::Decoder;
-use crate::rpc::{Code, Request, Response, StreamId};
+use crate::rpc::{Request, Response, StreamId};
 use crate::time::{Timestamp, earliest};
-
-/// Something notable that happened on a connection (never holds secrets).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConnEvent {
-    /// We detected a protocol error: a stream error (RST_STREAM sent) when `stream` is set,
-    /// else a connection error (GOAWAY sent, connection closing).
-    ProtocolError {
-        /// The stream, for stream errors.
-        stream: Option<StreamId>,
-        /// The error code sent.
-        reason: Reason,
-        /// What was wrong.
-        detail: &'static str,
-    },
-    /// A request was answered by the transport itself (malformed for gRPC, too large, ...).
-    RequestRejected {
-        /// The stream.
-        stream: StreamId,
-        /// The gRPC status sent.
-        code: Code,
-    },
-    /// The peer sent GOAWAY.
-    PeerGoAway {
-        /// Its error code.
-        reason: Reason,
-        /// The last stream it will process.
-        last_stream: u32,
-    },
-    /// The peer reset a stream.
-    StreamReset {
-        /// The stream.
-        stream: StreamId,
-        /// Its error code.
-        reason: Reason,
-    },
-    /// The connection is closed (EOF, a connection error, a timeout or the end of shutdown).
-    Closed {
-        /// Why.
-        reason: &'static str,
-    },
-}
 
 /// The connection's phase (RFC 9113 §3.4, §6.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -425,67 +384,6 @@ impl Connection {
     #[cfg(any(test, feature = "testing"))]
     pub fn pending_output(&self) -> usize {
         self.out.len()
-    }
-
-    // --- errors and closing ---------------------------------------------------------------
-
-    /// A stream error (§5.4.2): RST_STREAM and forget the stream.
-    /// Stream errors count against the reset budget, so a peer cannot make us reset streams
-    /// (and abandon their work) faster than it may reset them itself.
-    fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
-        self.streams.transition(id, StreamInput::Close);
-        self.send_reset(id, reason);
-        self.events.push_back(ConnEvent::ProtocolError {
-            stream: Some(id),
-            reason,
-            detail,
-        });
-        if self.resets.spend(self.now, &self.config) {
-            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream errors");
-        }
-        self.check_drained();
-    }
-
-    /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
-    fn send_reset(&mut self, id: StreamId, reason: Reason) {
-        frame::write_rst_stream(self.out.frames(), id, reason);
-        self.streams.remember_closed(id, ClosedBy::UsWithReset);
-    }
-
-    /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.
-    fn connection_error(&mut self, reason: Reason, detail: &'static str) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        // §6.8: endpoints MUST NOT increase the last-stream-id of a GOAWAY already sent.
-        let last = match self.phase {
-            Phase::Draining { last_stream, .. } => last_stream,
-            _ => self.streams.last_used(),
-        };
-        frame::write_goaway(self.out.frames(), last, reason);
-        self.events.push_back(ConnEvent::ProtocolError {
-            stream: None,
-            reason,
-            detail,
-        });
-        self.close(detail);
-    }
-
-    fn close(&mut self, reason: &'static str) {
-        self.streams.close_all();
-        self.pending_block = None;
-        self.inbuf.zeroize();
-        self.inbuf.clear();
-        self.phase = Phase::Closed;
-        self.events.push_back(ConnEvent::Closed { reason });
-    }
-
-    /// In shutdown (ours or the peer's), closes once no stream remains.
-    fn check_drained(&mut self) {
-        let draining = matches!(self.phase, Phase::Draining { .. }) || self.peer_goaway;
-        if draining && self.streams.is_idle() && self.phase != Phase::Closed {
-            self.close("graceful shutdown complete");
-        }
     }
 }
 

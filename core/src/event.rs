@@ -7,10 +7,10 @@
 use alloc::string::String;
 use core::time::Duration;
 
-pub use crate::conn::ConnEvent;
 use crate::effect::{RemoteErrorKind, RemoteOpKind};
+use crate::h2::reason::Reason;
 use crate::ids::{ConnId, Method, OpId};
-use crate::rpc::Code;
+use crate::rpc::{Code, StreamId};
 
 /// Something the plugin did or saw, for logs and metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,4 +148,45 @@ impl RotationReason {
             Self::Age => "age",
         }
     }
+}
+
+/// Something notable that happened on a connection (never holds secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// We detected a protocol error: a stream error (RST_STREAM sent) when `stream` is set,
+    /// else a connection error (GOAWAY sent, connection closing).
+    ProtocolError {
+        /// The stream, for stream errors.
+        stream: Option<StreamId>,
+        /// The error code sent.
+        reason: Reason,
+        /// What was wrong.
+        detail: &'static str,
+    },
+    /// A request was answered by the transport itself (malformed for gRPC, too large, ...).
+    RequestRejected {
+        /// The stream.
+        stream: StreamId,
+        /// The gRPC status sent.
+        code: Code,
+    },
+    /// The peer sent GOAWAY.
+    PeerGoAway {
+        /// Its error code.
+        reason: Reason,
+        /// The last stream it will process.
+        last_stream: u32,
+    },
+    /// The peer reset a stream.
+    StreamReset {
+        /// The stream.
+        stream: StreamId,
+        /// Its error code.
+        reason: Reason,
+    },
+    /// The connection is closed (EOF, a connection error, a timeout or the end of shutdown).
+    Closed {
+        /// Why.
+        reason: &'static str,
+    },
 }

@@ -1,11 +1,15 @@
 //! Control frames: PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY and WINDOW_UPDATE
-//! (RFC 9113 §6.3-§6.9).
+//! (RFC 9113 §6.3-§6.9), and the errors and closes that send RST_STREAM or GOAWAY (§5.4).
+
+use zeroize::Zeroize;
 
 use super::closed::ClosedBy;
 use super::streams::{Slot, StreamInput};
-use super::{ConnEvent, Connection, TransportConfig};
+use super::{Connection, Phase, TransportConfig};
+use crate::event::ConnEvent;
 use crate::h2::frame::{self, FrameHead, MAX_WINDOW, flags};
 use crate::h2::reason::Reason;
+use crate::rpc::StreamId;
 use crate::time::Timestamp;
 
 /// Stream resets, by the peer or provoked by its protocol errors, counted per
@@ -193,5 +197,67 @@ impl Connection {
                 .connection_error(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
         }
         self.flush_streams();
+    }
+}
+
+/// Errors and closing.
+impl Connection {
+    /// A stream error (§5.4.2): RST_STREAM and forget the stream.
+    /// Stream errors count against the reset budget, so a peer cannot make us reset streams
+    /// (and abandon their work) faster than it may reset them itself.
+    pub(super) fn stream_error(&mut self, id: StreamId, reason: Reason, detail: &'static str) {
+        self.streams.transition(id, StreamInput::Close);
+        self.send_reset(id, reason);
+        self.events.push_back(ConnEvent::ProtocolError {
+            stream: Some(id),
+            reason,
+            detail,
+        });
+        if self.resets.spend(self.now, &self.config) {
+            return self.connection_error(Reason::ENHANCE_YOUR_CALM, "too many stream errors");
+        }
+        self.check_drained();
+    }
+
+    /// Sends RST_STREAM and remembers that we reset `id` (§5.1: later frames are ignored).
+    pub(super) fn send_reset(&mut self, id: StreamId, reason: Reason) {
+        frame::write_rst_stream(self.out.frames(), id, reason);
+        self.streams.remember_closed(id, ClosedBy::UsWithReset);
+    }
+
+    /// A connection error (§5.4.1): GOAWAY with the last stream id, then closed.
+    pub(super) fn connection_error(&mut self, reason: Reason, detail: &'static str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        // §6.8: endpoints MUST NOT increase the last-stream-id of a GOAWAY already sent.
+        let last = match self.phase {
+            Phase::Draining { last_stream, .. } => last_stream,
+            _ => self.streams.last_used(),
+        };
+        frame::write_goaway(self.out.frames(), last, reason);
+        self.events.push_back(ConnEvent::ProtocolError {
+            stream: None,
+            reason,
+            detail,
+        });
+        self.close(detail);
+    }
+
+    pub(super) fn close(&mut self, reason: &'static str) {
+        self.streams.close_all();
+        self.pending_block = None;
+        self.inbuf.zeroize();
+        self.inbuf.clear();
+        self.phase = Phase::Closed;
+        self.events.push_back(ConnEvent::Closed { reason });
+    }
+
+    /// In shutdown (ours or the peer's), closes once no stream remains.
+    pub(super) fn check_drained(&mut self) {
+        let draining = matches!(self.phase, Phase::Draining { .. }) || self.peer_goaway;
+        if draining && self.streams.is_idle() && self.phase != Phase::Closed {
+            self.close("graceful shutdown complete");
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::closed::ClosedBy;
 use super::streams::StreamInput;
-use super::{ConnEvent, Connection, Phase};
+use super::{Connection, Phase};
+use crate::event::ConnEvent;
 use crate::grpc::PREFIX_LEN;
 use crate::h2::reason::Reason;
 use crate::rpc::{Code, Response, StreamId};

@@ -6,8 +6,8 @@ use core::fmt::Write as _;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::conn::ConnEvent;
 use crate::effect::{RemoteErrorKind, RemoteOpKind};
+use crate::event::ConnEvent;
 use crate::event::RotationReason;
 use crate::ids::Method;
 use crate::rpc::Code;

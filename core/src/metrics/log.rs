@@ -12,8 +12,8 @@ use core::fmt::{self, Write as _};
 use core::time::Duration;
 
 use super::hash_key_id;
-use crate::conn::ConnEvent;
 use crate::effect::RemoteOpKind;
+use crate::event::ConnEvent;
 use crate::event::Event;
 use crate::ids::{ConnId, Method};
 use crate::rpc::Code;

@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::client::{ClientResponse, RequestOptions, TestClient};
-use crate::conn::{ConnEvent, Connection, TransportConfig};
+use crate::conn::{Connection, TransportConfig};
+use crate::event::ConnEvent;
 use crate::rpc::{Request, Response, StreamId};
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;
