@@ -60,6 +60,9 @@ pub struct Driver {
     timer_target: Option<Timestamp>,
     stopping: bool,
     flood: FloodLog,
+    /// The provider's [`KekProvider::health_warning`], logged again whenever the core
+    /// reports becoming healthy.
+    health_warning: Option<&'static str>,
 }
 
 /// Rate limit for the log lines a flood can cause one per frame (refused streams, stream
@@ -122,10 +125,11 @@ impl FloodLog {
 }
 
 impl Driver {
-    /// A plugin seeded from the OS random generator. Errors are one operator-facing line.
+    /// A plugin seeded from the OS random generator, for `provider` (its name labels the
+    /// metrics). Errors are one operator-facing line.
     pub fn new(
         config: Config,
-        provider: &'static str,
+        provider: &dyn KekProvider,
         logger: Option<Logger>,
     ) -> Result<Self, String> {
         let clock = Clock::new();
@@ -136,11 +140,12 @@ impl Driver {
         Ok(Self {
             plugin: plugin.map_err(|e| format!("invalid configuration: {e}"))?,
             clock,
-            metrics: Metrics::new(provider),
+            metrics: Metrics::new(provider.name()),
             logger,
             timer_target: None,
             stopping: false,
             flood: FloodLog::default(),
+            health_warning: provider.health_warning(),
         })
     }
 
@@ -178,6 +183,12 @@ impl Driver {
             if let Some(logger) = &self.logger {
                 if !FloodLog::is_floodable(&event) || self.flood.admit(Instant::now(), *logger) {
                     log_event(logger, &event);
+                }
+                // "healthy" must not read as "all is well" while the warning holds.
+                if let (Event::HealthChanged { healthy: true, .. }, Some(warning)) =
+                    (&event, self.health_warning)
+                {
+                    logger.warn("health warning", &[("warning", &warning)]);
                 }
             }
             self.metrics.record(&event);
@@ -297,6 +308,10 @@ impl<T: Send + Sync + 'static> Probe for DriverProbe<T> {
         let mut ready = Err(String::new());
         (self.lock)(&self.shared, &mut |driver| ready = driver.readiness());
         ready
+    }
+
+    fn health_warning(&self) -> Option<&'static str> {
+        self.provider.health_warning()
     }
 }
 

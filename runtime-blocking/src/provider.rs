@@ -44,6 +44,13 @@ pub trait KekProvider: Send + Sync + 'static {
     /// Appends the provider's own metric families (Prometheus text format, bounded labels) to
     /// `/metrics`; none by default.
     fn render_metrics(&self, _out: &mut String) {}
+    /// A condition under which the provider works but that operators must see wherever they
+    /// check health (`/readyz`, the log line on becoming healthy), e.g. Vault over plain http.
+    /// Never changes Status healthz: kube-apiserver stops using a plugin whose healthz is
+    /// not `ok`. `None` by default.
+    fn health_warning(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Runs one core [`RemoteOp`] against `provider`.

@@ -170,11 +170,7 @@ impl Server {
     /// Binds the socket and starts serving. Errors are one operator-facing line.
     pub fn start(options: ServeOptions) -> Result<Self, String> {
         let socket = Arc::new(BoundSocket::bind(&options.endpoint, options.socket_mode)?);
-        let driver = Driver::new(
-            options.config,
-            options.provider.name(),
-            Some(options.logger),
-        )?;
+        let driver = Driver::new(options.config, &*options.provider, Some(options.logger))?;
         let (tx, rx) = mpsc::channel::<Job>();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {

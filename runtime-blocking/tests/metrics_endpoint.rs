@@ -69,6 +69,27 @@ fn livez_always_ok_and_readyz_follows_health() {
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
 
+/// A health warning (e.g. Vault over plain http) is one more `/readyz` line and never changes
+/// the status code either way; without one the body is exactly the readiness line.
+#[test]
+fn readyz_reports_a_health_warning_without_changing_readiness() {
+    let (server, probe) = fake(Limits::default());
+    let addr = server.local_addr();
+    probe.warned.store(true, Ordering::SeqCst);
+    let warning = format!("warning: {}\n", FakeProbe::WARNING);
+    let (code, _, body) = get(addr, "/readyz");
+    assert_eq!(code, 503);
+    assert_eq!(body, format!("not ready: {}\n{warning}", FakeProbe::CAUSE));
+    probe.healthy.store(true, Ordering::SeqCst);
+    let (code, _, body) = get(addr, "/readyz");
+    assert_eq!((code, body), (200, format!("ok\n{warning}")));
+    probe.warned.store(false, Ordering::SeqCst);
+    let (code, _, body) = get(addr, "/readyz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    assert_eq!(get(addr, "/livez").2, "ok\n", "livez carries no warning");
+    server.stop();
+}
+
 #[test]
 fn http_edge_cases() {
     let (server, _) = fake(Limits {

@@ -433,7 +433,9 @@ fn vault_misconfiguration_is_a_usage_error_not_a_crash() {
     }
 }
 
-/// `--vault-insecure-http` is loud: a warning at start naming the cleartext, and a gauge.
+/// `--vault-insecure-http` is loud: a warning at start naming the cleartext, a gauge, and a
+/// health warning in `/readyz` and in the log on becoming healthy, while Status healthz stays
+/// exactly `ok` (kube-apiserver would stop using a working plugin otherwise).
 #[cfg(feature = "vault")]
 #[test]
 fn vault_over_plain_http_is_warned_about_and_reported() {
@@ -441,7 +443,7 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
     let dir = TempDir::new("e2e-vault-http");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (_sock, listen) = listen(&dir);
+    let (sock, listen) = listen(&dir);
     let url = server.url();
     let plugin = start_vault(
         &url,
@@ -461,6 +463,20 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
             .any(|l| l == "kms_plugin_vault_insecure_http 1"),
         "{scrape}"
     );
+    let warning = "vault reached over plain http (--vault-insecure-http)";
+    plugin.wait_log(HEALTHY, WAIT);
+    let logged = plugin.wait_log("health warning", WAIT);
+    assert!(
+        logged.contains("warn  health warning") && logged.contains(warning),
+        "{logged}"
+    );
+    let readyz = support::http_get(&addr, "/readyz");
+    assert!(readyz.starts_with("HTTP/1.1 200 "), "still ready: {readyz}");
+    assert!(
+        readyz.ends_with(&format!("\r\n\r\nok\nwarning: {warning}\n")),
+        "{readyz}"
+    );
+    assert_eq!(Client::connect(&sock).status().healthz, "ok");
     assert_eq!(plugin.terminate(), 0);
 }
 

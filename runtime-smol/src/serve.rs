@@ -175,7 +175,7 @@ pub async fn serve_observed(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let logger = observer.logger;
-    let driver = Driver::new(options.config, options.provider.name(), logger)?;
+    let driver = Driver::new(options.config, &*options.provider, logger)?;
     let (timer_wake, timer_rx) = smol::channel::bounded(1);
     let (progress, progress_rx) = smol::channel::bounded(1);
     let shared = Arc::new(Shared {

@@ -5,7 +5,8 @@
 //! head size ([`Limits::max_request_bytes`]), concurrent connections
 //! ([`Limits::max_connections`]; beyond it a connection gets `503` at once), read and write
 //! timeouts. `/livez` answers `200 ok` whenever the process can answer at all (never tied to
-//! the remote KMS); `/readyz` answers `200 ok` when healthz is `ok`, else `503` with the cause.
+//! the remote KMS); `/readyz` answers `200 ok` when healthz is `ok`, else `503` with the cause,
+//! and then a `warning: ...` line for a health warning ([`readyz`]).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -23,6 +24,24 @@ pub trait Probe: Send + Sync + 'static {
     fn render_metrics(&self, out: &mut String);
     /// `Ok(())` when ready (healthz `ok`), else the cause.
     fn readiness(&self) -> Result<(), String>;
+    /// A condition to report beside readiness without changing it (e.g. Vault over plain
+    /// http); `None` by default.
+    fn health_warning(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The `/readyz` answer of `probe`: `200 ok` when ready, else `503 not ready: <cause>`; a
+/// health warning adds a line `warning: <text>` and never changes the status code.
+pub fn readyz(probe: &dyn Probe) -> (u16, String) {
+    let readiness = probe.readiness();
+    let (status, mut body) = readyz_answer(readiness.as_ref().map_err(String::as_str).copied());
+    if let Some(warning) = probe.health_warning() {
+        body.push_str("warning: ");
+        body.push_str(warning);
+        body.push('\n');
+    }
+    (status, body)
 }
 
 /// Resource bounds of the responder.
@@ -256,8 +275,7 @@ fn serve_one(mut stream: TcpStream, probe: &dyn Probe, max_request_bytes: usize)
         }
         "/livez" => respond(&mut stream, head_only, 200, TEXT, b"ok\n"),
         "/readyz" => {
-            let (status, body) =
-                readyz_answer(probe.readiness().as_ref().map_err(String::as_str).copied());
+            let (status, body) = readyz(probe);
             respond(&mut stream, head_only, status, TEXT, body.as_bytes())
         }
         _ => respond(

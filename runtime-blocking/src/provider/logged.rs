@@ -81,4 +81,8 @@ impl KekProvider for LogMissingVersions {
     fn render_metrics(&self, out: &mut String) {
         self.inner.render_metrics(out);
     }
+
+    fn health_warning(&self) -> Option<&'static str> {
+        self.inner.health_warning()
+    }
 }

@@ -119,6 +119,10 @@ impl<P: KekProvider> KekProvider for ResilientProvider<P> {
         self.inner.render_metrics(out);
     }
 
+    fn health_warning(&self) -> Option<&'static str> {
+        self.inner.health_warning()
+    }
+
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {
         self.run(deadline, |d| self.inner.status(d))
     }

@@ -73,6 +73,9 @@ fn auth(detail: String) -> RemoteError {
     RemoteError::new(RemoteErrorKind::Auth, detail)
 }
 
+/// The health warning of a Vault reached over `http://` ([`KekProvider::health_warning`]).
+pub const INSECURE_HTTP_WARNING: &str = "vault reached over plain http (--vault-insecure-http)";
+
 /// Vault / OpenBao Transit as a [`KekProvider`] (blocking, thread-safe).
 pub struct VaultProvider {
     target: TransitTarget,
@@ -248,6 +251,10 @@ impl KekProvider for VaultProvider {
             &[],
             u64::from(self.insecure_http),
         );
+    }
+
+    fn health_warning(&self) -> Option<&'static str> {
+        self.insecure_http.then_some(INSECURE_HTTP_WARNING)
     }
 
     fn status(&self, deadline: Instant) -> Result<String, RemoteError> {

@@ -27,15 +27,20 @@ use crate::metrics_support::{FAMILIES, always_sampled, assert_absent, check_boun
 /// A probe whose readiness a test flips; its metrics are one fixed gauge.
 pub struct FakeProbe {
     pub healthy: std::sync::atomic::AtomicBool,
+    /// Whether [`FakeProbe::WARNING`] is reported as a health warning.
+    pub warned: std::sync::atomic::AtomicBool,
 }
 
 impl FakeProbe {
     /// The cause `/readyz` reports while not healthy.
     pub const CAUSE: &'static str = "remote kms unreachable: timeout";
+    /// The health warning reported while `warned` is set.
+    pub const WARNING: &'static str = "fake remote reached in cleartext (--fake-insecure)";
 
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             healthy: std::sync::atomic::AtomicBool::new(false),
+            warned: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -50,6 +55,11 @@ impl kms_plugin_blocking::observe::metrics_server::Probe for FakeProbe {
         } else {
             Err(Self::CAUSE.into())
         }
+    }
+    fn health_warning(&self) -> Option<&'static str> {
+        self.warned
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(Self::WARNING)
     }
 }
 

@@ -25,12 +25,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use kms_plugin_core::metrics::addr::readyz_answer;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::lock::Semaphore;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
+use kms_plugin_blocking::observe::metrics_server::readyz;
 pub use kms_plugin_blocking::observe::metrics_server::{
     DEFAULT_PORT, Limits, Probe, is_loopback, parse_addr,
 };
@@ -154,8 +154,7 @@ fn route(probe: &dyn Probe, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/livez" => text(StatusCode::OK, TEXT, "ok\n"),
         "/readyz" => {
-            let readiness = probe.readiness();
-            let (status, body) = readyz_answer(readiness.as_ref().map_err(String::as_str).copied());
+            let (status, body) = readyz(probe);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             text(status, TEXT, body)
         }
