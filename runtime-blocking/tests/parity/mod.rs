@@ -1,9 +1,9 @@
 //! The runtime-level tests every binary must pass, run by runtime-blocking/tests/runtime_parity.rs
 //! against `kms-plugin serve` and by runtime-smol/tests/runtime_parity.rs against `kms-plugin-smol`:
 //! socket mode, stale socket reclaim, a live key rotation picked up without restart, SIGTERM
-//! drain and unlink, and abuse (a peer that never reads while flooding PINGs or requests,
-//! half-open connections beyond the table, rapid reset) with bounded RSS while a
-//! well-behaved client is answered throughout. Waits are bounded and on conditions.
+//! drain and unlink, `--shutdown-grace` for a request in flight (grace.rs), and abuse (a peer
+//! that never reads while flooding PINGs or requests, half-open connections beyond the table,
+//! rapid reset) with bounded RSS while a well-behaved client is answered throughout. Waits are bounded and on conditions.
 #![allow(dead_code, unreachable_pub, clippy::missing_panics_doc)]
 
 use std::io::{ErrorKind, Read, Write};
@@ -20,6 +20,8 @@ use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClien
 use kms_plugin_core::testing::kms_messages as msg;
 
 use crate::support::{Plugin, TempDir};
+
+pub mod grace;
 
 /// A binary under test: its path and the arguments before the serve flags.
 #[derive(Clone, Copy)]
@@ -439,6 +441,14 @@ macro_rules! parity_tests {
         #[test]
         fn peer_gate_client() {
             parity::peer_gate_client();
+        }
+        #[test]
+        fn shutdown_grace_answers_a_request_in_flight() {
+            parity::grace::shutdown_grace_answers_a_request_in_flight($bin);
+        }
+        #[test]
+        fn shutdown_grace_bounds_a_request_that_never_completes() {
+            parity::grace::shutdown_grace_bounds_a_request_that_never_completes($bin);
         }
         #[test]
         fn abuse_keeps_rss_bounded_and_a_good_client_answered() {
