@@ -463,17 +463,17 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
             .any(|l| l == "kms_plugin_vault_insecure_http 1"),
         "{scrape}"
     );
-    let warning = "vault reached over plain http (--vault-insecure-http)";
+    let health_warning = "vault reached over plain http (--vault-insecure-http)";
     plugin.wait_log(HEALTHY, WAIT);
     let logged = plugin.wait_log("health warning", WAIT);
     assert!(
-        logged.contains("warn  health warning") && logged.contains(warning),
+        logged.contains("warn  health warning") && logged.contains(health_warning),
         "{logged}"
     );
     let readyz = support::http_get(&addr, "/readyz");
     assert!(readyz.starts_with("HTTP/1.1 200 "), "still ready: {readyz}");
     assert!(
-        readyz.ends_with(&format!("\r\n\r\nok\nwarning: {warning}\n")),
+        readyz.ends_with(&format!("\r\n\r\nok\nwarning: {health_warning}\n")),
         "{readyz}"
     );
     assert_eq!(Client::connect(&sock).status().healthz, "ok");
