@@ -230,11 +230,6 @@ impl TestClient {
         out
     }
 
-    /// The next stream id this client will use (odd, increasing, §5.1.1).
-    pub fn next_stream_id(&self) -> StreamId {
-        self.next_stream
-    }
-
     /// Reserves the next stream id (for tests that build the stream's frames by hand); the
     /// client will track its response.
     pub fn allocate_stream(&mut self) -> StreamId {

@@ -45,12 +45,6 @@ impl RemoteDriver {
         }
     }
 
-    /// Schedules an arbitrary reply at `at` (e.g. a duplicate).
-    pub fn inject(&mut self, at: Timestamp, id: OpId, result: Result<RemoteReply, RemoteError>) {
-        self.scheduled.insert((at, self.seq), (id, result));
-        self.seq += 1;
-    }
-
     /// When the next reply is due.
     pub fn next_due(&self) -> Option<Timestamp> {
         self.scheduled.first_key_value().map(|((t, _), _)| *t)

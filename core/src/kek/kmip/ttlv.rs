@@ -252,11 +252,6 @@ impl<'a> Item<'a> {
         self.fixed(ENUMERATION).map(u32::from_be_bytes)
     }
 
-    /// The value of a `Long Integer`.
-    pub fn long_integer(&self) -> Result<i64, TtlvError> {
-        self.fixed(LONG_INTEGER).map(i64::from_be_bytes)
-    }
-
     /// The value of a `Date-Time` (seconds since the Unix epoch).
     pub fn date_time(&self) -> Result<i64, TtlvError> {
         self.fixed(DATE_TIME).map(i64::from_be_bytes)
