@@ -4,29 +4,20 @@
 
 mod support;
 
-use support::{Plugin, TempDir, grpc_go_authority, grpcio, init_keys};
+use support::{Plugin, Served, TempDir, grpc_go_authority, grpcio, grpcio_abstract, init_keys};
 
 #[test]
 fn v1_and_v2_with_every_authority_on_a_path_socket() {
-    let dir = TempDir::new("auth");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let _plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-    ]);
-    let target = format!("unix://{}", sock.display());
+    let served = Served::serve("auth", &[]);
+    let (sock, target) = (&served.sock, &served.listen);
     let authorities = [
         "localhost".to_string(),            // kube >= 1.32, KMS v2
-        grpc_go_authority(&sock),           // every KMS v1 client; KMS v2 before 1.32
+        grpc_go_authority(sock),            // every KMS v1 client; KMS v2 before 1.32
         sock.to_str().unwrap().to_string(), // old grpc-go: the raw path
         "-".to_string(),                    // grpcio's own default
     ];
     for authority in &authorities {
-        let (ok, out) = grpcio(&target, authority, &["both"]);
+        let (ok, out) = grpcio(target, authority, &["both"]);
         assert!(ok, "authority {authority:?}: {out}");
         assert!(out.contains("\"healthz\": \"ok\""), "{out}");
         assert!(out.contains("\"version\": \"v1beta1\""), "{out}");
@@ -46,50 +37,25 @@ fn v2_and_v1_on_an_abstract_socket_with_at_authority() {
         "--key-file",
         key_file.to_str().unwrap(),
     ]);
-    let (ok, out) = grpcio(
-        &format!("unix-abstract:{name}"),
-        &format!("@{name}"),
-        &["both"],
-    );
+    let (ok, out) = grpcio_abstract(&name, &["both"]);
     assert!(ok, "{out}");
     assert!(out.contains("\"roundtrip\": true"), "{out}");
 }
 
 #[test]
 fn status_version_v2beta1_for_kube_127() {
-    let dir = TempDir::new("v2beta1");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let _plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--status-version",
-        "v2beta1",
-    ]);
-    let (ok, out) = grpcio(&listen, "localhost", &["v2"]);
+    let served = Served::serve("v2beta1", &["--status-version", "v2beta1"]);
+    let (ok, out) = grpcio(&served.listen, "localhost", &["v2"]);
     assert!(ok, "{out}");
     assert!(out.contains("\"version\": \"v2beta1\""), "{out}");
 }
 
 #[test]
 fn key_rotation_is_picked_up_without_restart_and_old_ciphertexts_still_decrypt() {
-    let dir = TempDir::new("rotate");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--status-refresh",
-        "0.2",
-    ]);
-    let saved = dir.join("saved.json");
-    let (ok, out) = grpcio(&listen, "localhost", &["save", saved.to_str().unwrap()]);
+    let served = Served::serve("rotate", &["--status-refresh", "0.2"]);
+    let (plugin, listen, key_file) = (&served.plugin, &served.listen, &served.keys);
+    let saved = served.dir.join("saved.json");
+    let (ok, out) = grpcio(listen, "localhost", &["save", saved.to_str().unwrap()]);
     assert!(ok, "{out}");
     let rotated = support::run(&["keys", "rotate", "--key-file", key_file.to_str().unwrap()]);
     assert!(rotated.status.success());
@@ -109,7 +75,7 @@ fn key_rotation_is_picked_up_without_restart_and_old_ciphertexts_still_decrypt()
         &format!("key id changed key_id_hash={hash}"),
         std::time::Duration::from_secs(20),
     );
-    let (ok, out) = grpcio(&listen, "localhost", &["check", saved.to_str().unwrap()]);
+    let (ok, out) = grpcio(listen, "localhost", &["check", saved.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!("\"status_key_id\": \"{new_key_id}\"")),

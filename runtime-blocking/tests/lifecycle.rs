@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 
-use support::{Plugin, TempDir, init_keys, run, wait_healthy};
+use support::{Plugin, Served, TempDir, init_keys, run, wait_healthy};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -14,22 +14,14 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn socket_is_created_with_mode_0600_and_removed_after_sigterm() {
-    let dir = TempDir::new("sigterm");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("sub/dir/kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-    ]);
-    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    let served = Served::serve_at("sigterm", "sub/dir/kms.sock", &[]);
+    let (sock, listen) = (&served.sock, &served.listen);
+    let mode = std::fs::metadata(sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    wait_healthy(&listen);
-    assert_eq!(plugin.terminate(), 0);
+    wait_healthy(listen);
+    assert_eq!(served.plugin.terminate(), 0);
     assert!(!sock.exists(), "socket must be unlinked on exit");
-    let probe = run(&["probe", "--listen", &listen]);
+    let probe = run(&["probe", "--listen", listen]);
     assert_eq!(probe.status.code(), Some(1));
 }
 
@@ -214,30 +206,21 @@ fn bad_input_gives_one_clear_line_and_exit_2() {
 
 #[test]
 fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
-    let dir = TempDir::new("probe-health");
-    let key_file = init_keys(&dir);
-    let good = std::fs::read(&key_file).unwrap();
-    let listen = format!("unix://{}", dir.join("kms.sock").display());
-    let plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--status-refresh",
-        "0.2",
-    ]);
+    let served = Served::serve("probe-health", &["--status-refresh", "0.2"]);
+    let (plugin, listen, key_file) = (served.plugin, &served.listen, &served.keys);
+    let good = std::fs::read(key_file).unwrap();
     let timeout = std::time::Duration::from_secs(20);
-    wait_healthy(&listen);
+    wait_healthy(listen);
 
     // A corrupt key file: the next status refresh fails, healthz turns unhealthy. (Each wait
     // looks only after the line the previous one returned, so the "healthy" awaited below is
     // the recovery, not a start-up line.)
-    std::fs::write(&key_file, b"garbage\n").unwrap();
+    std::fs::write(key_file, b"garbage\n").unwrap();
     plugin.wait_log(
         "warn  unhealthy cause=\"remote kms error: corrupt\"",
         timeout,
     );
-    let probe = run(&["probe", "--listen", &listen]);
+    let probe = run(&["probe", "--listen", listen]);
     assert_eq!(
         probe.status.code(),
         Some(1),
@@ -247,8 +230,8 @@ fn probe_follows_health_when_the_key_file_breaks_and_is_restored() {
     assert!(String::from_utf8_lossy(&probe.stdout).starts_with("unhealthy"));
 
     // Restored: healthy again without a restart.
-    std::fs::write(&key_file, &good).unwrap();
+    std::fs::write(key_file, &good).unwrap();
     plugin.wait_log("info  healthy", timeout);
-    assert_eq!(run(&["probe", "--listen", &listen]).status.code(), Some(0));
+    assert_eq!(run(&["probe", "--listen", listen]).status.code(), Some(0));
     assert_eq!(plugin.terminate(), 0);
 }

@@ -9,7 +9,12 @@
 #![cfg(any(feature = "vault", feature = "pkcs11"))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+#[cfg(feature = "pkcs11")]
+#[path = "support/softhsm.rs"]
+mod softhsm;
 mod support;
+#[path = "support/tonic_v2.rs"]
+mod tonic_v2;
 #[cfg(feature = "vault")]
 #[path = "support/transit_server.rs"]
 mod transit_server;
@@ -18,9 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kms_plugin_proto::v2;
-use support::{BIN, Plugin, TempDir};
-use tonic::codegen::http::uri::PathAndQuery;
+use support::{BIN, Plugin, TempDir, unix_socket};
+use tonic_v2::Client;
 #[cfg(feature = "vault")]
 use transit_server::TransitServer;
 
@@ -72,91 +76,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Plugin {
     Plugin::spawn(&mut cmd, &["listening"])
 }
 
-struct Client {
-    rt: tokio::runtime::Runtime,
-    grpc: tonic::client::Grpc<tonic::transport::Channel>,
-}
-
-impl Client {
-    fn connect(sock: &Path) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let path = sock.to_path_buf();
-        let channel = rt.block_on(async move {
-            tonic::transport::Endpoint::try_from("http://localhost")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                    }
-                }))
-                .await
-                .expect("connect")
-        });
-        Self {
-            rt,
-            grpc: tonic::client::Grpc::new(channel),
-        }
-    }
-
-    fn unary<Req, Resp>(&mut self, path: &'static str, req: Req) -> Result<Resp, tonic::Status>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
-        let grpc = &mut self.grpc;
-        self.rt.block_on(async move {
-            grpc.ready().await.expect("ready");
-            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-            grpc.unary(
-                tonic::Request::new(req),
-                PathAndQuery::from_static(path),
-                codec,
-            )
-            .await
-            .map(tonic::Response::into_inner)
-        })
-    }
-
-    fn status(&mut self) -> v2::StatusResponse {
-        self.unary("/v2.KeyManagementService/Status", v2::StatusRequest {})
-            .unwrap()
-    }
-
-    fn encrypt(&mut self, seed: u8) -> Result<v2::EncryptResponse, tonic::Status> {
-        self.unary(
-            "/v2.KeyManagementService/Encrypt",
-            v2::EncryptRequest {
-                plaintext: bytes::Bytes::from(vec![seed; 32]),
-                uid: format!("e2e-enc-{seed}"),
-            },
-        )
-    }
-
-    fn decrypt(&mut self, enc: &v2::EncryptResponse) -> Result<Vec<u8>, tonic::Status> {
-        self.unary::<_, v2::DecryptResponse>(
-            "/v2.KeyManagementService/Decrypt",
-            v2::DecryptRequest {
-                ciphertext: enc.ciphertext.clone(),
-                uid: "e2e-dec".into(),
-                key_id: enc.key_id.clone(),
-                annotations: enc.annotations.clone(),
-            },
-        )
-        .map(|d| d.plaintext.to_vec())
-    }
-}
-
-fn listen(dir: &TempDir) -> (PathBuf, String) {
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    (sock, listen)
-}
-
 #[cfg(feature = "vault")]
 fn transit() -> TransitServer {
     let server = TransitServer::start();
@@ -172,7 +91,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     let dir = TempDir::new("e2e-vault");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (sock, listen) = listen(&dir);
+    let (sock, listen) = unix_socket(&dir, "kms.sock");
     let url = server.url();
     let plugin = start_vault(&url, &token_file, &listen, &[]);
     plugin.wait_log(HEALTHY, WAIT);
@@ -180,7 +99,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     let s1 = client.status();
     assert_eq!(s1.healthz, "ok");
     assert!(s1.key_id.starts_with("vault:kms:v1:"), "{}", s1.key_id);
-    let old = client.encrypt(1).unwrap();
+    let old = client.encrypt(&[1; 32]).unwrap();
     assert_eq!(old.key_id, s1.key_id);
     assert_eq!(client.decrypt(&old).unwrap(), vec![1; 32]);
 
@@ -190,7 +109,7 @@ fn vault_rotation_changes_key_id_and_old_ciphertexts_still_decrypt() {
     let s2 = client.status();
     assert!(s2.key_id.starts_with("vault:kms:v2:"), "{}", s2.key_id);
     assert_eq!(s2.healthz, "ok");
-    let new = client.encrypt(2).unwrap();
+    let new = client.encrypt(&[2; 32]).unwrap();
     assert_eq!(
         new.key_id, s2.key_id,
         "Status and Encrypt agree after rotation"
@@ -221,7 +140,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     let dir = TempDir::new("e2e-vault-faults");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (sock, listen) = listen(&dir);
+    let (sock, listen) = unix_socket(&dir, "kms.sock");
     let url = server.url();
     // Remote down at start: the plugin still binds its socket and answers Status.
     server.stop();
@@ -229,7 +148,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     let mut client = Client::connect(&sock);
     assert_ne!(client.status().healthz, "ok", "down at start is not ok");
     assert!(
-        client.encrypt(1).is_err(),
+        client.encrypt(&[1; 32]).is_err(),
         "no local KEK can be wrapped yet"
     );
 
@@ -237,7 +156,7 @@ fn vault_faults_never_crash_never_report_ok_and_heal_without_restart() {
     server.restart();
     plugin.wait_log(HEALTHY, WAIT);
     assert_eq!(client.status().healthz, "ok");
-    let enc = client.encrypt(3).unwrap();
+    let enc = client.encrypt(&[3; 32]).unwrap();
 
     // The remote dies mid-run: not ok (cause from the circuit/transport), then heals.
     server.stop();
@@ -290,17 +209,17 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
     let dir = TempDir::new("e2e-vault-outage");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (sock, listen) = listen(&dir);
+    let (sock, listen) = unix_socket(&dir, "kms.sock");
     let url = server.url();
     let start_plugin = || start_vault(&url, &token_file, &listen, &[]);
     let plugin = start_plugin();
     plugin.wait_log(HEALTHY, WAIT);
     let mut client = Client::connect(&sock);
-    let under_v1 = client.encrypt(4).unwrap();
+    let under_v1 = client.encrypt(&[4; 32]).unwrap();
     // A remote rotation: the plugin re-wraps a new local KEK under v2; the v1 one is cached.
     server.rotate("kms");
     plugin.wait_log("remote key id changed", WAIT);
-    let under_v2 = client.encrypt(5).unwrap();
+    let under_v2 = client.encrypt(&[5; 32]).unwrap();
     assert_ne!(under_v1.key_id, under_v2.key_id);
 
     server.stop();
@@ -369,7 +288,7 @@ fn vault_outage_keeps_the_plugin_alive_and_decrypting_from_cache() {
         "{out}"
     );
     assert_eq!(probe(&["--liveness"]).0, Some(0));
-    assert_eq!(client.encrypt(6).unwrap().key_id, under_v2.key_id);
+    assert_eq!(client.encrypt(&[6; 32]).unwrap().key_id, under_v2.key_id);
 
     // The operator lowers min_decryption_version again: the next Decrypt under v1 succeeds,
     // and healthz is ok again without a restart.
@@ -443,7 +362,7 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
     let dir = TempDir::new("e2e-vault-http");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (sock, listen) = listen(&dir);
+    let (sock, listen) = unix_socket(&dir, "kms.sock");
     let url = server.url();
     let plugin = start_vault(
         &url,
@@ -483,70 +402,21 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
 #[cfg(feature = "pkcs11")]
 mod pkcs11 {
     use super::*;
-    use kms_plugin_blocking::provider::pkcs11::DEFAULT_MODULE;
-
-    fn run(cmd: &mut Command) {
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 
     /// A SoftHSM2 token `kms` with AES key `kms-key`, in its own SOFTHSM2_CONF directory.
-    fn softhsm(dir: &TempDir) -> PathBuf {
-        std::fs::create_dir_all(dir.join("tokens")).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.join("tokens").display()
-            ),
-        )
-        .unwrap();
-        run(Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "kms",
-                "--so-pin",
-                "1234",
-                "--pin",
-                "5678",
-            ]));
-        run(Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--module",
-                DEFAULT_MODULE,
-                "--token-label",
-                "kms",
-                "--login",
-                "--pin",
-                "5678",
-            ])
-            .args([
-                "--keygen",
-                "--key-type",
-                "aes:32",
-                "--label",
-                "kms-key",
-                "--id",
-                "01",
-            ]));
+    fn token_conf(dir: &TempDir) -> PathBuf {
+        let conf = softhsm::conf(&dir.0);
+        softhsm::init_token(&conf, "kms", "1234", "5678");
+        softhsm::keygen(&conf, "kms", "5678", "kms-key");
         conf
     }
 
     #[test]
     fn pkcs11_serve_round_trip_and_wrong_pin() {
         let dir = TempDir::new("e2e-pkcs11");
-        let conf = softhsm(&dir);
+        let conf = token_conf(&dir);
         let conf = conf.to_str().unwrap();
-        let (sock, listen) = listen(&dir);
+        let (sock, listen) = unix_socket(&dir, "kms.sock");
         let pin_file = dir.join("pin");
         // Wrong PIN first: the plugin starts, reports auth, never crashes, never retries
         // the login (no lockout), and heals when the PIN file is fixed.
@@ -579,7 +449,7 @@ mod pkcs11 {
             "{}",
             status.key_id
         );
-        let enc = client.encrypt(4).unwrap();
+        let enc = client.encrypt(&[4; 32]).unwrap();
         assert_eq!(enc.key_id, status.key_id);
         drop(client);
         drop(plugin);

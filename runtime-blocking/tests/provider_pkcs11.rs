@@ -8,6 +8,9 @@
 #![cfg(feature = "pkcs11")]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+#[path = "support/softhsm.rs"]
+mod softhsm;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -33,16 +36,6 @@ const PIN_TOKEN: &str = "kms-pin-test";
 const REPLICA_TOKEN: &str = "kms-replica";
 const KEY: &str = "kms-key";
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn softhsm_suite() {
     assert!(
@@ -51,31 +44,12 @@ fn softhsm_suite() {
     );
     let dir = std::env::temp_dir().join(format!("kms-softhsm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
+    let conf = softhsm::conf(&dir);
     for label in [TOKEN, PIN_TOKEN] {
-        run(Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", SO_PIN, "--pin", PIN]));
-        run(Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &conf)
-            .args(["--module", DEFAULT_MODULE, "--token-label", label])
-            .args(["--login", "--pin", PIN, "--keygen", "--key-type", "aes:32"])
-            .args(["--label", KEY, "--id", "01"]));
+        softhsm::init_token(&conf, label, SO_PIN, PIN);
+        softhsm::keygen(&conf, label, PIN, KEY);
     }
-    run(Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", REPLICA_TOKEN])
-        .args(["--so-pin", SO_PIN, "--pin", PIN]));
+    softhsm::init_token(&conf, REPLICA_TOKEN, SO_PIN, PIN);
     let out = Command::new(std::env::current_exe().unwrap())
         .env("SOFTHSM2_CONF", &conf)
         .env("KMS_TEST_PIN_DIR", &dir)
@@ -109,8 +83,9 @@ fn pin(p: &str) -> PinSource {
     PinSource::Value(Zeroizing::new(p.to_string()))
 }
 
-/// A logged-in read-write session on token `label`, as an operator's tool would open one.
-fn user_session(label: &str) -> (Pkcs11, cryptoki::session::Session) {
+/// The module, initialised (again: a second initialisation is harmless), and the slot of the
+/// token labelled `label`, as another user of the module in this process would find them.
+fn token_slot(label: &str) -> (Pkcs11, cryptoki::slot::Slot) {
     let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
     let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
     let slot = ctx
@@ -119,6 +94,12 @@ fn user_session(label: &str) -> (Pkcs11, cryptoki::session::Session) {
         .into_iter()
         .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
         .unwrap();
+    (ctx, slot)
+}
+
+/// A logged-in read-write session on token `label`, as an operator's tool would open one.
+fn user_session(label: &str) -> (Pkcs11, cryptoki::session::Session) {
+    let (ctx, slot) = token_slot(label);
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
     (ctx, session)
@@ -331,14 +312,7 @@ fn in_softhsm_wrong_pin_is_auth_and_never_retried_until_the_pin_changes() {
         assert!(again.detail.contains("not retried"), "{}", again.detail);
     }
     // SoftHSM has seen one failed login, not 21: the token is not locked out.
-    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == PIN_TOKEN)
-        .unwrap();
+    let (ctx, slot) = token_slot(PIN_TOKEN);
     assert!(!ctx.get_token_info(slot).unwrap().user_pin_locked());
     // The operator fixes the PIN file: the provider recovers without restart.
     let tmp = dir.join("pin.new");
@@ -356,14 +330,7 @@ fn in_softhsm_lost_login_is_restored_transparently() {
     assert_eq!(p.idle_sessions(), 1);
     // Another user of the module logs out: login state is per application, so the pooled
     // session silently loses access to the (private) key.
-    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
-        .unwrap();
+    let (ctx, slot) = token_slot(TOKEN);
     let session = ctx.open_ro_session(slot).unwrap();
     session.logout().unwrap();
     assert_eq!(
@@ -379,21 +346,6 @@ fn in_softhsm_lost_login_is_restored_transparently() {
     assert_eq!(p.unwrap(&key_id, &blob, soon()).unwrap().expose(), &[6; 32]);
 }
 
-/// Opens a logged-in read-write session on the token labelled `label`.
-fn admin_session(label: &str) -> cryptoki::session::Session {
-    let ctx = Pkcs11::new(DEFAULT_MODULE).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
-    session
-}
-
 #[test]
 #[ignore = "run by softhsm_suite with SOFTHSM2_CONF set"]
 fn in_softhsm_replicated_key_has_one_key_id_across_tokens() {
@@ -402,7 +354,8 @@ fn in_softhsm_replicated_key_has_one_key_id_across_tokens() {
     // under the same label and id, as an HA setup would.
     let material = [0x5au8; 32];
     for token in [TOKEN, REPLICA_TOKEN] {
-        admin_session(token)
+        user_session(token)
+            .1
             .create_object(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
                 Attribute::KeyType(KeyType::AES),

@@ -5,16 +5,16 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
+#[path = "support/tonic_v2.rs"]
+mod tonic_v2;
 #[path = "support/transit_server.rs"]
 mod transit_server;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kms_plugin_proto::v2;
-use support::{BIN, Plugin, TempDir};
-use tonic::codegen::http::uri::PathAndQuery;
+use support::{BIN, Plugin, TempDir, unix_socket};
+use tonic_v2::Client;
 use transit_server::TransitServer;
 
 const TOKEN: &str = "hvs.drain-token";
@@ -31,64 +31,6 @@ fn start(args: &[&str]) -> Plugin {
     Plugin::spawn(&mut cmd, &["info  healthy"])
 }
 
-/// A blocking tonic client over the Unix socket.
-struct Client {
-    rt: tokio::runtime::Runtime,
-    grpc: tonic::client::Grpc<tonic::transport::Channel>,
-}
-
-impl Client {
-    fn connect(sock: &Path) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let path = sock.to_path_buf();
-        let channel = rt.block_on(async move {
-            tonic::transport::Endpoint::try_from("http://localhost")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                    }
-                }))
-                .await
-                .expect("connect")
-        });
-        Self {
-            rt,
-            grpc: tonic::client::Grpc::new(channel),
-        }
-    }
-
-    fn unary<Req, Resp>(&mut self, path: &'static str, req: Req) -> Result<Resp, tonic::Status>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
-        let grpc = &mut self.grpc;
-        self.rt.block_on(async move {
-            grpc.ready().await.expect("ready");
-            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-            grpc.unary(
-                tonic::Request::new(req),
-                PathAndQuery::from_static(path),
-                codec,
-            )
-            .await
-            .map(tonic::Response::into_inner)
-        })
-    }
-}
-
-fn listen(dir: &TempDir) -> (PathBuf, String) {
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    (sock, listen)
-}
-
 #[test]
 fn sigterm_answers_the_in_flight_decrypt_then_exits_0() {
     let server = TransitServer::start();
@@ -97,7 +39,7 @@ fn sigterm_answers_the_in_flight_decrypt_then_exits_0() {
     let dir = TempDir::new("drain");
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (sock, listen) = listen(&dir);
+    let (sock, listen) = unix_socket(&dir, "kms.sock");
     let url = server.url();
     let args = [
         "--provider",
@@ -116,15 +58,7 @@ fn sigterm_answers_the_in_flight_decrypt_then_exits_0() {
     // A ciphertext from a first process...
     let first = start(&args);
     let mut client = Client::connect(&sock);
-    let enc: v2::EncryptResponse = client
-        .unary(
-            "/v2.KeyManagementService/Encrypt",
-            v2::EncryptRequest {
-                plaintext: bytes::Bytes::from(vec![7; 32]),
-                uid: "drain-enc".into(),
-            },
-        )
-        .unwrap();
+    let enc = client.encrypt(&[7; 32]).unwrap();
     drop(client);
     assert_eq!(first.terminate(), 0);
 
@@ -133,20 +67,7 @@ fn sigterm_answers_the_in_flight_decrypt_then_exits_0() {
     let before = server.count("/decrypt/kms");
     server.set_delay(Duration::from_millis(500));
     let sock2 = sock.clone();
-    let decrypt = std::thread::spawn(move || {
-        let mut client = Client::connect(&sock2);
-        client
-            .unary::<_, v2::DecryptResponse>(
-                "/v2.KeyManagementService/Decrypt",
-                v2::DecryptRequest {
-                    ciphertext: enc.ciphertext.clone(),
-                    uid: "drain-dec".into(),
-                    key_id: enc.key_id.clone(),
-                    annotations: enc.annotations.clone(),
-                },
-            )
-            .map(|d| d.plaintext.to_vec())
-    });
+    let decrypt = std::thread::spawn(move || Client::connect(&sock2).decrypt(&enc));
     // Bounded wait until the unwrap has reached the server (it answers 0.5 s later).
     let deadline = Instant::now() + WAIT;
     while server.count("/decrypt/kms") == before {

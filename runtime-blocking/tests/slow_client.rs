@@ -13,20 +13,12 @@ use kms_plugin_core::h2::settings::id;
 use kms_plugin_core::testing::client::{
     RequestOptions, TestClient, grpc_message, raw_frame, settings_frame, window_update_frame,
 };
-use support::{Plugin, TempDir, init_keys, run};
+use support::{Served, run};
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_others() {
-    let dir = TempDir::new("slow");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let _plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    let served = Served::serve("slow", &[]);
+    let (sock, listen) = (&served.sock, &served.listen);
 
     // Client A: opens every window, sends 30,000 Status calls and never reads the answers.
     // The DATA frames are written by hand: the client's own flow control would hold them back
@@ -51,7 +43,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
             &grpc_message(&[]),
         ));
     }
-    let mut slow = UnixStream::connect(&sock).unwrap();
+    let mut slow = UnixStream::connect(sock).unwrap();
     let writer = {
         let mut s = slow.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -66,7 +58,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
     let start = std::time::Instant::now();
     let mut probes = 0;
     while start.elapsed() < std::time::Duration::from_millis(1500) {
-        let probe = run(&["probe", "--listen", &listen, "--timeout", "2"]);
+        let probe = run(&["probe", "--listen", listen, "--timeout", "2"]);
         assert_eq!(
             probe.status.code(),
             Some(0),

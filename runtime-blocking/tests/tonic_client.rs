@@ -6,19 +6,10 @@ mod support;
 #[path = "support/tonic_v2.rs"]
 mod tonic_v2;
 
-use support::{Plugin, TempDir, init_keys};
+use support::Served;
 
 #[test]
 fn tonic_client_v2_round_trip() {
-    let dir = TempDir::new("tonic");
-    let key_file = init_keys(&dir);
-    let sock = dir.join("kms.sock");
-    let listen = format!("unix://{}", sock.display());
-    let _plugin = Plugin::start(&[
-        "--listen",
-        &listen,
-        "--key-file",
-        key_file.to_str().unwrap(),
-    ]);
-    tonic_v2::v2_round_trip(&sock);
+    let served = Served::serve("tonic", &[]);
+    tonic_v2::v2_round_trip(&served.sock);
 }

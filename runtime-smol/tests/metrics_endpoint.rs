@@ -259,27 +259,14 @@ fn simulated_plugin_scrape_and_log_redaction() {
 
 #[path = "../../runtime-blocking/tests/metrics_e2e/mod.rs"]
 mod metrics_e2e;
+#[path = "../../runtime-blocking/tests/support/mod.rs"]
+mod support;
 
 #[test]
 fn real_binary_scrape_and_log_redaction() {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = std::env::temp_dir().join(format!("kms-smol-metrics-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).unwrap();
-    let mut keyring = Keyring::new();
-    keyring
-        .add_key("default", Secret32::from_bytes(key))
-        .unwrap();
+    let dir = support::TempDir::new("smol-metrics");
     let key_file = dir.join("keyring");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_file)
-        .unwrap();
-    f.write_all(&keyring.serialize()).unwrap();
-    drop(f);
+    let key = support::new_keyring(&key_file);
     metrics_e2e::session(
         env!("CARGO_BIN_EXE_kms-plugin-smol"),
         &[],
@@ -287,5 +274,4 @@ fn real_binary_scrape_and_log_redaction() {
         &key,
         false,
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,35 +6,12 @@
 mod support;
 
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{Plugin, TempDir};
+use support::{Plugin, TempDir, key_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kms-plugin-smol");
-
-fn key_file(dir: &TempDir) -> PathBuf {
-    use kms_plugin_core::keyring::Keyring;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut keyring = Keyring::new();
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).unwrap();
-    keyring
-        .add_key(
-            "default",
-            kms_plugin_core::secret::Secret32::from_bytes(key),
-        )
-        .unwrap();
-    let path = dir.join("keyring");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, &keyring.serialize()).unwrap();
-    path
-}
 
 fn start_refused(keys: &Path, sock: &Path) -> String {
     let out = Command::new(BIN)

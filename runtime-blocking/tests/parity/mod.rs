@@ -7,9 +7,9 @@
 #![allow(dead_code, unreachable_pub, clippy::missing_panics_doc)]
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::h2::PREFACE;
@@ -19,7 +19,9 @@ use kms_plugin_core::secret::Secret32;
 use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClient};
 use kms_plugin_core::testing::kms_messages as msg;
 
-use crate::support::{Plugin, TempDir};
+/// What [`Bin::start`] returns: the plugin, its socket and key file, and their directory.
+pub use crate::support::Served;
+use crate::support::{Plugin, TempDir, new_keyring, random_key, write_keyring};
 
 pub mod grace;
 
@@ -30,42 +32,11 @@ pub struct Bin {
     pub serve: &'static [&'static str],
 }
 
-fn random_key() -> Secret32 {
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).unwrap();
-    Secret32::from_bytes(key)
-}
-
-/// Writes `keyring` to `path` (0600) by rename, the way `keys rotate` replaces the file.
-fn write_keyring(path: &Path, keyring: &Keyring) {
-    let tmp = path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .unwrap();
-    f.write_all(&keyring.serialize()).unwrap();
-    f.sync_all().unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// A plugin serving a fresh key file in a fresh directory.
-pub struct Served {
-    pub plugin: Plugin,
-    pub sock: PathBuf,
-    pub keys: PathBuf,
-    pub dir: TempDir,
-}
-
 impl Bin {
     fn start_in(&self, dir: TempDir, extra: &[&str]) -> Served {
         let keys = dir.join("keyring");
         if !keys.exists() {
-            let mut keyring = Keyring::new();
-            keyring.add_key("default", random_key()).unwrap();
-            write_keyring(&keys, &keyring);
+            new_keyring(&keys);
         }
         let sock = dir.join("kms.sock");
         let listen = format!("unix://{}", sock.display());
@@ -80,6 +51,7 @@ impl Bin {
         Served {
             plugin,
             sock,
+            listen,
             keys,
             dir,
         }
@@ -159,7 +131,9 @@ pub fn keys_rotate_is_picked_up_live(bin: Bin) {
     let mut client = Client::connect(&served.sock);
     let (_, before) = client.status();
     let mut keyring = Keyring::parse(&std::fs::read(&served.keys).unwrap()).unwrap();
-    keyring.add_key("default", random_key()).unwrap();
+    keyring
+        .add_key("default", Secret32::from_bytes(random_key()))
+        .unwrap();
     let rotated = keyring.current_key_id("default").unwrap();
     assert_ne!(rotated, before);
     write_keyring(&served.keys, &keyring);

@@ -1,5 +1,6 @@
-//! Shared helpers for the runtime's end-to-end tests: temp dirs, a plugin process whose
-//! readiness is read from its own "listening" log line, and the Python grpcio client.
+//! Shared helpers for the runtime's end-to-end tests (runtime-blocking's and, by `#[path]`,
+//! runtime-smol's): temp dirs, keyring files, a plugin process whose readiness is read from its
+//! own "listening" log line, and the Python grpcio client.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -8,11 +9,15 @@
 )]
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use kms_plugin_core::keyring::Keyring;
+use kms_plugin_core::secret::Secret32;
 
 pub const BIN: &str = match option_env!("CARGO_BIN_EXE_kms-plugin") {
     Some(bin) => bin,
@@ -57,6 +62,48 @@ pub fn init_keys(dir: &TempDir) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     key_file
+}
+
+/// 32 fresh random bytes (a key).
+pub fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).unwrap();
+    key
+}
+
+/// Writes `keyring` to `path` (0600) by rename, the way `keys rotate` replaces the file: a
+/// reader never sees a partial file.
+pub fn write_keyring(path: &Path, keyring: &Keyring) {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .unwrap();
+    f.write_all(&keyring.serialize()).unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes a keyring holding one random key named "default" to `path` (0600) without running a
+/// binary (the smol runtime's has no `keys init`); returns the key.
+pub fn new_keyring(path: &Path) -> [u8; 32] {
+    let key = random_key();
+    let mut keyring = Keyring::new();
+    keyring
+        .add_key("default", Secret32::from_bytes(key))
+        .unwrap();
+    write_keyring(path, &keyring);
+    key
+}
+
+/// [`new_keyring`] at `dir/keyring`; returns that path.
+pub fn key_file(dir: &TempDir) -> PathBuf {
+    let path = dir.join("keyring");
+    new_keyring(&path);
+    path
 }
 
 /// Every stderr line of a child process, kept in order (none is ever dropped), with a
@@ -204,6 +251,76 @@ impl Drop for Plugin {
     }
 }
 
+/// The path socket `dir/<name>` and its `--listen` address (`unix://` and the path).
+pub fn unix_socket(dir: &TempDir, name: &str) -> (PathBuf, String) {
+    let sock = dir.join(name);
+    let listen = format!("unix://{}", sock.display());
+    (sock, listen)
+}
+
+/// A plugin serving a fresh keyring from a fresh directory, listening on a path socket in it.
+/// Fields drop in declaration order: the plugin is killed before its directory is removed.
+pub struct Served {
+    pub plugin: Plugin,
+    /// The socket path; `listen` is its `unix://` address.
+    pub sock: PathBuf,
+    pub listen: String,
+    /// The keyring file.
+    pub keys: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Served {
+    /// [`Plugin::start`] (`kms-plugin serve`, ready once listening and healthy) in a fresh
+    /// directory tagged `tag`, on a keyring from [`init_keys`] and the socket `kms.sock`, with
+    /// `extra` flags after `--listen` and `--key-file`.
+    pub fn serve(tag: &str, extra: &[&str]) -> Self {
+        Self::serve_at(tag, "kms.sock", extra)
+    }
+
+    /// [`Served::serve`] on the socket `sock` (a path relative to the fresh directory).
+    pub fn serve_at(tag: &str, sock: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let keys = init_keys(&dir);
+        Self::start_with(dir, keys, sock, Plugin::start, extra)
+    }
+
+    /// [`Plugin::start_bin`] (`bin`, ready once listening) in a fresh directory tagged `tag`,
+    /// on a keyring from [`key_file`] and the socket `kms.sock`, with `extra` flags after
+    /// `--listen` and `--key-file`.
+    pub fn start_bin(bin: &str, tag: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let keys = key_file(&dir);
+        Self::start_with(
+            dir,
+            keys,
+            "kms.sock",
+            |args| Plugin::start_bin(bin, args),
+            extra,
+        )
+    }
+
+    fn start_with(
+        dir: TempDir,
+        keys: PathBuf,
+        sock: &str,
+        start: impl FnOnce(&[&str]) -> Plugin,
+        extra: &[&str],
+    ) -> Self {
+        let (sock, listen) = unix_socket(&dir, sock);
+        let mut args = vec!["--listen", &listen, "--key-file", keys.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let plugin = start(&args);
+        Self {
+            plugin,
+            sock,
+            listen,
+            keys,
+            dir,
+        }
+    }
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -261,6 +378,11 @@ pub fn grpcio(target: &str, authority: &str, mode: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// [`grpcio`] on the abstract socket `name` with the authority grpc-go sends for it (`@name`).
+pub fn grpcio_abstract(name: &str, mode: &[&str]) -> (bool, String) {
+    grpcio(&format!("unix-abstract:{name}"), &format!("@{name}"), mode)
 }
 
 /// Percent-encodes a socket path the way grpc-go's `encodeAuthority` does (docs/protocol.md §2).
