@@ -18,9 +18,9 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kms_plugin_core::effect::Effect;
 use kms_plugin_core::plugin::{ConnId, Plugin};
-use kms_plugin_core::testing::fake_remote::FakeRemote;
 use kms_plugin_core::{Config, Timestamp};
 use kms_plugin_proto::{v1beta1, v2};
+use kms_plugin_testkit::fake_remote::FakeRemote;
 use prost::Message;
 
 use kms_plugin_core::h2::frame::HEAD_LEN;
@@ -269,7 +269,7 @@ fn bench_core(c: &mut Criterion) {
 fn bench_service(c: &mut Criterion) {
     use kms_plugin_core::rpc::Request;
     use kms_plugin_core::secret::SecretBytes;
-    use kms_plugin_core::testing::KmsService;
+    use kms_plugin_testkit::KmsService;
 
     fn ready_service() -> (KmsService, FakeRemote, Timestamp) {
         let now = Timestamp::from_millis(1);
@@ -472,8 +472,8 @@ fn bench_transport(c: &mut Criterion) {
     use kms_plugin_core::TransportConfig;
     use kms_plugin_core::h2::frame::{DEFAULT_WINDOW, MAX_WINDOW, write_window_update};
     use kms_plugin_core::rpc::Response;
-    use kms_plugin_core::testing::client::grpc_message;
-    use kms_plugin_core::testing::h2_harness::Harness;
+    use kms_plugin_testkit::client::grpc_message;
+    use kms_plugin_testkit::h2_harness::Harness;
 
     let connected = || {
         let mut h = Harness::connected(&TransportConfig::default());

@@ -11,7 +11,7 @@
 //! throughput; it is the same client for every server in a run. Its frames are the core's
 //! (`h2::frame` writers and `FrameHead` parser), its header block the core's HPACK encoder
 //! (static table and literals without indexing), and the one-off setup calls ([`unary`]) go
-//! through the shared test client (`testing::client::TestClient`).
+//! through the shared test client (`kms_plugin_testkit::client::TestClient`).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -25,7 +25,7 @@ use kms_plugin_core::h2::frame::{
 };
 use kms_plugin_core::h2::settings::{self, id};
 use kms_plugin_core::hpack::Encoder;
-use kms_plugin_core::testing::client::{RequestOptions, TestClient, grpc_message};
+use kms_plugin_testkit::client::{RequestOptions, TestClient, grpc_message};
 
 /// How long to wait for the last in-flight responses after the run ends.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);

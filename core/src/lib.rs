@@ -22,10 +22,11 @@
 //!
 //! The layers beneath [`Plugin`] are crate-private: `conn` (one HTTP/2 connection), `kms`
 //! (the KMS services) and `keystore` (the key hierarchy's state). With the `testing`
-//! feature, the `testing` module re-exports the first two (`Connection`, `KmsService`) so
-//! that integration tests, fuzz targets and benchmarks can drive each one alone; a
-//! production build has no path to them. The modules import each other without cycles
-//! (checked by `tests/module_graph.rs`).
+//! feature, a hidden `testing` module re-exports the first two (`Connection`, `KmsService`)
+//! and the apiserver's response checks for the test harness, `kms-plugin-testkit`
+//! (core/testkit/), through which integration tests, fuzz targets and benchmarks drive each
+//! layer alone; a production build has no path to them. The modules import each other
+//! without cycles (checked by `tests/module_graph.rs`).
 //!
 //! # Loop contract
 //!
@@ -54,7 +55,7 @@ pub mod annotations;
 pub mod config;
 // `pub` inside these three means "reachable through `testing`": without that feature nothing
 // reaches them, which `unreachable_pub` would flag item by item.
-#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod conn;
 pub mod effect;
 pub mod envelope;
@@ -67,16 +68,17 @@ pub mod hpack;
 pub mod ids;
 pub mod kek;
 pub mod keyring;
-#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod keystore;
-#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod kms;
 pub mod metrics;
 pub mod plugin;
 pub mod rng;
 pub mod rpc;
 pub mod secret;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod testing;
 pub mod time;
 

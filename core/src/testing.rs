@@ -1,20 +1,17 @@
-//! Test support: an in-memory HTTP/2 + gRPC client and helpers for deterministic simulations.
+//! The bridge for `kms-plugin-testkit` (core/testkit/): the few crate-private items its
+//! harness drives directly, re-exported as they are. No logic lives here.
 //!
-//! Compiled for the core's own tests and, with the `testing` feature, for the runtimes',
-//! benches' and fuzzers' use. Never part of a production build.
-#![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
+//! Only with the `testing` feature, which only the testkit, tests, fuzz targets and
+//! benchmarks enable: a production build has no path to these layers.
 
-pub mod client;
-pub mod fake_remote;
-pub mod h2_harness;
-pub mod kms_messages;
-pub mod remote_driver;
-pub mod service_sim;
-pub mod sim;
-
-/// One server-side HTTP/2 connection alone (crate-private otherwise), for the transport's
-/// conformance tests, the `h2_frames` fuzz target and the benchmarks.
+/// One server-side HTTP/2 connection alone, for the transport's conformance tests, the
+/// `h2_frames` fuzz target and the benchmarks.
 pub use crate::conn::Connection;
-/// The KMS services alone, without the transport (crate-private otherwise), for
-/// [`service_sim`] and the benchmarks.
+/// The KMS services alone, without the transport, for the testkit's `service_sim` and the
+/// benchmarks.
 pub use crate::kms::KmsService;
+/// kube-apiserver's checks of Status and Encrypt answers, which the testkit asserts on every
+/// answer it decodes.
+pub use crate::kms::apiserver_rules::{
+    RuleViolation, check_encrypt_response, check_status_response,
+};

@@ -2,8 +2,8 @@
 //! reaches the service. This is why the product has its own HTTP/2 server.
 
 use kms_plugin_core::TransportConfig;
-use kms_plugin_core::testing::client::RequestOptions;
-use kms_plugin_core::testing::h2_harness::Harness;
+use kms_plugin_testkit::client::RequestOptions;
+use kms_plugin_testkit::h2_harness::Harness;
 
 const PATH: &str = "/v2.KeyManagementService/Status";
 
@@ -21,7 +21,7 @@ fn call_with_authority(authority: Option<&str>) {
                 req.path.to_string(),
                 req.message.expose().to_vec(),
             ));
-            kms_plugin_core::testing::h2_harness::echo(req)
+            kms_plugin_testkit::h2_harness::echo(req)
         })
         .expect("stream finished");
     assert_eq!(

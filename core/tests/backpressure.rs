@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use kms_plugin_core::config::Config;
 use kms_plugin_core::event::Event;
 use kms_plugin_core::plugin::{ConnId, Plugin};
-use kms_plugin_core::testing::client::TestClient;
 use kms_plugin_core::time::Timestamp;
+use kms_plugin_testkit::client::TestClient;
 
 /// What one read hands the core, like the runtimes' 16 KiB read buffers.
 const READ: usize = 16 * 1024;

@@ -10,8 +10,8 @@ use kms_plugin_core::Timestamp;
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::Connection;
-use kms_plugin_core::testing::client::{
+use kms_plugin_testkit::Connection;
+use kms_plugin_testkit::client::{
     RequestOptions, TestClient, raw_frame, settings_frame, window_update_frame,
 };
 

@@ -2,8 +2,8 @@
 
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo};
+use kms_plugin_testkit::client::{RequestOptions, ping_frame, raw_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo};
 
 const PATH: &str = "/v2.KeyManagementService/Status";
 

@@ -2,11 +2,11 @@
 //! (§5.1.1), HPACK errors (§4.3), unknown frames (§4.1), RST_STREAM and GOAWAY both ways.
 
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{
+use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::client::{
     RequestOptions, goaway_frame, grpc_message, raw_frame, rst_stream_frame,
 };
-use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
-use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v2.KeyManagementService/Status";
 

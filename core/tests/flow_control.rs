@@ -3,11 +3,11 @@
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::client::{
+use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::client::{
     RequestOptions, grpc_message, raw_frame, settings_frame, window_update_frame,
 };
-use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
-use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v2.KeyManagementService/Encrypt";
 

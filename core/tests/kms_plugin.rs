@@ -8,11 +8,11 @@ use kms_plugin_core::config::Config;
 use kms_plugin_core::event::Event;
 use kms_plugin_core::plugin::{ConnId, UsageError};
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::client::{ClientResponse, RequestOptions};
-use kms_plugin_core::testing::fake_remote::FakeRemote;
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::sim::Sim;
 use kms_plugin_proto::v1beta1;
+use kms_plugin_testkit::client::{ClientResponse, RequestOptions};
+use kms_plugin_testkit::fake_remote::FakeRemote;
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::sim::Sim;
 
 const REMOTE_SEED: [u8; 32] = [42; 32];
 

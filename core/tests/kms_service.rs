@@ -8,8 +8,8 @@ use kms_plugin_core::config::StatusVersion;
 use kms_plugin_core::event::Event;
 use kms_plugin_core::ids::Method;
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::kms_messages as msg;
 use kms_plugin_proto::v1beta1;
+use kms_plugin_testkit::kms_messages as msg;
 
 #[test]
 fn status_is_healthy_after_start_and_names_the_remote_key() {
@@ -29,10 +29,10 @@ fn status_is_healthy_after_start_and_names_the_remote_key() {
 
 #[test]
 fn status_before_first_remote_answer_is_not_ok_and_has_no_key_id() {
-    let mut sim = kms_plugin_core::testing::service_sim::ServiceSim::new(
+    let mut sim = kms_plugin_testkit::service_sim::ServiceSim::new(
         &config(),
         common::PLUGIN_SEED,
-        kms_plugin_core::testing::fake_remote::FakeRemote::new(common::REMOTE_SEED),
+        kms_plugin_testkit::fake_remote::FakeRemote::new(common::REMOTE_SEED),
     );
     let s = sim.send(msg::V2_STATUS, msg::v2_status(), None);
     let (r, _) = sim.take(s).expect("status is answered at once");

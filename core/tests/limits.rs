@@ -4,11 +4,11 @@
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::client::{
+use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::client::{
     RequestOptions, grpc_message, ping_frame, raw_frame, raw_head, rst_stream_frame,
 };
-use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
-use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v2.KeyManagementService/Decrypt";
 
@@ -324,9 +324,7 @@ fn provoked_stream_errors_count_as_resets() {
     for _ in 0..11 {
         let (id, bytes) = h.client.unary(PATH, b"m", &RequestOptions::default());
         h.send(&bytes);
-        h.send(&kms_plugin_core::testing::client::window_update_frame(
-            id, 0,
-        ));
+        h.send(&kms_plugin_testkit::client::window_update_frame(id, 0));
     }
     h.pump(&mut park);
     assert_eq!(

@@ -9,8 +9,8 @@ use kms_plugin_core::event::Event;
 use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::plugin::{ConnId, Plugin};
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::client::{RequestOptions, TestClient};
 use kms_plugin_core::time::Timestamp;
+use kms_plugin_testkit::client::{RequestOptions, TestClient};
 
 struct Bench {
     plugin: Plugin,
@@ -195,7 +195,7 @@ fn a_full_table_evicts_half_open_then_idle_connections_and_refuses_only_when_all
 
 #[test]
 fn parked_requests_count_against_the_budget() {
-    use kms_plugin_core::testing::kms_messages as msg;
+    use kms_plugin_testkit::kms_messages as msg;
     // The start-up Status is never answered: no local KEK yet, so every Encrypt parks.
     let config = Config {
         max_buffered_total: (4 << 20) + 5,

@@ -19,10 +19,10 @@ use kms_plugin_core::metrics::log::{Level, LogFormat, format_event};
 use kms_plugin_core::metrics::{Metrics, hash_key_id};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
-use kms_plugin_core::testing::client::{ClientResponse, RequestOptions};
-use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::sim::Sim;
+use kms_plugin_testkit::client::{ClientResponse, RequestOptions};
+use kms_plugin_testkit::fake_remote::{FakeRemote, KEY_NAME};
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::sim::Sim;
 
 mod metrics_support;
 use metrics_support::{FAMILIES, assert_absent, check_bounded, parse};

@@ -11,9 +11,9 @@ use common::{REMOTE_SEED, config, decrypt, encrypt, seed, started, status};
 use kms_plugin_core::effect::{RemoteErrorKind, RemoteOpKind};
 use kms_plugin_core::event::Event;
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::fake_remote::FakeRemote;
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::service_sim::ServiceSim;
+use kms_plugin_testkit::fake_remote::FakeRemote;
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::service_sim::ServiceSim;
 
 /// Ciphertexts of distinct seeds made by another plugin over the same remote key (version 1),
 /// so that the plugin under test must unwrap each one remotely.
@@ -190,8 +190,8 @@ fn a_status_that_finds_its_key_gone_names_it_in_healthz_until_status_succeeds() 
 fn the_status_snapshot_and_metrics_report_a_missing_version() {
     use kms_plugin_core::config::Config;
     use kms_plugin_core::metrics::Metrics;
-    use kms_plugin_core::testing::client::RequestOptions;
-    use kms_plugin_core::testing::sim::Sim;
+    use kms_plugin_testkit::client::RequestOptions;
+    use kms_plugin_testkit::sim::Sim;
 
     let opts = RequestOptions::apiserver("localhost", Duration::from_secs(3));
     let gauge = |sim: &Sim| {

@@ -2,8 +2,8 @@
 
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{RequestOptions, grpc_message, raw_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo};
+use kms_plugin_testkit::client::{RequestOptions, grpc_message, raw_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo};
 
 const PATH: &str = "/v2.KeyManagementService/Encrypt";
 
@@ -49,7 +49,7 @@ fn goaway_code(frames: &[Vec<u8>]) -> Option<u32> {
 fn pad_length_not_less_than_the_payload_is_protocol_error() {
     // §6.1, §6.2: padding that is the length of the frame payload or greater is a
     // connection error PROTOCOL_ERROR.
-    let mut c = kms_plugin_core::testing::client::TestClient::new();
+    let mut c = kms_plugin_testkit::client::TestClient::new();
     let _ = c.handshake();
     let block = c.request_block(PATH, &RequestOptions::default());
     // HEADERS: pad length 10 with only 5 octets after it.
@@ -65,7 +65,7 @@ fn pad_length_not_less_than_the_payload_is_protocol_error() {
         Some(Reason::PROTOCOL_ERROR.0)
     );
     // DATA: pad length equal to the remaining payload + 1.
-    let mut c = kms_plugin_core::testing::client::TestClient::new();
+    let mut c = kms_plugin_testkit::client::TestClient::new();
     let block = c.request_block(PATH, &RequestOptions::default());
     assert_eq!(
         goaway_code(&[

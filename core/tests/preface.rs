@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use kms_plugin_core::Timestamp;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::Connection;
-use kms_plugin_core::testing::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo};
 use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::Connection;
+use kms_plugin_testkit::client::{RequestOptions, ping_frame, raw_frame, settings_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo};
 
 use kms_plugin_core::h2::PREFACE;
 

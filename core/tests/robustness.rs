@@ -6,8 +6,8 @@ use kms_plugin_core::Timestamp;
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::Connection;
-use kms_plugin_core::testing::client::{RequestOptions, TestClient, raw_frame};
+use kms_plugin_testkit::Connection;
+use kms_plugin_testkit::client::{RequestOptions, TestClient, raw_frame};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 

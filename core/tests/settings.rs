@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::client::{
+use kms_plugin_testkit::client::{
     RequestOptions, grpc_message, ping_frame, raw_frame, settings_frame,
 };
-use kms_plugin_core::testing::h2_harness::{Harness, echo};
+use kms_plugin_testkit::h2_harness::{Harness, echo};
 
 use kms_plugin_core::h2::PREFACE;
 
@@ -139,10 +139,7 @@ fn header_table_size_zero_makes_responses_avoid_the_dynamic_table() {
 fn peer_max_frame_size_bounds_our_data_frames() {
     let mut h = Harness::connected(&TransportConfig::default());
     h.send(&settings_frame(&[(0x5, 20_000), (0x4, 1 << 20)]));
-    h.send(&kms_plugin_core::testing::client::window_update_frame(
-        0,
-        1 << 20,
-    ));
+    h.send(&kms_plugin_testkit::client::window_update_frame(0, 1 << 20));
     h.pump(&mut echo);
     let big = vec![3u8; 50_000];
     let r = h

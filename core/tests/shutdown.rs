@@ -6,9 +6,9 @@ use core::time::Duration;
 use kms_plugin_core::h2::Reason;
 use kms_plugin_core::rpc::Response;
 use kms_plugin_core::secret::SecretBytes;
-use kms_plugin_core::testing::client::{RequestOptions, raw_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
 use kms_plugin_core::{ConnEvent, TransportConfig};
+use kms_plugin_testkit::client::{RequestOptions, raw_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v2.KeyManagementService/Decrypt";
 

@@ -12,9 +12,9 @@ use kms_plugin_core::effect::{OpId, RemoteError, RemoteErrorKind, RemoteOpKind, 
 use kms_plugin_core::event::{Event, RotationReason};
 use kms_plugin_core::plugin::{ConnId, UsageError};
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::fake_remote::FakeRemote;
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::service_sim::ServiceSim;
+use kms_plugin_testkit::fake_remote::FakeRemote;
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::service_sim::ServiceSim;
 
 /// Ciphertexts of `n` distinct seeds made by another plugin instance (same remote keyring).
 fn foreign_ciphertexts(n: u32) -> Vec<kms_plugin_proto::v2::EncryptResponse> {

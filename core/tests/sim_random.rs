@@ -15,9 +15,9 @@ use common::{APISERVER_TIMEOUT, config, seed, started};
 use kms_plugin_core::effect::RemoteErrorKind;
 use kms_plugin_core::rng::Rng;
 use kms_plugin_core::rpc::{Code, StreamId};
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::service_sim::ServiceSim;
 use kms_plugin_proto::v2::EncryptResponse;
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::service_sim::ServiceSim;
 
 enum Pending {
     V2Encrypt([u8; 32]),

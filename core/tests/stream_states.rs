@@ -4,9 +4,9 @@
 use kms_plugin_core::Timestamp;
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::h2::Reason;
-use kms_plugin_core::testing::Connection;
-use kms_plugin_core::testing::client::{RequestOptions, grpc_message, raw_frame, rst_stream_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo, park};
+use kms_plugin_testkit::Connection;
+use kms_plugin_testkit::client::{RequestOptions, grpc_message, raw_frame, rst_stream_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo, park};
 
 const PATH: &str = "/v1beta1.KeyManagementService/Encrypt";
 
@@ -126,7 +126,7 @@ fn a_stream_cannot_depend_on_itself() {
 #[test]
 fn a_request_reset_before_it_was_polled_is_dropped_not_cancelled() {
     let mut conn = Connection::new(&TransportConfig::default(), Timestamp::ZERO);
-    let mut c = kms_plugin_core::testing::client::TestClient::new();
+    let mut c = kms_plugin_testkit::client::TestClient::new();
     let mut input = c.handshake();
     input.extend_from_slice(&c.unary(PATH, b"m", &RequestOptions::default()).1);
     input.extend_from_slice(&rst_stream_frame(1, 8));

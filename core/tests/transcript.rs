@@ -3,8 +3,8 @@
 
 use kms_plugin_core::TransportConfig;
 use kms_plugin_core::rpc::{Code, Response};
-use kms_plugin_core::testing::client::{FrameSeen, RequestOptions, ping_frame};
-use kms_plugin_core::testing::h2_harness::{Harness, echo};
+use kms_plugin_testkit::client::{FrameSeen, RequestOptions, ping_frame};
+use kms_plugin_testkit::h2_harness::{Harness, echo};
 
 /// (type, flags, stream, length) of every frame the server sent.
 fn frames(h: &Harness) -> Vec<(u8, u8, u32, u32)> {

@@ -166,7 +166,7 @@ fn keyring_seeds() -> usize {
 /// `:authority` forms, a cancellation), cut into the target's `op | len | chunk` records with
 /// an answer (`op 3`) after each request.
 fn h2_seeds() -> usize {
-    use kms_plugin_core::testing::client::{RequestOptions, TestClient};
+    use kms_plugin_testkit::client::{RequestOptions, TestClient};
     use kms_plugin_fuzz::PATHS;
 
     let mut n = 0;
@@ -199,8 +199,8 @@ fn h2_seeds() -> usize {
 fn grpc_kms_seeds() -> usize {
     use core::time::Duration;
     use kms_plugin_core::config::KmsConfig;
-    use kms_plugin_core::testing::fake_remote::FakeRemote;
-    use kms_plugin_core::testing::service_sim::ServiceSim;
+    use kms_plugin_testkit::fake_remote::FakeRemote;
+    use kms_plugin_testkit::service_sim::ServiceSim;
     use kms_plugin_fuzz::{PATHS, msg};
     use prost::Message;
 

@@ -1,6 +1,6 @@
 //! gRPC length-prefixed messages (gRPC `PROTOCOL-HTTP2.md`: 1-byte compressed flag, 4-byte
 //! length, message) carrying arbitrary v1/v2 KMS request bytes, through the KMS services with
-//! a fake remote KEK (`kms_plugin_core::testing::service_sim`).
+//! a fake remote KEK (`kms_plugin_testkit::service_sim`).
 //!
 //! Input: `(selector | timeout | flag | u32-be len | message)*`. `selector` picks the method
 //! (six KMS methods and one unknown) and, in its high bits, whether the remote fails the next
@@ -17,8 +17,8 @@ use core::time::Duration;
 use kms_plugin_core::config::KmsConfig;
 use kms_plugin_core::effect::RemoteErrorKind;
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::fake_remote::FakeRemote;
-use kms_plugin_core::testing::service_sim::ServiceSim;
+use kms_plugin_testkit::fake_remote::FakeRemote;
+use kms_plugin_testkit::service_sim::ServiceSim;
 use kms_plugin_fuzz::{PATHS, msg};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

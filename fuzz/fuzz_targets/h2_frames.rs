@@ -1,4 +1,4 @@
-//! One HTTP/2 server connection (`kms_plugin_core::testing::Connection`) fed arbitrary bytes,
+//! One HTTP/2 server connection (`kms_plugin_testkit::Connection`) fed arbitrary bytes,
 //! after a valid preface + SETTINGS or without, in fuzzer-chosen chunks, with time steps, EOF
 //! and graceful shutdown; every complete request is answered (OK with a body, an error, or
 //! left pending for a while).
@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use kms_plugin_core::Timestamp;
 use kms_plugin_core::TransportConfig;
-use kms_plugin_core::testing::Connection;
+use kms_plugin_testkit::Connection;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
 use kms_plugin_fuzz::{PATHS, ServerOutput, client_start, request};

@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 
 use kms_plugin_core::effect::{Effect, OpId, RemoteError, RemoteErrorKind, RemoteOp, RemoteReply};
-use kms_plugin_core::testing::fake_remote::FakeRemote;
+use kms_plugin_testkit::fake_remote::FakeRemote;
 use kms_plugin_core::{Config, ConnId, Plugin, Timestamp};
 use kms_plugin_fuzz::{PATHS, PREFACE, ServerOutput, client_start, frame, msg, request, ty};
 use libfuzzer_sys::arbitrary::Unstructured;

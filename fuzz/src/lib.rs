@@ -2,14 +2,14 @@
 //! can mix valid requests with garbage) and [`ServerOutput`], the oracle for everything the
 //! server writes. Both are the core's own pieces: frames from `h2::frame`, header blocks from
 //! the HPACK encoder, and the server's output parsed and checked by the shared test client
-//! (`testing::client::TestClient`), which records every RFC 9113 violation it sees.
+//! (`kms_plugin_testkit::client::TestClient`), which records every RFC 9113 violation it sees.
 
 use std::collections::BTreeMap;
 
 use kms_plugin_core::h2::frame::{FrameKind, write_frame};
 use kms_plugin_core::h2::settings::write_settings;
 use kms_plugin_core::hpack::Encoder;
-use kms_plugin_core::testing::client::TestClient;
+use kms_plugin_testkit::client::TestClient;
 
 /// HTTP/2 connection preface (RFC 9113 §3.4).
 pub use kms_plugin_core::h2::PREFACE;

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::h2::frame::flags;
 use kms_plugin_core::h2::settings::id;
-use kms_plugin_core::testing::client::{
+use kms_plugin_testkit::client::{
     RequestOptions, TestClient, grpc_message, raw_frame, settings_frame, window_update_frame,
 };
 use support::{Served, run};

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kms_plugin_core::testing::fake_remote::FakeRemote;
 use kms_plugin_core::{Config, ConnId, Effect, Plugin, Timestamp};
+use kms_plugin_testkit::fake_remote::FakeRemote;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;

@@ -23,11 +23,11 @@ use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::metrics::log::{LogFormat, format_event};
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
-use kms_plugin_core::testing::client::RequestOptions;
-use kms_plugin_core::testing::fake_remote::{FakeRemote, KEY_NAME};
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::sim::Sim;
 use kms_plugin_smol::observe::metrics_server::{Limits, Probe, bind, serve};
+use kms_plugin_testkit::client::RequestOptions;
+use kms_plugin_testkit::fake_remote::{FakeRemote, KEY_NAME};
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::sim::Sim;
 use metrics_e2e::{FakeProbe, get, http_raw, scrape_checked};
 use metrics_support::assert_absent;
 

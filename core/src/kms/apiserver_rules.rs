@@ -11,7 +11,7 @@ pub(crate) const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
 
 /// Which rule a response broke.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RuleViolation {
+pub enum RuleViolation {
     /// `ValidateKeyID`: empty.
     KeyIdEmpty,
     /// `ValidateKeyID`: longer than 1024 bytes.
@@ -69,7 +69,7 @@ pub(crate) fn is_fqdn(key: &str) -> bool {
 }
 
 /// `ValidateEncryptedObject` on an EncryptResponse (docs/protocol.md §4 step 2).
-pub(crate) fn check_encrypt_response<'a>(
+pub fn check_encrypt_response<'a>(
     ciphertext: &[u8],
     key_id: &str,
     annotations: impl IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -97,7 +97,7 @@ pub(crate) fn check_encrypt_response<'a>(
 /// The Status checks of `isKMSv2ProviderHealthyAndMaybeRotateDEK` that concern the plugin's
 /// own consistency (docs/protocol.md §4): version `v2`/`v2beta1`; a healthy answer carries a valid
 /// key id; a key id, when present, is at most 1024 bytes.
-pub(crate) fn check_status_response(
+pub fn check_status_response(
     version: &str,
     healthz: &str,
     key_id: &str,

@@ -4,9 +4,9 @@
 use core::time::Duration;
 
 use kms_plugin_core::config::KmsConfig;
-use kms_plugin_core::testing::fake_remote::FakeRemote;
-use kms_plugin_core::testing::kms_messages as msg;
-use kms_plugin_core::testing::service_sim::ServiceSim;
+use kms_plugin_testkit::fake_remote::FakeRemote;
+use kms_plugin_testkit::kms_messages as msg;
+use kms_plugin_testkit::service_sim::ServiceSim;
 
 /// Seeds used by the tests (fixed: runs are reproducible).
 pub const PLUGIN_SEED: [u8; 32] = [7; 32];

@@ -1,6 +1,6 @@
 //! Hand-built frames for raw-peer transport tests, which drive the shared harness
-//! (`testing::h2_harness::Harness::raw_connected` / `feed`) byte for byte; the server's output
-//! is parsed and checked by the shared test client.
+//! (`kms_plugin_testkit::h2_harness::Harness::raw_connected` / `feed`) byte for byte; the
+//! server's output is parsed and checked by the shared test client.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub use kms_plugin_core::h2::PREFACE;
@@ -8,14 +8,14 @@ pub use kms_plugin_core::h2::reason::Reason;
 pub use kms_plugin_core::hpack::Encoder;
 pub use kms_plugin_core::rpc::{Code, Request, Response};
 pub use kms_plugin_core::secret::SecretBytes;
-pub use kms_plugin_core::testing::Connection;
-pub use kms_plugin_core::testing::client::{
+pub use kms_plugin_core::time::Timestamp;
+pub use kms_plugin_core::{ConnEvent, TransportConfig};
+pub use kms_plugin_testkit::Connection;
+pub use kms_plugin_testkit::client::{
     grpc_message, pad_payload, ping_frame, raw_frame, rst_stream_frame, settings_frame,
     window_update_frame,
 };
-pub use kms_plugin_core::testing::h2_harness::Harness;
-pub use kms_plugin_core::time::Timestamp;
-pub use kms_plugin_core::{ConnEvent, TransportConfig};
+pub use kms_plugin_testkit::h2_harness::Harness;
 
 /// The request fields grpc-go sends.
 pub const GOOD: &[(&str, &str)] = &[

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::rpc::Code;
-use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClient};
-use kms_plugin_core::testing::kms_messages as msg;
+use kms_plugin_testkit::client::{ClientResponse, RequestOptions, TestClient};
+use kms_plugin_testkit::kms_messages as msg;
 
 use crate::metrics_support::{FAMILIES, always_sampled, assert_absent, check_bounded, parse};
 

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::rpc::{Code, StreamId};
-use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClient, ping_frame};
-use kms_plugin_core::testing::kms_messages as msg;
+use kms_plugin_testkit::client::{ClientResponse, RequestOptions, TestClient, ping_frame};
+use kms_plugin_testkit::kms_messages as msg;
 
 use super::Bin;
 use crate::support::Plugin;

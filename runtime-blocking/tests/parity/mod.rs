@@ -16,8 +16,8 @@ use kms_plugin_core::h2::PREFACE;
 use kms_plugin_core::keyring::Keyring;
 use kms_plugin_core::rpc::Code;
 use kms_plugin_core::secret::Secret32;
-use kms_plugin_core::testing::client::{ClientResponse, RequestOptions, TestClient};
-use kms_plugin_core::testing::kms_messages as msg;
+use kms_plugin_testkit::client::{ClientResponse, RequestOptions, TestClient};
+use kms_plugin_testkit::kms_messages as msg;
 
 /// What [`Bin::start`] returns: the plugin, its socket and key file, and their directory.
 pub use crate::support::Served;

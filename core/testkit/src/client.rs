@@ -18,10 +18,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::h2::frame::{self, FrameKind, PREFACE, flags};
-use crate::h2::settings;
-use crate::hpack::{Decoder, Encoder};
-use crate::rpc::StreamId;
+use kms_plugin_core::h2::frame::{self, FrameKind, PREFACE, flags};
+use kms_plugin_core::h2::settings;
+use kms_plugin_core::hpack::{Decoder, Encoder};
+use kms_plugin_core::rpc::StreamId;
 
 mod frames;
 mod receive;

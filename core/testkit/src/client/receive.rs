@@ -5,8 +5,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{FrameSeen, StreamId, TestClient, percent_decode};
-use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, flags};
-use crate::h2::settings::id as setting;
+use kms_plugin_core::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN, MAX_WINDOW, flags};
+use kms_plugin_core::h2::settings::id as setting;
 
 impl TestClient {
     /// Parses server bytes (any chunking).

@@ -5,9 +5,9 @@
 //!
 //! ```
 //! use kms_plugin_core::config::Config;
-//! use kms_plugin_core::testing::client::RequestOptions;
-//! use kms_plugin_core::testing::fake_remote::FakeRemote;
-//! use kms_plugin_core::testing::sim::Sim;
+//! use kms_plugin_testkit::client::RequestOptions;
+//! use kms_plugin_testkit::fake_remote::FakeRemote;
+//! use kms_plugin_testkit::sim::Sim;
 //!
 //! let mut sim = Sim::new(Config::default(), [7; 32], FakeRemote::new([42; 32]));
 //! sim.drive(); // start-up: remote Status, then the first local KEK wrap
@@ -20,18 +20,18 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::client::{ClientResponse, RequestOptions, TestClient};
-use super::fake_remote::FakeRemote;
-use super::remote_driver::RemoteDriver;
-use crate::config::Config;
-use crate::effect::Effect;
-use crate::error::UsageError;
-use crate::event::Event;
-use crate::ids::ConnId;
-use crate::plugin::Plugin;
-use crate::rpc::{Code, Response};
-use crate::secret::SecretBytes;
-use crate::time::{Timestamp, earliest};
+use crate::client::{ClientResponse, RequestOptions, TestClient};
+use crate::fake_remote::FakeRemote;
+use crate::remote_driver::RemoteDriver;
+use kms_plugin_core::config::Config;
+use kms_plugin_core::effect::Effect;
+use kms_plugin_core::error::UsageError;
+use kms_plugin_core::event::Event;
+use kms_plugin_core::ids::ConnId;
+use kms_plugin_core::plugin::Plugin;
+use kms_plugin_core::rpc::{Code, Response};
+use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::time::{Timestamp, earliest};
 
 /// One simulated client connection.
 pub struct SimConn {

@@ -4,9 +4,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN};
-use crate::h2::reason::Reason;
-use crate::h2::settings;
+use kms_plugin_core::h2::frame::{self, FrameHead, FrameKind, HEAD_LEN};
+use kms_plugin_core::h2::reason::Reason;
+use kms_plugin_core::h2::settings;
 
 /// Appends a raw frame (any type, flags, stream and payload) — for malformed-input tests.
 pub fn raw_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {

@@ -9,12 +9,13 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::client::{ClientResponse, RequestOptions, TestClient};
-use crate::conn::{Connection, TransportConfig};
-use crate::event::ConnEvent;
-use crate::rpc::{Request, Response, StreamId};
-use crate::secret::SecretBytes;
-use crate::time::Timestamp;
+use crate::client::{ClientResponse, RequestOptions, TestClient};
+use kms_plugin_core::config::TransportConfig;
+use kms_plugin_core::event::ConnEvent;
+use kms_plugin_core::rpc::{Request, Response, StreamId};
+use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::testing::Connection;
+use kms_plugin_core::time::Timestamp;
 
 /// A service stand-in: answer now (`Some`) or park the request (`None`, see
 /// [`Harness::parked`]).
@@ -229,7 +230,7 @@ impl Harness {
     }
 
     /// Whether any event is a connection-level protocol error with `reason`.
-    pub fn saw_connection_error(&self, reason: crate::h2::Reason) -> bool {
+    pub fn saw_connection_error(&self, reason: kms_plugin_core::h2::Reason) -> bool {
         self.events.iter().any(|e| {
             matches!(e, ConnEvent::ProtocolError { stream: None, reason: r, .. } if *r == reason)
         })

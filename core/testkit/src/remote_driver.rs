@@ -4,9 +4,9 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::fake_remote::FakeRemote;
-use crate::effect::{OpId, RemoteError, RemoteOp, RemoteReply};
-use crate::time::Timestamp;
+use crate::fake_remote::FakeRemote;
+use kms_plugin_core::effect::{OpId, RemoteError, RemoteOp, RemoteReply};
+use kms_plugin_core::time::Timestamp;
 
 /// A scheduled reply.
 type Reply = (OpId, Result<RemoteReply, RemoteError>);

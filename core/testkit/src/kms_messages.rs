@@ -8,8 +8,8 @@ use bytes::Bytes;
 use kms_plugin_proto::{v1beta1, v2};
 use prost::Message;
 
-use crate::kms::apiserver_rules;
-use crate::rpc::{Code, Response};
+use kms_plugin_core::rpc::{Code, Response};
+use kms_plugin_core::testing::{check_encrypt_response, check_status_response};
 
 /// `/v2.KeyManagementService/Status`.
 pub const V2_STATUS: &str = "/v2.KeyManagementService/Status";
@@ -92,7 +92,7 @@ pub fn decode_ok<M: Message + Default>(resp: &Response) -> M {
 pub fn decode_status(resp: &Response) -> v2::StatusResponse {
     let s: v2::StatusResponse = decode_ok(resp);
     assert_eq!(
-        apiserver_rules::check_status_response(&s.version, &s.healthz, &s.key_id),
+        check_status_response(&s.version, &s.healthz, &s.key_id),
         Ok(()),
         "{s:?}"
     );
@@ -103,7 +103,7 @@ pub fn decode_status(resp: &Response) -> v2::StatusResponse {
 pub fn decode_v2_encrypt(resp: &Response) -> v2::EncryptResponse {
     let e: v2::EncryptResponse = decode_ok(resp);
     assert_eq!(
-        apiserver_rules::check_encrypt_response(
+        check_encrypt_response(
             &e.ciphertext,
             &e.key_id,
             e.annotations.iter().map(|(k, v)| (k.as_str(), &v[..]))

@@ -2,23 +2,23 @@
 //! responses out, a virtual clock and a fake remote KEK.
 //!
 //! Useful to test key-hierarchy behaviour at scale (thousands of requests) cheaply; the
-//! transport-level harness is [`super::sim::Sim`].
+//! transport-level harness is [`crate::sim::Sim`].
 
 use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::fake_remote::FakeRemote;
-use super::remote_driver::RemoteDriver;
-use crate::config::KmsConfig;
-use crate::effect::Effect;
-use crate::event::Event;
-use crate::ids::ConnId;
-use crate::kms::KmsService;
-use crate::rpc::{Request, Response, StreamId};
-use crate::secret::SecretBytes;
-use crate::time::Timestamp;
+use crate::fake_remote::FakeRemote;
+use crate::remote_driver::RemoteDriver;
+use kms_plugin_core::config::KmsConfig;
+use kms_plugin_core::effect::Effect;
+use kms_plugin_core::event::Event;
+use kms_plugin_core::ids::ConnId;
+use kms_plugin_core::rpc::{Request, Response, StreamId};
+use kms_plugin_core::secret::SecretBytes;
+use kms_plugin_core::testing::KmsService;
+use kms_plugin_core::time::Timestamp;
 
 /// See the module docs.
 pub struct ServiceSim {
@@ -34,7 +34,7 @@ pub struct ServiceSim {
     answers: BTreeMap<(ConnId, StreamId), (Response, Timestamp)>,
     next_stream: StreamId,
     /// `handle_remote` errors seen (driver misuse the test provoked on purpose).
-    pub usage_errors: Vec<crate::error::UsageError>,
+    pub usage_errors: Vec<kms_plugin_core::error::UsageError>,
 }
 
 impl ServiceSim {
@@ -157,7 +157,10 @@ impl ServiceSim {
             if !busy {
                 return;
             }
-            let next = crate::time::earliest(self.driver.next_due(), self.service.poll_timeout());
+            let next = kms_plugin_core::time::earliest(
+                self.driver.next_due(),
+                self.service.poll_timeout(),
+            );
             match next {
                 Some(t) => self.now = self.now.max(t),
                 None => return,
@@ -176,7 +179,10 @@ impl ServiceSim {
     pub fn run_until(&mut self, end: Timestamp) {
         for _ in 0..1_000_000 {
             self.step();
-            let next = crate::time::earliest(self.driver.next_due(), self.service.poll_timeout());
+            let next = kms_plugin_core::time::earliest(
+                self.driver.next_due(),
+                self.service.poll_timeout(),
+            );
             match next {
                 Some(t) if t <= end => self.now = self.now.max(t),
                 _ => {

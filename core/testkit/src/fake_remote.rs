@@ -6,9 +6,9 @@ use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::effect::{RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, RemoteReply};
-use crate::keyring::Keyring;
-use crate::rng::Rng;
+use kms_plugin_core::effect::{RemoteError, RemoteErrorKind, RemoteOp, RemoteOpKind, RemoteReply};
+use kms_plugin_core::keyring::Keyring;
+use kms_plugin_core::rng::Rng;
 
 /// The keyring key name the fake remote uses.
 pub const KEY_NAME: &str = Keyring::DEFAULT_KEY_NAME;
