@@ -19,7 +19,8 @@ mod tonic_v2;
 #[path = "support/transit_server.rs"]
 mod transit_server;
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "vault")]
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ const UNHEALTHY: &str = "warn  unhealthy";
 
 /// Starts the plugin on the Vault provider at `url` (plain http: the fake Transit server),
 /// token from `token_file`, listening on `listen`, with `extra` flags after those.
+#[cfg(feature = "vault")]
 fn start_vault(url: &str, token_file: &Path, listen: &str, extra: &[&str]) -> Plugin {
     let token_file = token_file.to_str().unwrap();
     let mut args = vec![
@@ -402,6 +404,7 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
 #[cfg(feature = "pkcs11")]
 mod pkcs11 {
     use super::*;
+    use std::path::PathBuf;
 
     /// A SoftHSM2 token `kms` with AES key `kms-key`, in its own SOFTHSM2_CONF directory.
     fn token_conf(dir: &TempDir) -> PathBuf {
