@@ -37,6 +37,7 @@ use crate::config::KmsConfig;
 use crate::effect::{Effect, RemoteError, RemoteErrorKind, RemoteReply};
 use crate::error::UsageError;
 use crate::event::Event;
+use crate::health::HealthWarning;
 use crate::ids::{ConnId, Method, OpId};
 use crate::keystore::{self, DecryptLookup, EncryptReadiness, Keystore, Outcome};
 use crate::rpc::{Code, Request, Response, StreamId};
@@ -77,6 +78,8 @@ pub struct KmsService {
     parked: ParkedSet,
     answers: VecDeque<Answer>,
     events: VecDeque<Event>,
+    /// Sent with every v2 Status answer ([`KmsService::set_health_warning`]).
+    health_warning: Option<HealthWarning>,
 }
 
 impl KmsService {
@@ -88,7 +91,14 @@ impl KmsService {
             parked: ParkedSet::default(),
             answers: VecDeque::new(),
             events: VecDeque::new(),
+            health_warning: None,
         }
+    }
+
+    /// Every v2 Status answered from now on carries `warning` as its extra trailer (`None`:
+    /// none, the default). Health and healthz are unaffected.
+    pub fn set_health_warning(&mut self, warning: Option<HealthWarning>) {
+        self.health_warning = warning;
     }
 
     /// The keystore (for status snapshots and tests).
@@ -127,7 +137,10 @@ impl KmsService {
         let step = match method {
             // gRPC: an unknown method is UNIMPLEMENTED (grpc doc/statuscodes.md).
             Method::Unknown => Step::Answer(Response::error(Code::Unimplemented, "unknown method")),
-            Method::V2Status => Step::Answer(v2::status(msg.expose(), &self.cfg, ks, now)),
+            Method::V2Status => {
+                let warning = self.health_warning.as_ref();
+                Step::Answer(v2::status(msg.expose(), &self.cfg, ks, warning, now))
+            }
             Method::V1Version => Step::Answer(v1::version(msg.expose(), &self.cfg)),
             Method::V2Encrypt => {
                 Step::of(v2::decode_encrypt(in_place(msg), uid).map(Work::Encrypt))

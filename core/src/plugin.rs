@@ -18,6 +18,7 @@ use crate::conn::Connection;
 use crate::effect::{Effect, RemoteError, RemoteReply};
 pub use crate::error::UsageError;
 use crate::event::Event;
+use crate::health::HealthWarning;
 pub use crate::ids::ConnId;
 use crate::ids::OpId;
 use crate::kms::KmsService;
@@ -268,6 +269,19 @@ impl Plugin {
             remote_in_flight: ks.remote_in_flight(),
             shutting_down: self.shutting_down,
         }
+    }
+
+    /// Sets the operator-facing warning that every v2 Status answered from now on carries as
+    /// the extra gRPC trailer `kms-plugin-warning: <text>` ([`crate::health::WARNING_TRAILER`];
+    /// `None`, the default, sends none, and the answer is byte for byte what it was without).
+    ///
+    /// The warning never touches healthz, which stays exactly `ok` when healthy (kube-apiserver
+    /// treats anything else as unhealthy), nor any other answer. gRPC allows custom metadata in
+    /// trailers, and grpc-go (kube-apiserver's client) and other gRPC clients ignore trailers
+    /// they do not know; `kms-plugin probe` prints it. The text is bounded printable ASCII
+    /// ([`HealthWarning`]), always a valid HTTP/2 field value.
+    pub fn set_health_warning(&mut self, warning: Option<HealthWarning>) {
+        self.kms.set_health_warning(warning);
     }
 
     /// The KMS service (read-only, for the metrics' gauges).

@@ -6,6 +6,7 @@
 
 use alloc::borrow::Cow;
 
+use crate::health::HealthWarning;
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
@@ -88,6 +89,10 @@ pub struct Response {
     pub message: Cow<'static, str>,
     /// The serialized response message; `Some` only with [`Code::Ok`]. May hold plaintext.
     pub body: Option<SecretBytes>,
+    /// Sent as the extra trailer `kms-plugin-warning` (`health::WARNING_TRAILER`) after the
+    /// `grpc-status` of an OK response; ignored on errors (trailers-only). `None`: no extra
+    /// trailer, the response is exactly as without this field.
+    pub warning: Option<HealthWarning>,
 }
 
 impl Response {
@@ -97,6 +102,7 @@ impl Response {
             code: Code::Ok,
             message: Cow::Borrowed(""),
             body: Some(body),
+            warning: None,
         }
     }
 
@@ -106,6 +112,7 @@ impl Response {
             code,
             message: message.into(),
             body: None,
+            warning: None,
         }
     }
 }

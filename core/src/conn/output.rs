@@ -9,6 +9,7 @@ use zeroize::Zeroize;
 
 use crate::grpc;
 use crate::h2::frame::{self, FrameKind, HEAD_LEN, flags};
+use crate::health::{HealthWarning, WARNING_TRAILER};
 use crate::hpack::Encoder;
 use crate::rpc::{Code, StreamId};
 
@@ -94,10 +95,15 @@ impl OutputQueue {
         self.bytes.extend_from_slice(parts[1]);
     }
 
-    /// The trailers of an OK response, ending the stream.
-    pub(crate) fn ok_trailers(&mut self, id: StreamId) {
+    /// The trailers of an OK response, ending the stream: `grpc-status: 0`, then `warning`
+    /// (if any) as the custom-metadata trailer [`WARNING_TRAILER`] (gRPC PROTOCOL-HTTP2
+    /// "Custom-Metadata"; clients ignore trailers they do not know).
+    pub(crate) fn ok_trailers(&mut self, id: StreamId, warning: Option<&HealthWarning>) {
         let start = self.begin_headers(id, flags::END_STREAM);
         self.grpc_status(Code::Ok, "");
+        if let Some(w) = warning {
+            self.field(WARNING_TRAILER.as_bytes(), w.as_str().as_bytes());
+        }
         self.end_headers(start);
     }
 

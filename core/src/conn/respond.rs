@@ -11,8 +11,8 @@ use crate::rpc::{Code, Response, StreamId};
 
 impl Connection {
     /// Queues `response` on `id`, whose state is already `SendingResponse`. OK responses are
-    /// HEADERS + DATA + trailers, the DATA sent as the peer's windows allow; errors are
-    /// trailers-only, and the stream closes at once.
+    /// HEADERS + DATA + trailers (with the response's warning, if any), the DATA sent as the
+    /// peer's windows allow; errors are trailers-only, and the stream closes at once.
     pub(super) fn queue_response(&mut self, id: StreamId, http_status: u16, response: Response) {
         let Some(s) = self.streams.get_mut(id) else {
             return;
@@ -25,6 +25,7 @@ impl Connection {
             }
             s.response = Some(body);
             s.out_pos = 0;
+            s.warning = response.warning;
         } else {
             let grpc = (response.code, &*response.message);
             self.out.response_headers(id, http_status, Some(grpc));
@@ -64,7 +65,7 @@ impl Connection {
                 self.windows.sent(&mut s.windows, n);
             }
             if s.out_pos >= total {
-                self.out.ok_trailers(id);
+                self.out.ok_trailers(id, s.warning.as_ref());
                 self.streams.transition(id, StreamInput::Close);
                 self.streams.remember_closed(id, ClosedBy::Other);
                 any_done = true;

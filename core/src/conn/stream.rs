@@ -7,6 +7,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::flow::StreamWindows;
 use crate::grpc::PREFIX_LEN;
+use crate::health::HealthWarning;
 use crate::secret::SecretBytes;
 use crate::time::Timestamp;
 
@@ -40,6 +41,8 @@ pub(crate) struct Stream {
     pub(crate) prefix: [u8; 5],
     /// Octets of prefix + message already sent as DATA.
     pub(crate) out_pos: usize,
+    /// The response's warning trailer, sent after `grpc-status` (OK responses).
+    pub(crate) warning: Option<HealthWarning>,
 }
 
 impl Stream {
@@ -58,6 +61,7 @@ impl Stream {
             response: None,
             prefix: [0; 5],
             out_pos: 0,
+            warning: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use super::work::{Api, DecryptWork, EncryptWork};
 use crate::annotations::WRAPPED_KEK_KEY;
 use crate::config::KmsConfig;
 use crate::envelope;
+use crate::health::HealthWarning;
 use crate::keystore::{Digest, Keystore, MAX_KEY_ID_LEN};
 use crate::kms::apiserver_rules;
 use crate::rpc::{Code, Response};
@@ -23,8 +24,15 @@ use crate::time::Timestamp;
 use super::work::Work;
 
 /// `Status`: version (constant), healthz and the advertised key id, all from local state:
-/// `StatusResponse { string version = 1; string healthz = 2; string key_id = 3; }`.
-pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp) -> Response {
+/// `StatusResponse { string version = 1; string healthz = 2; string key_id = 3; }`, with
+/// `warning` (if any) as its extra trailer; healthz never mentions it.
+pub(super) fn status(
+    msg: &[u8],
+    cfg: &KmsConfig,
+    ks: &Keystore,
+    warning: Option<&HealthWarning>,
+    now: Timestamp,
+) -> Response {
     if StatusRequest::decode(msg).is_err() {
         return malformed();
     }
@@ -35,7 +43,9 @@ pub(super) fn status(msg: &[u8], cfg: &KmsConfig, ks: &Keystore, now: Timestamp)
     put_bytes_field(&mut out, 1, version.as_bytes());
     put_bytes_field(&mut out, 2, healthz.as_bytes());
     put_bytes_field(&mut out, 3, key_id.as_bytes());
-    Response::ok(SecretBytes::new(out))
+    let mut response = Response::ok(SecretBytes::new(out));
+    response.warning = warning.cloned();
+    response
 }
 
 /// Decodes an `EncryptRequest` from the request buffer (plaintext decoded in place, copied

@@ -27,6 +27,7 @@ use kms_plugin_core::config::Config;
 use kms_plugin_core::effect::Effect;
 use kms_plugin_core::error::UsageError;
 use kms_plugin_core::event::Event;
+use kms_plugin_core::health::{HealthWarning, WARNING_TRAILER};
 use kms_plugin_core::ids::ConnId;
 use kms_plugin_core::plugin::Plugin;
 use kms_plugin_core::rpc::{Code, Response};
@@ -300,6 +301,11 @@ impl ClientResponse {
             code,
             message: alloc::borrow::Cow::Owned(self.grpc_message.clone().unwrap_or_default()),
             body: self.message.as_deref().map(SecretBytes::copy_from),
+            warning: self
+                .headers
+                .iter()
+                .find(|(name, _)| name == WARNING_TRAILER)
+                .and_then(|(_, value)| HealthWarning::new(value)),
         }
     }
 }
