@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kms_plugin_core::ConnEvent;
+use kms_plugin_core::health::HealthWarning;
 use kms_plugin_core::metrics::Metrics;
 use kms_plugin_core::{Config, ConnId, Effect, Event, OpId, Plugin, RemoteOp, Timestamp};
 use zeroize::Zeroize;
@@ -61,7 +62,7 @@ pub struct Driver {
     stopping: bool,
     flood: FloodLog,
     /// The provider's [`KekProvider::health_warning`], logged again whenever the core
-    /// reports becoming healthy.
+    /// reports becoming healthy (the plugin also sends it with every v2 Status answer).
     health_warning: Option<&'static str>,
 }
 
@@ -126,7 +127,8 @@ impl FloodLog {
 
 impl Driver {
     /// A plugin seeded from the OS random generator, for `provider` (its name labels the
-    /// metrics). Errors are one operator-facing line.
+    /// metrics; its health warning, if any, goes with every v2 Status answer). Errors are one
+    /// operator-facing line.
     pub fn new(
         config: Config,
         provider: &dyn KekProvider,
@@ -137,8 +139,11 @@ impl Driver {
         getrandom::getrandom(&mut seed).map_err(|e| format!("OS random generator failed: {e}"))?;
         let plugin = Plugin::new(config, seed, clock.now());
         seed.zeroize();
+        let mut plugin = plugin.map_err(|e| format!("invalid configuration: {e}"))?;
+        // v2 Status answers carry it as a trailer, for `kms-plugin probe` to print.
+        plugin.set_health_warning(provider.health_warning().and_then(HealthWarning::new));
         Ok(Self {
-            plugin: plugin.map_err(|e| format!("invalid configuration: {e}"))?,
+            plugin,
             clock,
             metrics: Metrics::new(provider.name()),
             logger,

@@ -6,12 +6,16 @@
 //!   whatever healthz says. A remote KMS outage makes the plugin unready but never "dead", so
 //!   kubelet does not restart it (a restart would drop the unwrapped KEKs it still decrypts
 //!   with).
+//!
+//! Health warnings the answer carries (`kms-plugin-warning` trailers, e.g. Vault over plain
+//! http) are printed as `warning: <text>` lines after the verdict and never change it.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use kms_plugin_core::h2::PREFACE;
+use kms_plugin_core::health::{HealthWarning, WARNING_TRAILER};
 use kms_plugin_core::hpack::{Decoder, Encoder};
 use kms_plugin_proto::v2::StatusResponse;
 use prost::Message;
@@ -28,15 +32,22 @@ pub enum Check {
 }
 
 /// `kms-plugin probe`: asks `check` of the plugin at `endpoint` within `timeout` and returns
-/// the exit code (0 yes, 1 no) and the line to print. With `key_file`, the line also carries
-/// that key file's fingerprint (`keyring=kr1:...`), to compare control-plane hosts.
+/// the exit code (0 yes, 1 no) and the text to print: one line, then a `warning: <text>` line
+/// for each health warning the Status answer carried (they never change the exit code). With
+/// `key_file`, the first line also carries that key file's fingerprint (`keyring=kr1:...`), to
+/// compare control-plane hosts.
 pub fn run(
     endpoint: &Endpoint,
     timeout: Duration,
     check: Check,
     key_file: Option<&std::path::Path>,
 ) -> (i32, String) {
-    let (code, mut line) = match (status(endpoint, timeout), check) {
+    let answer = status(endpoint, timeout);
+    let warnings = answer
+        .as_ref()
+        .map(|r| r.warnings.clone())
+        .unwrap_or_default();
+    let (code, mut line) = match (answer, check) {
         (Ok(r), Check::Readiness) if r.healthz == "ok" => {
             (0, format!("ok version={} key_id={}", r.version, r.key_id))
         }
@@ -57,6 +68,10 @@ pub fn run(
             Err(e) => line = format!("{line} keyring-error={e:?}"),
         }
     }
+    for w in warnings {
+        line.push_str("\nwarning: ");
+        line.push_str(&w);
+    }
     (code, line)
 }
 
@@ -69,7 +84,13 @@ pub struct ProbeResult {
     pub healthz: String,
     /// `StatusResponse.key_id`.
     pub key_id: String,
+    /// Each `kms-plugin-warning` trailer ([`WARNING_TRAILER`]), made printable and bounded by
+    /// [`HealthWarning::new`]; at most 4 (`MAX_WARNINGS`).
+    pub warnings: Vec<String>,
 }
+
+/// Warning trailers kept at most (a plugin sends one; more come only from something else).
+const MAX_WARNINGS: usize = 4;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
@@ -137,6 +158,7 @@ pub fn status(endpoint: &Endpoint, timeout: Duration) -> Result<ProbeResult, Str
     let mut body = Vec::new();
     let mut grpc_status: Option<String> = None;
     let mut grpc_message = String::new();
+    let mut warnings = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         // Parse whole frames from inbuf.
@@ -183,11 +205,20 @@ pub fn status(endpoint: &Endpoint, timeout: Duration) -> Result<ProbeResult, Str
                             b"grpc-message" => {
                                 grpc_message = String::from_utf8_lossy(value).into_owned();
                             }
+                            _ if name == WARNING_TRAILER.as_bytes()
+                                && warnings.len() < MAX_WARNINGS =>
+                            {
+                                let text = String::from_utf8_lossy(value);
+                                if let Some(w) = HealthWarning::new(&text) {
+                                    warnings.push(w.as_str().to_owned());
+                                }
+                            }
                             _ => {}
                         })
                         .map_err(|e| format!("bad header block: {e}"))?;
                     if flags & END_STREAM != 0 {
-                        return finish(grpc_status.as_deref(), &grpc_message, &body);
+                        let answer = finish(grpc_status.as_deref(), &grpc_message, &body);
+                        return answer.map(|r| ProbeResult { warnings, ..r });
                     }
                 }
                 _ => {}
@@ -227,5 +258,6 @@ fn finish(status: Option<&str>, message: &str, body: &[u8]) -> Result<ProbeResul
         version: resp.version,
         healthz: resp.healthz,
         key_id: resp.key_id,
+        warnings: Vec::new(),
     })
 }

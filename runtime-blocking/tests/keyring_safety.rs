@@ -382,7 +382,8 @@ fn staged_rotation_across_two_hosts_never_fails_a_decrypt() {
     let again = keys(&["promote"], &file_b);
     assert!(again.contains("already current"), "{again}");
 
-    // probe prints the fingerprint of the host's key file next to the plugin's answer.
+    // probe prints the fingerprint of the host's key file next to the plugin's answer, and,
+    // with no health warning (the local provider has none), nothing else.
     let listen_a = format!("unix://{}", sock_a.display());
     let out = run(&[
         "probe",
@@ -393,7 +394,9 @@ fn staged_rotation_across_two_hosts_never_fails_a_decrypt() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains(&format!("keyring={}", fingerprint(&file_a))),
+        text(&out).starts_with("ok version=")
+            && text(&out).ends_with(&format!(" keyring={}\n", fingerprint(&file_a)))
+            && text(&out).lines().count() == 1,
         "{}",
         text(&out)
     );

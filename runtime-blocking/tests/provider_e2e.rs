@@ -398,6 +398,19 @@ fn vault_over_plain_http_is_warned_about_and_reported() {
         "{readyz}"
     );
     assert_eq!(Client::connect(&sock).status().healthz, "ok");
+    // The shipped readiness probe passes and prints the warning after its `ok` line (the
+    // liveness probe too, after its `live` line).
+    for (check, first) in [(None, "ok version="), (Some("--liveness"), "live version=")] {
+        let mut args = vec!["probe", "--listen", listen.as_str()];
+        args.extend(check);
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stdout}");
+        assert!(lines[0].starts_with(first), "{args:?}: {stdout}");
+        assert_eq!(lines[1], format!("warning: {health_warning}"), "{args:?}");
+    }
     assert_eq!(plugin.terminate(), 0);
 }
 
