@@ -8,7 +8,7 @@
 //! earlier deadline.
 //!
 //! Socket writes never happen under the plugin lock: a drain queues each connection's bytes
-//! (in order, under the lock) on that connection's [`ConnWriter`], and the returned [`Flush`]
+//! (in order, under the lock) on that connection's `ConnWriter`, and the returned `Flush`
 //! writes them after the lock is released, holding only that connection's write lock. A peer
 //! that stops reading stalls only the threads writing to it (bounded by a 5 s write timeout,
 //! after which its connection is shut down), never the other connections.
@@ -94,7 +94,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The loop contract ([`Driver::drain`]); the returned [`Flush`] writes after unlocking.
+    /// The loop contract ([`Driver::drain`]); the returned `Flush` writes after unlocking.
     fn drain(&self, st: &mut State) -> Flush {
         let State {
             driver,

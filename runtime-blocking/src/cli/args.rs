@@ -124,7 +124,7 @@ pub struct ServeArgs {
     /// Lowest level logged.
     #[arg(long, value_name = "LEVEL", env = "KMS_PLUGIN_LOG_LEVEL", value_enum, default_value_t = LogLevelArg::Info)]
     pub log_level: LogLevelArg,
-    /// Serve /metrics, /livez and /readyz over HTTP on [IP:]PORT (off by default; a bare PORT or
+    /// Serve /metrics, /livez and /readyz over HTTP on IP:PORT or PORT (off by default; a bare PORT or
     /// :PORT means 127.0.0.1; a non-loopback IP must be written out).
     #[arg(long, value_name = "[IP:]PORT", env = "KMS_PLUGIN_METRICS_ADDR", value_parser = crate::observe::metrics_server::parse_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -200,7 +200,7 @@ pub struct Pkcs11Args {
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "KMIP provider (--provider kmip)")]
 pub struct KmipArgs {
-    /// The KMIP server, host[:port] (port 5696 if left out); KMS_KEY_ID = the key's Name or Unique Identifier.
+    /// The KMIP server, host or host:port (port 5696 if left out); KMS_KEY_ID = the key's Name or Unique Identifier.
     #[arg(long, value_name = "HOST[:PORT]", env = "KMS_PLUGIN_KMIP_ADDR")]
     pub kmip_addr: Option<String>,
     /// PEM client certificate (chain) for mutual TLS.

@@ -3,7 +3,7 @@
 //! Password credential.
 //!
 //! The messages, key selection, key ids, blobs and error mapping are the core's
-//! (`kms_plugin_core::kek::kmip`); [`transport`] moves bytes over one TLS connection per call,
+//! (`kms_plugin_core::kek::kmip`); `transport` moves bytes over one TLS connection per call,
 //! bounded by the call's deadline, and re-reads the certificate, key and CA files when they
 //! change; this file runs the provider's steps over it.
 //!
