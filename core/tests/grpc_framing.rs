@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use kms_plugin_core::Timestamp;
+use kms_plugin_core::metrics::CODES;
 use kms_plugin_core::rpc::{Code, Response};
 use kms_plugin_core::secret::SecretBytes;
 use kms_plugin_core::{ConnEvent, TransportConfig};
@@ -331,24 +332,7 @@ fn long_grpc_messages_are_truncated_and_percent_encoded() {
 fn every_status_code_is_sent() {
     let mut h = Harness::connected(&TransportConfig::default());
     for code in 1..=16u8 {
-        let c = [
-            Code::Cancelled,
-            Code::Unknown,
-            Code::InvalidArgument,
-            Code::DeadlineExceeded,
-            Code::NotFound,
-            Code::AlreadyExists,
-            Code::PermissionDenied,
-            Code::ResourceExhausted,
-            Code::FailedPrecondition,
-            Code::Aborted,
-            Code::OutOfRange,
-            Code::Unimplemented,
-            Code::Internal,
-            Code::Unavailable,
-            Code::DataLoss,
-            Code::Unauthenticated,
-        ][usize::from(code - 1)];
+        let c = CODES[usize::from(code)];
         let r = h
             .call(PATH, b"x", &RequestOptions::default(), &mut |_| {
                 Some(Response::error(c, "m"))

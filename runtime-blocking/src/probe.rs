@@ -42,10 +42,10 @@ pub fn run(
     check: Check,
     key_file: Option<&std::path::Path>,
 ) -> (i32, String) {
-    let answer = status(endpoint, timeout);
+    let mut answer = status(endpoint, timeout);
     let warnings = answer
-        .as_ref()
-        .map(|r| r.warnings.clone())
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.warnings))
         .unwrap_or_default();
     let (code, mut line) = match (answer, check) {
         (Ok(r), Check::Readiness) if r.healthz == "ok" => {
